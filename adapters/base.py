@@ -1,0 +1,226 @@
+"""The courier contract: what the service may ask of a courier, and what it gets back.
+
+Every courier integration (``adapters/jnt``, ``adapters/posind``) implements :class:`CourierAdapter`
+and speaks only in the values defined here. Nothing in this module does I/O.
+
+Errors form one tree; the service decides what to do from the class alone::
+
+    CourierError                      base: ``courier`` and a message safe to log (no PII)
+    ├── CourierUnavailable            transient: 5xx, timeout, connection refused, circuit open.
+    │   │                             Safe calls (track, find, token) are retried; a create is not.
+    │   ├── RateLimited               429 or our own quota; ``retry_after`` seconds to wait
+    │   └── ResponseInvalid           the courier answered with a shape we do not understand;
+    │                                 ``path`` names where (the payload itself is never logged)
+    ├── OutcomeUnknown                a create that may or may not have happened (timeout after
+    │                                 sending, duplicate reference): reconcile by reference,
+    │                                 never book again with a new one
+    ├── CourierRejected               permanent: the courier refused (bad address, field too long,
+    │                                 cancel after pickup). ``code`` and ``reason`` for a human
+    ├── AuthFailed                    credentials or signature refused; needs configuration
+    └── NotSupported                  the courier has no such operation (Pos Indonesia cancel)
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Protocol, runtime_checkable
+
+
+class Status(enum.StrEnum):
+    """Shipment status: the one vocabulary (DESIGN §6). Raw courier codes are kept beside it."""
+
+    BOOKING = "booking"  # ours only: intent committed, courier not yet confirmed
+    BOOKING_FAILED = "booking_failed"  # ours only: the courier refused the order for good
+    BOOKED = "booked"
+    PICKED_UP = "picked_up"
+    IN_TRANSIT = "in_transit"
+    OUT_FOR_DELIVERY = "out_for_delivery"
+    DELIVERY_FAILED = "delivery_failed"
+    DELIVERED = "delivered"
+    RETURNING = "returning"
+    RETURNED = "returned"
+    CANCELLED = "cancelled"
+    LOST = "lost"
+
+
+# --------------------------------------------------------------------------------------------
+# Errors
+
+
+class CourierError(Exception):
+    """Base of every courier failure. ``str(err)`` is safe to log: it never carries PII."""
+
+    def __init__(self, courier: str, message: str) -> None:
+        super().__init__(f"{courier}: {message}")
+        self.courier = courier
+        self.message = message
+
+
+class CourierUnavailable(CourierError):
+    """Transient: worth trying again later."""
+
+
+class RateLimited(CourierUnavailable):
+    def __init__(self, courier: str, message: str, retry_after: float) -> None:
+        super().__init__(courier, message)
+        self.retry_after = retry_after
+
+
+class ResponseInvalid(CourierUnavailable):
+    def __init__(self, courier: str, message: str, path: str = "$") -> None:
+        super().__init__(courier, f"{message} at {path}")
+        self.path = path
+
+
+class OutcomeUnknown(CourierError):
+    """A create that may have happened. Reconcile by the same reference; never mint a new one."""
+
+
+class CourierRejected(CourierError):
+    def __init__(self, courier: str, code: str, reason: str) -> None:
+        super().__init__(courier, f"rejected ({code}): {reason}")
+        self.code = code
+        self.reason = reason
+
+
+class AuthFailed(CourierError):
+    """Credentials, token or signature refused."""
+
+
+class NotSupported(CourierError):
+    """The courier's API has no such operation."""
+
+
+# --------------------------------------------------------------------------------------------
+# Values
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    street: str
+    village: str
+    district: str
+    regency: str
+    province: str
+    postal_code: str
+    regency_code: str  # BPS/Kemendagri code, e.g. "35.73" (Kota Malang)
+    district_code: str  # e.g. "35.73.01"
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Party:
+    name: str
+    phone: str  # E.164, e.g. "+6281234567890"
+    address: Address
+    email: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ShipmentOrder:
+    """One courier order. ``reference`` is ours, deterministic, at most 20 characters (J&T)."""
+
+    reference: str
+    sender: Party  # the office
+    receiver: Party  # the applicant
+    weight_kg: Decimal
+    declared_value: int  # rupiah
+    service: str  # courier service code, e.g. "EZ" (J&T regular), "240" (Pos express)
+    description: str = "DOKUMEN"
+    pickup_start: datetime | None = None  # aware; the courier's pickup window
+    pickup_end: datetime | None = None
+    insured: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Booking:
+    reference: str
+    waybill: str
+    courier_reference: str = ""  # courier's own id when it differs from the waybill
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Artefact:
+    kind: str  # "photo" | "signature"
+    url: str  # often a signed link that expires: fetch it when the event arrives
+
+
+@dataclass(frozen=True, slots=True)
+class TrackingEvent:
+    waybill: str
+    occurred_at: datetime  # aware, UTC
+    raw_code: str
+    raw_text: str
+    status: Status | None  # None: unmapped code. Store it, change nothing, raise an exception item
+    location: str = ""
+    receiver_name: str = ""  # on delivery
+    relation: str = ""  # on delivery, as the courier wrote it (free text)
+    artefacts: tuple[Artefact, ...] = ()
+    reason: str = ""  # failed attempt / return reason, as given
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def dedupe_key(self) -> str:
+        """Same event seen twice (push and poll, or a re-sent push) → same key."""
+        basis = "|".join(
+            (self.waybill, self.occurred_at.isoformat(), self.raw_code, self.raw_text)
+        )
+        return hashlib.sha256(basis.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    cancel: bool
+    push: bool
+    find: bool
+    track_batch_size: int  # waybills per API call
+
+
+TrackOutcome = Sequence[TrackingEvent] | CourierError
+
+
+@dataclass(frozen=True, slots=True)
+class PushReply:
+    """The exact HTTP answer a courier expects from our push receiver."""
+
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+
+
+@runtime_checkable
+class CourierAdapter(Protocol):
+    code: str  # "jnt" | "posind"
+
+    @property
+    def capabilities(self) -> Capabilities: ...
+
+    async def book(self, order: ShipmentOrder) -> Booking:
+        """Create the order. Duplicate reference → OutcomeUnknown (then ``find``), not failure."""
+        ...
+
+    async def find(self, reference: str) -> Booking | None:
+        """Look an order up by our reference; None when the courier has none."""
+        ...
+
+    async def cancel(self, booking: Booking, reason: str) -> None: ...
+
+    async def track(self, waybills: Sequence[str]) -> Mapping[str, TrackOutcome]:
+        """Events per waybill, oldest first. Unknown waybill → empty list. Errors per waybill."""
+        ...
+
+    def verify_push(self, headers: Mapping[str, str], body: bytes) -> bool: ...
+
+    def parse_push(self, body: bytes) -> list[TrackingEvent]:
+        """Raises ResponseInvalid naming the path when the body is not a push we understand."""
+        ...
+
+    def push_ack(self, accepted: bool) -> PushReply: ...
+
+    async def close(self) -> None: ...

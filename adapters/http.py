@@ -1,0 +1,535 @@
+"""The one place where the service talks HTTP to couriers.
+
+Every courier adapter sends through a :class:`CourierTransport`. It owns, per courier:
+
+* **timeouts**: connect, read and total, set explicitly on every request (aiohttp's defaults are
+  300 s total and no socket timeouts);
+* **retries** (tenacity) for calls that are *safe to repeat* only: tracking, lookups, tokens.
+  A create is never repeated here: the service re-sends it with the same reference instead
+  (DESIGN §5.1). Backoff is exponential with jitter; a ``Retry-After`` on 429/503 is honoured.
+  Every wait goes through ``clock.sleep`` so tests on a ManualClock never wait on the wall;
+* a **token-bucket rate limit** (requests per second) and an optional **daily quota** that
+  resets at midnight WIB;
+* a **circuit breaker**: after ``failures_to_open`` consecutive failed attempts (connection
+  error, timeout, 5xx) calls fail fast with :class:`CircuitOpen` until ``open_seconds`` of clock
+  time have passed; then one probe is let through (half-open) and its result closes or re-opens it.
+
+What the transport decides, and what it leaves to the adapter::
+
+    2xx, 3xx, 4xx (not 429)      returned as HttpReply: the adapter reads the courier's meaning
+    429                          RateLimited(retry_after) once attempts are spent
+    5xx, timeout, connection     CourierUnavailable once attempts are spent
+    timeout or dropped connection
+      after the request may have
+      been sent, not safe_to_repeat  OutcomeUnknown (a 504 too: a gateway gave up waiting)
+    connection refused (nothing
+      was sent)                  CourierUnavailable, even for a create
+
+Tracing goes to structlog at debug level: courier, operation, method, URL path (never the query),
+status and milliseconds. Never bodies or headers: they carry names, phones and signatures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import aiohttp
+import structlog
+from multidict import CIMultiDict, CIMultiDictProxy
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity.wait import wait_exponential_jitter
+
+from adapters.base import (
+    CourierError,
+    CourierUnavailable,
+    OutcomeUnknown,
+    RateLimited,
+    ResponseInvalid,
+)
+from adapters.clock import WIB, Clock
+
+log = structlog.get_logger()
+
+USER_AGENT = "passport-courier/0.1"
+
+
+@dataclass(frozen=True)
+class TransportPolicy:
+    """Per-courier limits. Seconds are clock seconds for waits, wall seconds for timeouts."""
+
+    connect_timeout: float = 5
+    read_timeout: float = 15
+    total_timeout: float = 20
+    max_attempts: int = 4  # for safe_to_repeat calls; a create gets exactly one
+    backoff_initial: float = 0.5
+    backoff_max: float = 10  # also the longest Retry-After waited for inside one send()
+    requests_per_second: float = 10
+    daily_quota: int | None = None  # requests per WIB calendar day; None = unlimited
+    failures_to_open: int = 5
+    open_seconds: float = 30
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if self.requests_per_second <= 0:
+            raise ValueError("requests_per_second must be positive")
+        if self.failures_to_open < 1:
+            raise ValueError("failures_to_open must be at least 1")
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> TransportPolicy:
+        """Build from a courier settings block; unknown keys are ignored, missing ones default."""
+        known = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in settings.items() if k in known})
+
+
+@dataclass(frozen=True)
+class HttpReply:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    courier: str = ""  # who answered, so json() can name them in ResponseInvalid
+
+    def json(self) -> Any:
+        """The body as JSON. A body that is not JSON → ResponseInvalid (the body is not logged)."""
+        try:
+            return json.loads(self.body)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise ResponseInvalid(self.courier or "courier", "body is not JSON", "$") from exc
+
+
+class CircuitOpen(CourierUnavailable):
+    """Refused without calling: the courier failed too often lately."""
+
+
+# --------------------------------------------------------------------------------------------
+# Observation (metrics are plugged in by the service; the default does nothing)
+
+
+class CallObserver(Protocol):
+    def on_call(self, courier: str, operation: str, outcome: str, seconds: float) -> None:
+        """One send() finished. outcome: ok | client_error | unavailable | rate_limited |
+        unknown | circuit_open. seconds: wall time of the whole send, retries included."""
+        ...
+
+    def on_retry(self, courier: str, operation: str) -> None: ...
+
+    def on_circuit(self, courier: str, state: str) -> None:
+        """state: open | half_open | closed."""
+        ...
+
+    def on_rate_wait(self, courier: str, seconds: float) -> None: ...
+
+
+class NullObserver:
+    def on_call(self, courier: str, operation: str, outcome: str, seconds: float) -> None:
+        return None
+
+    def on_retry(self, courier: str, operation: str) -> None:
+        return None
+
+    def on_circuit(self, courier: str, state: str) -> None:
+        return None
+
+    def on_rate_wait(self, courier: str, seconds: float) -> None:
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# One session per event loop
+
+
+_SESSIONS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def shared_session() -> aiohttp.ClientSession:
+    """The process's session for the running event loop (created on first use).
+
+    Every timeout field is set (aiohttp would otherwise wait up to 300 s); each transport also
+    passes its own courier's timeouts per request. The pool is capped overall and per host so
+    one slow courier cannot take every connection.
+    """
+    loop = asyncio.get_running_loop()
+    session = _SESSIONS.get(loop)
+    if session is None or session.closed:
+        session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=20, connect=5, sock_connect=5, sock_read=15),
+            connector=aiohttp.TCPConnector(limit=100, limit_per_host=20, ttl_dns_cache=300),
+            headers={"User-Agent": USER_AGENT},
+            trust_env=False,
+        )
+        _SESSIONS[loop] = session
+    return session
+
+
+async def close_shared_session() -> None:
+    """Close this loop's shared session; call it once at shutdown (the composition root)."""
+    session = _SESSIONS.pop(asyncio.get_running_loop(), None)
+    if session is not None and not session.closed:
+        await session.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Rate limit, quota, circuit
+
+
+class _TokenBucket:
+    """``rate`` tokens per second, bursts up to ``max(1, rate)``. Waits on the clock."""
+
+    def __init__(self, rate: float, clock: Clock) -> None:
+        self.rate = rate
+        self.capacity = max(1.0, rate)
+        self.tokens = self.capacity
+        self.clock = clock
+        self.stamp = clock.now()
+        self.lock = asyncio.Lock()
+
+    def _refill(self) -> None:
+        now = self.clock.now()
+        elapsed = (now - self.stamp).total_seconds()
+        if elapsed > 0:
+            self.tokens = min(self.capacity, self.tokens + elapsed * self.rate)
+            self.stamp = now
+
+    async def take(self) -> float:
+        """Take one token; returns the clock seconds waited for it."""
+        waited = 0.0
+        async with self.lock:  # one waiter at a time keeps the order fair
+            while True:
+                self._refill()
+                if self.tokens >= 1:
+                    self.tokens -= 1
+                    return waited
+                need = (1 - self.tokens) / self.rate
+                waited += need
+                await self.clock.sleep(need)
+
+
+class _DailyQuota:
+    def __init__(self, limit: int | None, clock: Clock) -> None:
+        self.limit = limit
+        self.clock = clock
+        self.day = clock.now().astimezone(WIB).date()
+        self.used = 0
+
+    def take(self) -> float | None:
+        """None when a request may go; else seconds until the quota resets (WIB midnight)."""
+        if self.limit is None:
+            return None
+        now = self.clock.now().astimezone(WIB)
+        if now.date() != self.day:
+            self.day, self.used = now.date(), 0
+        if self.used >= self.limit:
+            midnight = datetime.combine(self.day + timedelta(days=1), datetime.min.time(), WIB)
+            return max(1.0, (midnight - now).total_seconds())
+        self.used += 1
+        return None
+
+
+class _Circuit:
+    CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
+
+    def __init__(self, courier: str, policy: TransportPolicy, clock: Clock, obs: CallObserver):
+        self.courier = courier
+        self.policy = policy
+        self.clock = clock
+        self.obs = obs
+        self.state = self.CLOSED
+        self.failures = 0
+        self.opened_at: datetime | None = None
+        self.probing = False
+
+    def _set(self, state: str) -> None:
+        if state != self.state:
+            self.state = state
+            self.obs.on_circuit(self.courier, state)
+            log.info("courier.circuit", courier=self.courier, state=state)
+
+    def admit(self) -> bool:
+        """May an attempt go now? In half-open, exactly one probe is admitted."""
+        if self.state == self.OPEN:
+            assert self.opened_at is not None
+            since = (self.clock.now() - self.opened_at).total_seconds()
+            if since < self.policy.open_seconds:
+                return False
+            self._set(self.HALF_OPEN)
+        if self.state == self.HALF_OPEN:
+            if self.probing:
+                return False
+            self.probing = True
+        return True
+
+    def succeeded(self) -> None:
+        self.probing = False
+        self.failures = 0
+        self._set(self.CLOSED)
+
+    def failed(self) -> None:
+        self.probing = False
+        self.failures += 1
+        if self.state == self.HALF_OPEN or self.failures >= self.policy.failures_to_open:
+            self.opened_at = self.clock.now()
+            self._set(self.OPEN)
+
+    def released(self) -> None:
+        """An admitted attempt ended without a verdict (cancelled): let another probe go."""
+        self.probing = False
+
+
+# --------------------------------------------------------------------------------------------
+# The transport
+
+
+class _Failed(Exception):
+    """One attempt's failure: the error to raise if it is the last, and whether to try again."""
+
+    def __init__(self, error: CourierError, *, retryable: bool, wait: float | None = None):
+        super().__init__(str(error))
+        self.error = error
+        self.retryable = retryable
+        self.wait = wait  # the server's Retry-After, when it gave one
+
+
+def _retry_after(headers: Mapping[str, str], now: datetime) -> float | None:
+    """Retry-After as seconds: either delta-seconds or an HTTP-date (RFC 9110 §10.2.3)."""
+    value = headers.get("Retry-After")
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, (when - now).total_seconds())
+
+
+# Connection failures where nothing reached the courier: safe to call "unavailable" even for
+# a create. Everything else after the connection is up may have delivered the request.
+_BEFORE_SENDING: tuple[type[BaseException], ...] = (
+    aiohttp.ClientConnectorError,
+    aiohttp.ConnectionTimeoutError,
+)
+
+
+class CourierTransport:
+    def __init__(
+        self,
+        courier: str,
+        *,
+        clock: Clock,
+        policy: TransportPolicy = TransportPolicy(),
+        session: aiohttp.ClientSession | None = None,
+        observer: CallObserver | None = None,
+    ) -> None:
+        self.courier = courier
+        self.clock = clock
+        self.policy = policy
+        self._session = session
+        self._observer: CallObserver = observer or NullObserver()
+        self._bucket = _TokenBucket(policy.requests_per_second, clock)
+        self._quota = _DailyQuota(policy.daily_quota, clock)
+        self._circuit = _Circuit(courier, policy, clock, self._observer)
+        self._backoff = wait_exponential_jitter(
+            initial=policy.backoff_initial, max=policy.backoff_max, jitter=policy.backoff_initial
+        )
+        self._timeout = aiohttp.ClientTimeout(
+            total=policy.total_timeout,
+            connect=policy.connect_timeout,
+            sock_connect=policy.connect_timeout,
+            sock_read=policy.read_timeout,
+        )
+
+    @property
+    def circuit_state(self) -> str:
+        return self._circuit.state
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        return self._session if self._session is not None else shared_session()
+
+    async def close(self) -> None:
+        """Nothing to release: the session belongs to whoever made it (see close_shared_session)."""
+        return None
+
+    async def send(
+        self,
+        operation: str,
+        method: str,
+        url: str,
+        *,
+        data: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        auth: aiohttp.BasicAuth | None = None,
+        safe_to_repeat: bool,
+    ) -> HttpReply:
+        """One logical call, retried per policy when ``safe_to_repeat``. See the module doc."""
+        started = time.perf_counter()
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.policy.max_attempts if safe_to_repeat else 1),
+            wait=self._wait,
+            retry=retry_if_exception(lambda e: isinstance(e, _Failed) and e.retryable),
+            sleep=self.clock.sleep,
+            reraise=True,
+            before_sleep=lambda _state: self._observer.on_retry(self.courier, operation),
+        )
+        body: bytes | None = None
+        send_headers = dict(headers or {})
+        if json_body is not None:
+            # our own encoding: UTF-8 as is, no slash escaping, the same bytes every attempt
+            body = json.dumps(json_body, ensure_ascii=False, separators=(",", ":")).encode()
+            send_headers.setdefault("Content-Type", "application/json")
+        try:
+            reply: HttpReply = await retrying(
+                self._attempt,
+                operation,
+                method,
+                url,
+                data=data,
+                body=body,
+                headers=send_headers,
+                auth=auth,
+                safe_to_repeat=safe_to_repeat,
+            )
+        except _Failed as failed:
+            self._observer.on_call(
+                self.courier, operation, _outcome(failed.error), time.perf_counter() - started
+            )
+            raise failed.error from failed.__cause__
+        outcome = "ok" if reply.status < 400 else "client_error"
+        self._observer.on_call(self.courier, operation, outcome, time.perf_counter() - started)
+        return reply
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        if isinstance(exc, _Failed) and exc.wait is not None:
+            return exc.wait
+        return float(self._backoff(state))
+
+    async def _attempt(
+        self,
+        operation: str,
+        method: str,
+        url: str,
+        *,
+        data: Mapping[str, str] | None,
+        body: bytes | None,
+        headers: Mapping[str, str],
+        auth: aiohttp.BasicAuth | None,
+        safe_to_repeat: bool,
+    ) -> HttpReply:
+        if not self._circuit.admit():
+            raise _Failed(CircuitOpen(self.courier, "circuit open"), retryable=False)
+        try:
+            return await self._admitted(
+                operation, method, url, data, body, headers, auth, safe_to_repeat
+            )
+        finally:
+            self._circuit.released()
+
+    async def _admitted(
+        self,
+        operation: str,
+        method: str,
+        url: str,
+        data: Mapping[str, str] | None,
+        body: bytes | None,
+        headers: Mapping[str, str],
+        auth: aiohttp.BasicAuth | None,
+        safe_to_repeat: bool,
+    ) -> HttpReply:
+        reset_in = self._quota.take()
+        if reset_in is not None:
+            spent = RateLimited(self.courier, "daily quota used up", retry_after=reset_in)
+            raise _Failed(spent, retryable=False)
+        waited = await self._bucket.take()
+        if waited > 0:
+            self._observer.on_rate_wait(self.courier, waited)
+
+        path = urlsplit(url).path
+        started = time.perf_counter()
+        trace = {"courier": self.courier, "operation": operation, "method": method, "path": path}
+        try:
+            async with self.session.request(
+                method,
+                url,
+                data=dict(data) if data is not None else body,
+                headers=headers,
+                auth=auth,
+                timeout=self._timeout,
+                allow_redirects=False,
+            ) as resp:
+                raw = await resp.read()
+                reply = HttpReply(
+                    resp.status, CIMultiDictProxy(CIMultiDict(resp.headers)), raw, self.courier
+                )
+        except _BEFORE_SENDING as exc:
+            self._circuit.failed()
+            log.debug("courier.http", **trace, error="connect", ms=_ms(started))
+            error = CourierUnavailable(self.courier, f"{operation}: cannot connect")
+            raise _Failed(error, retryable=True) from exc
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            self._circuit.failed()
+            kind = "timeout" if isinstance(exc, TimeoutError) else "connection lost"
+            log.debug("courier.http", **trace, error=kind, ms=_ms(started))
+            if not safe_to_repeat:
+                unknown = OutcomeUnknown(self.courier, f"{operation}: {kind} after sending")
+                raise _Failed(unknown, retryable=False) from exc
+            error = CourierUnavailable(self.courier, f"{operation}: {kind}")
+            raise _Failed(error, retryable=True) from exc
+
+        log.debug("courier.http", **trace, status=reply.status, ms=_ms(started))
+        return self._judge(operation, reply, safe_to_repeat)
+
+    def _judge(self, operation: str, reply: HttpReply, safe_to_repeat: bool) -> HttpReply:
+        status = reply.status
+        if status >= 500:
+            self._circuit.failed()
+            if status == 504 and not safe_to_repeat:
+                unknown = OutcomeUnknown(self.courier, f"{operation}: gateway timeout")
+                raise _Failed(unknown, retryable=False)
+            wait = _retry_after(reply.headers, self.clock.now()) if status == 503 else None
+            error = CourierUnavailable(self.courier, f"{operation}: HTTP {status}")
+            raise _Failed(error, retryable=self._waitable(wait), wait=wait)
+        self._circuit.succeeded()  # any non-5xx answer proves the courier is up
+        if status == 429:
+            wait = _retry_after(reply.headers, self.clock.now())
+            retry_after = wait if wait is not None else self.policy.backoff_initial
+            limited = RateLimited(self.courier, f"{operation}: HTTP 429", retry_after=retry_after)
+            raise _Failed(limited, retryable=self._waitable(wait), wait=wait)
+        return reply
+
+    def _waitable(self, wait: float | None) -> bool:
+        # a Retry-After longer than we would back off is the worker's to schedule, not ours
+        return wait is None or wait <= self.policy.backoff_max
+
+
+def _ms(started: float) -> int:
+    return round((time.perf_counter() - started) * 1000)
+
+
+def _outcome(error: CourierError) -> str:
+    if isinstance(error, CircuitOpen):
+        return "circuit_open"
+    if isinstance(error, RateLimited):
+        return "rate_limited"
+    if isinstance(error, OutcomeUnknown):
+        return "unknown"
+    return "unavailable"

@@ -1,0 +1,1 @@
+"""One module per `courier` sub-command; each exposes ``register(subparsers)``."""

@@ -1,0 +1,197 @@
+"""Configuration: one TOML file plus environment overrides, checked against schemas/config.json.
+
+The file is ``./courier.toml`` unless ``COURIER_CONFIG`` names another (a missing default file is
+fine: every key has a default). Any key can be overridden by ``COURIER_`` + its path in upper case
+joined by ``__``: ``COURIER_DATABASE_URL``, ``COURIER_HTTP__PORT``,
+``COURIER_COURIERS__JNT__BASE_URL``.
+Environment values are read with the type the schema gives the key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import schemas
+from adapters.clock import Clock, ScaledClock, SystemClock
+from schemas import FieldError
+
+ENV_PREFIX = "COURIER_"
+DEFAULT_FILE = "courier.toml"
+
+
+class ConfigError(Exception):
+    def __init__(self, errors: list[FieldError], source: str) -> None:
+        self.errors = errors
+        self.source = source
+        lines = "; ".join(f"{e.path}: {e.message}" for e in errors)
+        super().__init__(f"invalid configuration ({source}): {lines}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    raw: Mapping[str, Any]
+    source: str = "defaults"
+    database_url: str = "sqlite+aiosqlite:///courier.sqlite3"
+    log_level: str = "info"
+    log_format: str = "auto"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    max_body_bytes: int = 65536
+    public_url: str = ""
+    trusted_proxies: tuple[str, ...] = ()
+    passport_pepper: str = "change-me-passport-pepper"
+    optin_max_failures: int = 5
+    optin_window_minutes: int = 30
+    pod_store: str = "var/pod"
+    clock_epoch: datetime | None = None
+    clock_speed: float = 1.0
+    lease_seconds: int = 120
+    poll_seconds: float = 2.0
+    concurrency_per_courier: int = 4
+    grace_seconds: float = 20.0
+    max_reconciliations: int = 5
+    couriers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    offices: tuple[Mapping[str, Any], ...] = ()
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url or f"http://{self.http_host}:{self.http_port}"
+
+    def clock(self) -> Clock:
+        if self.clock_epoch is None and self.clock_speed == 1.0:
+            return SystemClock()
+        epoch = self.clock_epoch or SystemClock().now()
+        return ScaledClock(epoch, self.clock_speed)
+
+
+def _subschema(path: list[str]) -> Mapping[str, Any]:
+    node: Mapping[str, Any] = schemas.load("config")
+    for key in path:
+        props = node.get("properties", {})
+        if key in props:
+            node = props[key]
+        elif isinstance(node.get("additionalProperties"), dict):
+            node = node["additionalProperties"]
+        else:
+            return {}
+    return node
+
+
+def _coerce(path: list[str], value: str) -> Any:
+    kind = _subschema(path).get("type")
+    try:
+        if kind == "integer":
+            return int(value)
+        if kind == "number":
+            return float(value)
+        if kind == "boolean":
+            if value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if value.lower() in ("0", "false", "no", "off"):
+                return False
+            return value
+        if kind in ("array", "object"):
+            return json.loads(value)
+    except ValueError:
+        return value  # left as text: the schema check then names the key and the expected type
+    return value
+
+
+def _overlay(data: dict[str, Any], environ: Mapping[str, str]) -> list[str]:
+    used = []
+    for name, value in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX) or name == "COURIER_CONFIG":
+            continue
+        if name.startswith(("COURIER_TEST_",)):
+            continue
+        path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
+        node = data
+        for key in path[:-1]:
+            child = node.setdefault(key, {})
+            if not isinstance(child, dict):
+                child = node[key] = {}
+            node = child
+        node[path[-1]] = _coerce(path, value)
+        used.append(name)
+    return used
+
+
+def load(
+    path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    environ = os.environ if environ is None else environ
+    explicit = path or environ.get("COURIER_CONFIG")
+    file = Path(explicit or DEFAULT_FILE)
+    data: dict[str, Any] = {}
+    source = "defaults"
+    if file.exists():
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError([FieldError("$", f"not valid TOML: {err}")], str(file)) from err
+        source = str(file)
+    elif explicit:
+        raise ConfigError([FieldError("$", "file not found")], str(file))
+    used = _overlay(data, environ)
+    if used:
+        source += " + env " + ",".join(used)
+    return from_mapping(data, source)
+
+
+def from_mapping(data: Mapping[str, Any], source: str = "mapping") -> Settings:
+    errors = schemas.check("config", data)
+    errors += _courier_errors(data.get("couriers"))
+    if errors:
+        raise ConfigError(errors, source)
+    log = data.get("log", {})
+    http = data.get("http", {})
+    sec = data.get("security", {})
+    clock = data.get("clock", {})
+    work = data.get("worker", {})
+    epoch = clock.get("epoch")
+    defaults = Settings(raw={})
+    return Settings(
+        raw=data,
+        source=source,
+        database_url=data.get("database_url", defaults.database_url),
+        log_level=log.get("level", defaults.log_level),
+        log_format=log.get("format", defaults.log_format),
+        http_host=http.get("host", defaults.http_host),
+        http_port=http.get("port", defaults.http_port),
+        max_body_bytes=http.get("max_body_bytes", defaults.max_body_bytes),
+        public_url=http.get("public_url", ""),
+        trusted_proxies=tuple(http.get("trusted_proxies", ())),
+        passport_pepper=sec.get("passport_pepper", defaults.passport_pepper),
+        optin_max_failures=sec.get("optin_max_failures", defaults.optin_max_failures),
+        optin_window_minutes=sec.get("optin_window_minutes", defaults.optin_window_minutes),
+        pod_store=data.get("pod_store", defaults.pod_store),
+        clock_epoch=datetime.fromisoformat(epoch) if epoch else None,
+        clock_speed=float(clock.get("speed", 1.0)),
+        lease_seconds=work.get("lease_seconds", defaults.lease_seconds),
+        poll_seconds=float(work.get("poll_seconds", defaults.poll_seconds)),
+        concurrency_per_courier=work.get("concurrency_per_courier", 4),
+        grace_seconds=float(work.get("grace_seconds", defaults.grace_seconds)),
+        max_reconciliations=work.get("max_reconciliations", defaults.max_reconciliations),
+        couriers=data.get("couriers", {}),
+        offices=tuple(data.get("offices", ())),
+    )
+
+
+def _courier_errors(couriers: Any) -> list[FieldError]:
+    if not isinstance(couriers, dict):
+        return []
+    out: list[FieldError] = []
+    for code, settings in couriers.items():
+        name = f"couriers/{code}/settings"
+        if name not in schemas.names():
+            continue
+        for err in schemas.check(name, settings):
+            out.append(FieldError(f"$.couriers.{code}{err.path[1:]}", err.message))
+    return out

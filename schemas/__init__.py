@@ -1,0 +1,103 @@
+"""JSON Schema (Draft 2020-12) files for every boundary, and one way to check a value against them.
+
+Schemas are addressed by their path under this folder without ``.json``: ``"api/opt_in"``,
+``"config"``, ``"couriers/jnt/create_response"``. A schema may ``$ref`` another by the same name
+plus ``.json`` (e.g. ``{"$ref": "common/address.json"}``): refs resolve inside this folder only,
+never over the network.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+_ROOT = resources.files(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One bad field: ``path`` is a JSON path such as ``$.address.postal_code``."""
+
+    path: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"path": self.path, "message": self.message}
+
+
+def names() -> list[str]:
+    """Every schema shipped, as the names :func:`load` takes."""
+    found: list[str] = []
+
+    def walk(node: Any, prefix: str) -> None:
+        for child in node.iterdir():
+            if child.is_dir():
+                walk(child, f"{prefix}{child.name}/")
+            elif child.name.endswith(".json"):
+                found.append(prefix + child.name[: -len(".json")])
+
+    walk(_ROOT, "")
+    return sorted(found)
+
+
+@cache
+def load(name: str) -> dict[str, Any]:
+    text = _ROOT.joinpath(*f"{name}.json".split("/")).read_text(encoding="utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+def _retrieve(uri: str) -> Resource[Any]:
+    name = uri.removeprefix("urn:courier:").removesuffix(".json")
+    if "/" in name and name.startswith(("http:", "https:")):
+        raise LookupError(f"remote $ref refused: {uri}")
+    return Resource.from_contents(load(name), default_specification=DRAFT202012)
+
+
+@cache
+def _registry() -> Registry[Any]:
+    return Registry(retrieve=_retrieve)  # type: ignore[call-arg]
+
+
+@cache
+def validator(name: str) -> Draft202012Validator:
+    schema = load(name)
+    Draft202012Validator.check_schema(schema)
+    base = dict(schema)
+    base.setdefault("$id", f"urn:courier:{name}.json")
+    return Draft202012Validator(
+        base, registry=_registry(), format_checker=Draft202012Validator.FORMAT_CHECKER
+    )
+
+
+def _message(err: Any) -> str:
+    if err.validator == "additionalProperties":
+        extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+        return f"unknown field(s): {', '.join(extra)}"
+    if err.validator == "required":
+        return str(err.message).replace("is a required property", "is required")
+    if err.validator in ("pattern", "format", "enum", "const") and isinstance(err.instance, str):
+        # the value itself may be PII (a phone, a name): say what is wrong, not what was sent
+        rule = err.schema.get("description") or f"does not match {err.validator} rule"
+        return str(rule)
+    return str(err.message)
+
+
+def check(name: str, instance: Any) -> list[FieldError]:
+    """Every error in ``instance`` against schema ``name``, each with the path of the bad field."""
+    errors = sorted(validator(name).iter_errors(instance), key=lambda e: list(e.absolute_path))
+    out: list[FieldError] = []
+    for err in errors:
+        path = err.json_path
+        if err.validator == "required":
+            missing = str(err.message).split("'")[1] if "'" in str(err.message) else ""
+            path = f"{path}.{missing}" if missing else path
+        out.append(FieldError(path=path, message=_message(err)))
+    return out

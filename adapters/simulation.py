@@ -320,9 +320,9 @@ class EndpointFaults:
     expired_token_rate: float = 0.0  # Pos: 401 as if the Bearer token had expired
 
     @classmethod
-    def from_mapping(cls, spec: Mapping[str, Any], base: EndpointFaults | None = None) -> (
-        EndpointFaults
-    ):
+    def from_mapping(
+        cls, spec: Mapping[str, Any], base: EndpointFaults | None = None
+    ) -> EndpointFaults:
         known = {f.name for f in fields(cls)}
         unknown = set(spec) - known
         if unknown:
@@ -472,9 +472,9 @@ class SimState:
                 return order
         return None
 
-    def plan(self, reference: str, booked_at: datetime, destination_regency_code: str) -> (
-        list[Step]
-    ):
+    def plan(
+        self, reference: str, booked_at: datetime, destination_regency_code: str
+    ) -> list[Step]:
         return plan_lifecycle(
             booked_at=booked_at,
             destination_regency_code=destination_regency_code,

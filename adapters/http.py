@@ -32,7 +32,9 @@ status and milliseconds. Never bodies or headers: they carry names, phones and s
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import random
 import time
 import weakref
 from collections.abc import Mapping
@@ -46,7 +48,6 @@ import aiohttp
 import structlog
 from multidict import CIMultiDict, CIMultiDictProxy
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
-from tenacity.wait import wait_exponential_jitter
 
 from adapters.base import (
     CourierError,
@@ -256,19 +257,20 @@ class _Circuit:
             self.obs.on_circuit(self.courier, state)
             log.info("courier.circuit", courier=self.courier, state=state)
 
-    def admit(self) -> bool:
-        """May an attempt go now? In half-open, exactly one probe is admitted."""
+    def admit(self) -> bool | None:
+        """May an attempt go now? None: no. True: yes, as the half-open probe. False: yes."""
         if self.state == self.OPEN:
             assert self.opened_at is not None
             since = (self.clock.now() - self.opened_at).total_seconds()
             if since < self.policy.open_seconds:
-                return False
+                return None
             self._set(self.HALF_OPEN)
         if self.state == self.HALF_OPEN:
             if self.probing:
-                return False
+                return None
             self.probing = True
-        return True
+            return True
+        return False
 
     def succeeded(self) -> None:
         self.probing = False
@@ -283,7 +285,7 @@ class _Circuit:
             self._set(self.OPEN)
 
     def released(self) -> None:
-        """An admitted attempt ended without a verdict (cancelled): let another probe go."""
+        """The probe's attempt is over; after a verdict this changes nothing."""
         self.probing = False
 
 
@@ -301,7 +303,7 @@ class _Failed(Exception):
         self.wait = wait  # the server's Retry-After, when it gave one
 
 
-def _retry_after(headers: Mapping[str, str], now: datetime) -> float | None:
+def parse_retry_after(headers: Mapping[str, str], now: datetime) -> float | None:
     """Retry-After as seconds: either delta-seconds or an HTTP-date (RFC 9110 §10.2.3)."""
     value = headers.get("Retry-After")
     if not value:
@@ -346,9 +348,6 @@ class CourierTransport:
         self._bucket = _TokenBucket(policy.requests_per_second, clock)
         self._quota = _DailyQuota(policy.daily_quota, clock)
         self._circuit = _Circuit(courier, policy, clock, self._observer)
-        self._backoff = wait_exponential_jitter(
-            initial=policy.backoff_initial, max=policy.backoff_max, jitter=policy.backoff_initial
-        )
         self._timeout = aiohttp.ClientTimeout(
             total=policy.total_timeout,
             connect=policy.connect_timeout,
@@ -392,6 +391,8 @@ class CourierTransport:
         )
         body: bytes | None = None
         send_headers = dict(headers or {})
+        if auth is not None:  # as a header: the session never sees a BasicAuth object
+            send_headers["Authorization"] = auth.encode()
         if json_body is not None:
             # our own encoding: UTF-8 as is, no slash escaping, the same bytes every attempt
             body = json.dumps(json_body, ensure_ascii=False, separators=(",", ":")).encode()
@@ -405,7 +406,6 @@ class CourierTransport:
                 data=data,
                 body=body,
                 headers=send_headers,
-                auth=auth,
                 safe_to_repeat=safe_to_repeat,
             )
         except _Failed as failed:
@@ -421,7 +421,7 @@ class CourierTransport:
         exc = state.outcome.exception() if state.outcome is not None else None
         if isinstance(exc, _Failed) and exc.wait is not None:
             return exc.wait
-        return float(self._backoff(state))
+        return backoff(self.policy, state.attempt_number)
 
     async def _attempt(
         self,
@@ -432,17 +432,16 @@ class CourierTransport:
         data: Mapping[str, str] | None,
         body: bytes | None,
         headers: Mapping[str, str],
-        auth: aiohttp.BasicAuth | None,
         safe_to_repeat: bool,
     ) -> HttpReply:
-        if not self._circuit.admit():
+        probe = self._circuit.admit()
+        if probe is None:
             raise _Failed(CircuitOpen(self.courier, "circuit open"), retryable=False)
         try:
-            return await self._admitted(
-                operation, method, url, data, body, headers, auth, safe_to_repeat
-            )
+            return await self._admitted(operation, method, url, data, body, headers, safe_to_repeat)
         finally:
-            self._circuit.released()
+            if probe:  # a probe that ended without a verdict (cancelled) frees the slot
+                self._circuit.released()
 
     async def _admitted(
         self,
@@ -452,7 +451,6 @@ class CourierTransport:
         data: Mapping[str, str] | None,
         body: bytes | None,
         headers: Mapping[str, str],
-        auth: aiohttp.BasicAuth | None,
         safe_to_repeat: bool,
     ) -> HttpReply:
         reset_in = self._quota.take()
@@ -472,7 +470,6 @@ class CourierTransport:
                 url,
                 data=dict(data) if data is not None else body,
                 headers=headers,
-                auth=auth,
                 timeout=self._timeout,
                 allow_redirects=False,
             ) as resp:
@@ -505,12 +502,12 @@ class CourierTransport:
             if status == 504 and not safe_to_repeat:
                 unknown = OutcomeUnknown(self.courier, f"{operation}: gateway timeout")
                 raise _Failed(unknown, retryable=False)
-            wait = _retry_after(reply.headers, self.clock.now()) if status == 503 else None
+            wait = parse_retry_after(reply.headers, self.clock.now()) if status == 503 else None
             error = CourierUnavailable(self.courier, f"{operation}: HTTP {status}")
             raise _Failed(error, retryable=self._waitable(wait), wait=wait)
         self._circuit.succeeded()  # any non-5xx answer proves the courier is up
         if status == 429:
-            wait = _retry_after(reply.headers, self.clock.now())
+            wait = parse_retry_after(reply.headers, self.clock.now())
             retry_after = wait if wait is not None else self.policy.backoff_initial
             limited = RateLimited(self.courier, f"{operation}: HTTP 429", retry_after=retry_after)
             raise _Failed(limited, retryable=self._waitable(wait), wait=wait)
@@ -519,6 +516,23 @@ class CourierTransport:
     def _waitable(self, wait: float | None) -> bool:
         # a Retry-After longer than we would back off is the worker's to schedule, not ours
         return wait is None or wait <= self.policy.backoff_max
+
+
+def backoff(policy: TransportPolicy, attempt: int) -> float:
+    """Wait after failed attempt ``attempt`` (1-based): initial·2ⁿ⁻¹ plus up to ``initial`` of
+    jitter, capped at ``backoff_max`` (tenacity's wait_exponential_jitter, without its
+    version-dependent parameter names)."""
+    exp = policy.backoff_initial * 2 ** max(0, attempt - 1)
+    return min(policy.backoff_max, exp + random.uniform(0, policy.backoff_initial))
+
+
+def basic_auth(user: str, password: str) -> dict[str, str]:
+    """An ``Authorization: Basic`` header (RFC 7617, UTF-8). Prefer it to ``aiohttp.BasicAuth``,
+    which aiohttp 3.14 deprecates; ``send(auth=...)`` still accepts one."""
+    if ":" in user:
+        raise ValueError("a Basic auth user may not contain ':'")
+    token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+    return {"Authorization": f"Basic {token}"}
 
 
 def _ms(started: float) -> int:

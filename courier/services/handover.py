@@ -1,0 +1,334 @@
+"""Handover: from the courier's proof of delivery to a verified handover (DESIGN §2.7).
+
+* :func:`on_delivered` (inside the tracking transaction) applies the office's policy to the
+  proof: the applicant in person → a handover awaiting the applicant's confirmation; a family
+  member on the KK or a holder of a surat kuasa → needs review by a dispatcher; anyone else → an
+  exception item and the delivery in needs-attention.
+* :func:`confirm_possession`: the applicant types the passport number printed in the passport on
+  the tracking page; it is checked against the stored argon2 hash (the intake's own function),
+  with :data:`MAX_CONFIRM_FAILURES` wrong tries before the handover locks → handover verified,
+  delivery handed over, custody → applicant.
+* :func:`review`: a dispatcher approves (verified, handed over) or refuses (needs attention) a
+  handover that the policy sent to review.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from courier.db.models import Application, Delivery, Handover, Proof, Shipment
+from courier.domain.handover import HandoverStep, Relation, handover_outcome, receiver_matches
+from courier.domain.states import DeliveryState
+from courier.services import audit, items, lifecycle
+from courier.services.errors import Kind, ServiceError
+from courier.services.intake import verify_passport_no
+
+log = structlog.get_logger()
+
+MAX_CONFIRM_FAILURES = 5
+
+AWAITING = "awaiting_confirmation"
+NEEDS_REVIEW = "needs_review"
+VERIFIED = "verified"
+REFUSED = "refused"
+REVIEW_KINDS = ("handover_review", "handover_exception", "unconfirmed")
+
+
+def holder_for(proof: Proof, applicant_name: str) -> str:
+    """Who holds the passport after the courier's delivery, for the custody chain."""
+    relation = Relation(proof.relation_kind)
+    if relation in (Relation.SELF, Relation.UNKNOWN) and receiver_matches(
+        proof.receiver_name, applicant_name
+    ):
+        return "applicant"
+    return "family" if relation is Relation.FAMILY else "other"
+
+
+async def on_delivered(
+    session: AsyncSession,
+    delivery: Delivery,
+    shipment: Shipment,
+    proof: Proof,
+    *,
+    applicant_name: str,
+    now: datetime,
+) -> Handover:
+    """Open the handover for a delivered shipment according to the policy."""
+    outcome = handover_outcome(
+        Relation(proof.relation_kind), receiver_matches(proof.receiver_name, applicant_name)
+    )
+    awaiting = outcome.step is HandoverStep.AWAITING_APPLICANT_CONFIRMATION
+    record = Handover(
+        delivery_id=delivery.id,
+        shipment_id=shipment.id,
+        method="applicant_confirmation" if awaiting else "review",
+        state=AWAITING if awaiting else NEEDS_REVIEW,
+        verified=False,
+        confirm_failures=0,
+        created_at=now,
+    )
+    session.add(record)
+    await session.flush()
+    actor = f"courier:{shipment.courier_code}"
+    audit.record(
+        session, at=now, actor=actor, action="handover.opened", entity="handover",
+        entity_id=record.id, office_id=delivery.office_id, after={"state": record.state,
+        "relation_kind": proof.relation_kind}, reason=outcome.reason,
+    )  # fmt: skip
+    if awaiting:
+        await items.queue_outbox(
+            session,
+            kind="applicant_confirm_request",
+            delivery_id=delivery.id,
+            payload={"delivery_id": delivery.id, "handover_id": record.id},
+            dedupe_key=f"confirm_request:{record.id}",
+            now=now,
+        )
+        return record
+    exception = outcome.step is HandoverStep.EXCEPTION
+    await items.open_exception(
+        session,
+        office_id=delivery.office_id,
+        delivery_id=delivery.id,
+        shipment_id=shipment.id,
+        kind="handover_exception" if exception else "handover_review",
+        detail=outcome.reason,
+        next_step=(
+            "call the applicant and the courier: recover the passport or confirm the applicant "
+            "has it, then approve or refuse the handover"
+            if exception
+            else "check the proof of delivery against the family card (KK) or power of "
+            "attorney (surat kuasa), then approve or refuse the handover"
+        ),
+        dedupe_key=f"handover:{record.id}",
+        now=now,
+    )
+    if exception:
+        lifecycle.move_delivery(
+            session, delivery, DeliveryState.NEEDS_ATTENTION, actor=actor, now=now,
+            reason=outcome.reason,
+        )
+    return record
+
+
+# --------------------------------------------------------------------------------------------
+# The applicant confirms possession
+
+
+class Confirmed(enum.StrEnum):
+    VERIFIED = "verified"
+    ALREADY = "already_verified"
+    WRONG = "wrong"  # counted: commit, then refuse with confirmation_error()
+    LOCKED = "locked"  # too many wrong numbers: a dispatcher must review
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    outcome: Confirmed
+    handover_id: int
+
+
+async def _open_handover(session: AsyncSession, delivery_id: int) -> Handover | None:
+    result = await session.execute(
+        select(Handover)
+        .where(Handover.delivery_id == delivery_id)
+        .order_by(Handover.id.desc())
+        .limit(1)
+        .with_for_update()
+    )
+    return result.scalar_one_or_none()
+
+
+def confirmation_error(outcome: Confirmed) -> ServiceError | None:
+    """The refusal to show for a WRONG or LOCKED confirmation; None for a success."""
+    if outcome is Confirmed.WRONG:
+        # deliberately generic: the page learns nothing about the stored number
+        return ServiceError(
+            Kind.IDENTITY, "confirmation_failed",
+            "Nomor paspor tidak cocok. / The passport number does not match.",
+        )  # fmt: skip
+    if outcome is Confirmed.LOCKED:
+        return ServiceError(
+            Kind.RATE_LIMITED, "too_many_attempts",
+            "Terlalu banyak percobaan; petugas akan menghubungi Anda. / Too many attempts; "
+            "the office will contact you.",
+        )  # fmt: skip
+    return None
+
+
+async def confirm_possession(
+    session: AsyncSession,
+    token_hash: str,
+    passport_no: str,
+    now: datetime,
+    *,
+    pepper: str,
+    max_failures: int = MAX_CONFIRM_FAILURES,
+) -> Confirmation:
+    """Verify the handover of the delivery behind ``token_hash`` with the passport number.
+
+    A wrong number is counted on the handover and *returned* (``WRONG``, or ``LOCKED`` once
+    the limit is reached) rather than raised, so the caller's transaction commits the count;
+    :func:`confirmation_error` then gives the refusal to show. Raises :class:`ServiceError`
+    not_found (no such delivery) and conflict (nothing to confirm yet).
+    """
+    delivery = (
+        await session.execute(
+            select(Delivery).where(Delivery.tracking_token_hash == token_hash).with_for_update()
+        )
+    ).scalar_one_or_none()
+    if delivery is None:
+        raise ServiceError(Kind.NOT_FOUND, "unknown_tracking", "no delivery for this link")
+    record = await _open_handover(session, delivery.id)
+    if record is not None and record.verified:
+        return Confirmation(Confirmed.ALREADY, record.id)
+    if record is None or record.state != AWAITING:
+        raise ServiceError(
+            Kind.CONFLICT, "nothing_to_confirm",
+            "Belum ada serah terima yang menunggu konfirmasi Anda. / There is no delivery "
+            "waiting for your confirmation.",
+        )  # fmt: skip
+    if record.confirm_failures >= max_failures:
+        return Confirmation(Confirmed.LOCKED, record.id)
+    application = await session.get(Application, delivery.application_id)
+    stored = application.passport_no_hash if application is not None else None
+    matches = stored is not None and await asyncio.to_thread(
+        verify_passport_no, pepper, stored, passport_no
+    )
+    if not matches:
+        record.confirm_failures += 1
+        audit.record(
+            session, at=now, actor="applicant", action="handover.confirm_failed",
+            entity="handover", entity_id=record.id, office_id=delivery.office_id,
+            after={"confirm_failures": record.confirm_failures},
+        )  # fmt: skip
+        if record.confirm_failures >= max_failures:
+            await items.open_exception(
+                session,
+                office_id=delivery.office_id,
+                delivery_id=delivery.id,
+                shipment_id=record.shipment_id,
+                kind="handover_locked",
+                detail=f"{max_failures} wrong passport numbers on the confirmation page",
+                next_step="call the applicant; review the handover (approve or refuse)",
+                dedupe_key=f"handover_locked:{record.id}",
+                now=now,
+            )
+            return Confirmation(Confirmed.LOCKED, record.id)
+        return Confirmation(Confirmed.WRONG, record.id)
+    await _verify(session, delivery, record, actor="applicant", now=now, reviewer_id=None)
+    await lifecycle.record_custody(
+        session,
+        delivery_id=delivery.id,
+        shipment_id=record.shipment_id,
+        holder="applicant",
+        holder_ref="confirmed",
+        occurred_at=now,
+        evidence={"handover_id": record.id, "method": "passport_number"},
+        recorded_by="applicant",
+        now=now,
+    )
+    return Confirmation(Confirmed.VERIFIED, record.id)
+
+
+async def _verify(
+    session: AsyncSession,
+    delivery: Delivery,
+    record: Handover,
+    *,
+    actor: str,
+    now: datetime,
+    reviewer_id: int | None,
+) -> None:
+    before = record.state
+    record.state = VERIFIED
+    record.verified = True
+    record.verified_at = now
+    record.reviewer_id = reviewer_id
+    audit.record(
+        session, at=now, actor=actor, action="handover.verified", entity="handover",
+        entity_id=record.id, office_id=delivery.office_id, before={"state": before},
+        after={"state": VERIFIED},
+    )  # fmt: skip
+    if lifecycle.move_delivery(session, delivery, DeliveryState.HANDED_OVER, actor=actor, now=now):
+        delivery.handed_over_at = now
+    await items.resolve_exceptions(
+        session, delivery_id=delivery.id, kinds=(*REVIEW_KINDS, "handover_locked"), by=actor,
+        resolution="handover verified", now=now,
+    )  # fmt: skip
+    log.info("handover_verified", delivery_id=delivery.id, handover_id=record.id)
+
+
+# --------------------------------------------------------------------------------------------
+# A dispatcher reviews
+
+
+async def review(
+    session: AsyncSession,
+    handover_id: int,
+    reviewer: int,
+    approve: bool,
+    reason: str,
+    *,
+    now: datetime,
+    office_id: int | None = None,
+) -> Handover:
+    """Approve (verified, handed over) or refuse (delivery needs attention) a handover.
+
+    ``reviewer`` is the staff user's id; ``office_id``, when given, must be the delivery's
+    office (staff act on their own office only).
+    """
+    record = await session.get(Handover, handover_id, with_for_update=True)
+    delivery = await session.get(Delivery, record.delivery_id) if record is not None else None
+    if record is None or delivery is None or (office_id is not None and
+                                              delivery.office_id != office_id):
+        raise ServiceError(Kind.NOT_FOUND, "unknown_handover", "no such handover")
+    if record.verified or record.state == REFUSED:
+        raise ServiceError(Kind.CONFLICT, "handover_closed", "this handover is already decided")
+    if not reason.strip():
+        raise ServiceError(Kind.INVALID, "reason_required", "a reason is required")
+    actor = f"staff:{reviewer}"
+    if approve:
+        await _verify(session, delivery, record, actor=actor, now=now, reviewer_id=reviewer)
+        audit.record(
+            session, at=now, actor=actor, action="handover.reviewed", entity="handover",
+            entity_id=record.id, office_id=delivery.office_id, after={"approved": True},
+            reason=reason,
+        )  # fmt: skip
+        return record
+    before = record.state
+    record.state = REFUSED
+    record.reviewer_id = reviewer
+    audit.record(
+        session, at=now, actor=actor, action="handover.reviewed", entity="handover",
+        entity_id=record.id, office_id=delivery.office_id, before={"state": before},
+        after={"state": REFUSED, "approved": False}, reason=reason,
+    )  # fmt: skip
+    lifecycle.move_delivery(
+        session, delivery, DeliveryState.NEEDS_ATTENTION, actor=actor, now=now,
+        reason=f"handover refused: {reason}",
+    )
+    await items.resolve_exceptions(
+        session, delivery_id=delivery.id, kinds=REVIEW_KINDS, by=actor,
+        resolution="handover refused", now=now,
+    )  # fmt: skip
+    await items.open_exception(
+        session,
+        office_id=delivery.office_id,
+        delivery_id=delivery.id,
+        shipment_id=record.shipment_id,
+        kind="handover_refused",
+        detail="a dispatcher refused the courier's handover",
+        next_step="recover the passport through the courier; then re-ship or hand it over at "
+        "the counter before the deadline",
+        dedupe_key=f"handover_refused:{record.id}",
+        now=now,
+    )
+    return record

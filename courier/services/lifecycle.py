@@ -1,0 +1,118 @@
+"""Small steps every tracking, handover and watch use case shares: moving a delivery between
+states (checked against the domain's table, audited) and appending to the custody chain."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from typing import Any
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from courier.db.models import CustodyEvent, Delivery, Office
+from courier.domain.states import DeliveryState, TransitionRefused, check_delivery_move
+from courier.domain.watch import DEFAULT_PICKUP_SLOTS
+from courier.services import audit
+
+log = structlog.get_logger()
+
+
+def move_delivery(
+    session: AsyncSession,
+    delivery: Delivery,
+    target: DeliveryState,
+    *,
+    actor: str,
+    now: datetime,
+    reason: str | None = None,
+) -> bool:
+    """Move ``delivery`` to ``target`` when the rules allow it (audited); False when they do not.
+
+    A refused move is not an error here: courier events arrive for deliveries that staff have
+    already moved on (cancelled, expired); the event is still kept, the delivery stays put.
+    """
+    current = DeliveryState(delivery.state)
+    if current is target:
+        return False
+    try:
+        check_delivery_move(current, target)
+    except TransitionRefused:
+        log.warning(
+            "delivery_move_refused", delivery_id=delivery.id, current=current.value,
+            target=target.value,
+        )
+        return False
+    delivery.state = target.value
+    delivery.state_reason = reason
+    delivery.updated_at = now
+    audit.record(
+        session,
+        at=now,
+        actor=actor,
+        action="delivery.state",
+        entity="delivery",
+        entity_id=delivery.id,
+        office_id=delivery.office_id,
+        before={"state": current.value},
+        after={"state": target.value},
+        reason=reason,
+    )
+    return True
+
+
+async def last_custody(session: AsyncSession, delivery_id: int) -> CustodyEvent | None:
+    result = await session.execute(
+        select(CustodyEvent)
+        .where(CustodyEvent.delivery_id == delivery_id)
+        .order_by(CustodyEvent.occurred_at.desc(), CustodyEvent.id.desc())
+        .limit(1)
+    )
+    return result.scalar_one_or_none()
+
+
+async def record_custody(
+    session: AsyncSession,
+    *,
+    delivery_id: int,
+    shipment_id: int | None,
+    holder: str,
+    holder_ref: str,
+    occurred_at: datetime,
+    evidence: dict[str, Any],
+    recorded_by: str,
+    now: datetime,
+) -> CustodyEvent | None:
+    """Append a change of hands; None when ``holder`` (same ref, same shipment) already holds it,
+    so a manifest signature and a pickup scan do not record the same hand-over twice."""
+    last = await last_custody(session, delivery_id)
+    if (
+        last is not None
+        and last.holder == holder
+        and last.holder_ref == holder_ref
+        and last.shipment_id == shipment_id
+    ):
+        return None
+    event = CustodyEvent(
+        delivery_id=delivery_id,
+        shipment_id=shipment_id,
+        holder=holder,
+        holder_ref=holder_ref,
+        occurred_at=occurred_at,
+        evidence=evidence,
+        recorded_by=recorded_by,
+        created_at=now,
+    )
+    session.add(event)
+    await session.flush()
+    return event
+def pickup_slots(office: Office | None) -> tuple[time, ...]:
+    """The office's pickup slots ("HH:MM" WIB) as times; the domain default when unset."""
+    slots: list[time] = []
+    for text in (office.pickup_slots if office is not None else None) or []:
+        try:
+            hour, minute = str(text).split(":")[:2]
+            slots.append(time(int(hour), int(minute)))
+        except ValueError:
+            continue
+    return tuple(slots) or DEFAULT_PICKUP_SLOTS

@@ -1,0 +1,316 @@
+"""Recording courier tracking events: the one idempotent path that polls and pushes both feed.
+
+:func:`apply_events` keeps every event raw beside its normalised status (deduplicated by a unique
+key, so a re-sent push or an overlapping poll is stored once), and moves the shipment's status
+only forward (invariant 2):
+
+* events are folded in ``occurred_at`` order through :func:`courier.domain.states.next_status`,
+  which never lowers the rank (delivered never becomes in transit);
+* an event older than one already seen may still raise the rank, but never switches between
+  equal ranks: a late "delivery failed" cannot undo the "out for delivery" of the next attempt;
+* an unmapped code (status None) is stored, changes nothing, and opens an exception item.
+
+Each change of status carries its consequences in the same transaction: the delivery's state,
+custody (office → courier at pickup, courier → receiver on delivery), the proof of delivery and
+the handover policy, exception items, the next poll time, and the audit log. The caller holds the
+shipment row (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite serialises writers) so a push and a
+poll of the same parcel cannot interleave.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, time
+from typing import Any
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from adapters.base import Status, TrackingEvent
+from courier.db.models import Application, Delivery, Office, Shipment, TrackingEventRow
+from courier.domain.states import STATUS_RANK, DeliveryState, next_status
+from courier.domain.watch import next_pickup_slot, next_poll_at
+from courier.services import audit, handover, items, lifecycle, pod, watch
+
+log = structlog.get_logger()
+
+# Couriers that push are still polled now and then: a lost push must not stall a parcel.
+PUSH_FALLBACK_FACTOR = 4
+_TAKEN_BY_COURIER = frozenset(
+    {
+        Status.PICKED_UP, Status.IN_TRANSIT, Status.OUT_FOR_DELIVERY, Status.DELIVERY_FAILED,
+        Status.DELIVERED, Status.RETURNING, Status.RETURNED, Status.LOST,
+    }
+)  # fmt: skip
+
+
+@dataclass
+class Applied:
+    """What one call did. ``before``/``after`` are the shipment's status around it."""
+
+    before: Status
+    after: Status
+    stored: int = 0
+    duplicates: int = 0
+    unmapped: int = 0
+    proof_id: int | None = None  # set when this call recorded the delivery
+
+    @property
+    def changed(self) -> bool:
+        return self.before is not self.after
+
+
+def event_key(shipment: Shipment, event: TrackingEvent) -> str:
+    """The event's own key, scoped to the shipment: couriers may reuse waybills over years."""
+    return hashlib.sha256(f"{shipment.id}|{event.dedupe_key}".encode()).hexdigest()
+
+
+def poll_time(
+    status: Status,
+    last_event_at: datetime | None,
+    now: datetime,
+    slots: Sequence[time],
+    *,
+    pushes: bool = False,
+) -> datetime | None:
+    """The shipment's next poll: the domain's adaptive schedule, stretched for pushing couriers
+    (their pushes carry the news; polling is only the safety net)."""
+    slot = next_pickup_slot(now, slots) if status is Status.BOOKED else None
+    when = next_poll_at(status, last_event_at, now, slot)
+    if when is None or not pushes:
+        return when
+    return now + (when - now) * PUSH_FALLBACK_FACTOR
+
+
+async def apply_events(
+    session: AsyncSession,
+    shipment: Shipment,
+    events: Sequence[TrackingEvent],
+    *,
+    source: str,
+    now: datetime,
+    pushes: bool = False,
+) -> Applied:
+    """Store ``events`` (this shipment's) and move the shipment forward; see the module doc."""
+    before = Status(shipment.status)
+    applied = Applied(before=before, after=before)
+    delivery = await session.get(Delivery, shipment.delivery_id)
+    if delivery is None:  # pragma: no cover - a foreign key guarantees it
+        raise LookupError(f"shipment {shipment.id} has no delivery")
+    office = await session.get(Office, delivery.office_id)
+    current = before
+    last_seen = shipment.last_event_at
+    for event in sorted(events, key=lambda e: e.occurred_at):
+        target = next_status(current, event.status)
+        late = last_seen is not None and event.occurred_at < last_seen
+        if target is not current and late and STATUS_RANK[target] <= STATUS_RANK[current]:
+            target = current  # an older scan may not flip between equal ranks
+        row_id = await items.insert_ignore(
+            session, TrackingEventRow, _row(shipment, event, source, now, target is not current)
+        )
+        if row_id is None:
+            applied.duplicates += 1
+            continue
+        applied.stored += 1
+        if last_seen is None or event.occurred_at > last_seen:
+            last_seen = event.occurred_at
+        if event.status is None:
+            applied.unmapped += 1
+            await _unmapped(session, shipment, delivery, event, now)
+        if target is not current:
+            proof_id = await _status_changed(
+                session, shipment, delivery, current, target, event, row_id, now
+            )
+            applied.proof_id = applied.proof_id or proof_id
+            current = target
+    shipment.last_event_at = last_seen
+    shipment.next_poll_at = poll_time(
+        current, last_seen, now, lifecycle.pickup_slots(office), pushes=pushes
+    )
+    shipment.updated_at = now
+    applied.after = current
+    if applied.stored:
+        log.info(
+            "tracking_applied", shipment_id=shipment.id, source=source, stored=applied.stored,
+            duplicates=applied.duplicates, unmapped=applied.unmapped, before=before.value,
+            after=current.value,
+        )
+    return applied
+
+
+def _row(
+    shipment: Shipment, event: TrackingEvent, source: str, now: datetime, moved: bool
+) -> dict[str, Any]:
+    return {
+        "shipment_id": shipment.id,
+        "source": source,
+        "raw_code": event.raw_code[:64],
+        "raw_text": event.raw_text,
+        "status": event.status.value if event.status is not None else None,
+        "occurred_at": event.occurred_at,
+        "received_at": now,
+        "location": event.location[:120],
+        "applied": moved,
+        "raw": dict(event.raw),
+        "dedupe_key": event_key(shipment, event),
+    }
+
+
+async def _unmapped(
+    session: AsyncSession,
+    shipment: Shipment,
+    delivery: Delivery,
+    event: TrackingEvent,
+    now: datetime,
+) -> None:
+    code_key = hashlib.sha256(f"{event.raw_code}|{event.raw_text}".encode()).hexdigest()[:24]
+    await items.open_exception(
+        session,
+        office_id=delivery.office_id,
+        delivery_id=delivery.id,
+        shipment_id=shipment.id,
+        kind="unmapped_code",
+        detail=f"{shipment.courier_code} sent code {event.raw_code!r} that the status table "
+        "does not know; the shipment's status was left unchanged",
+        next_step="read the raw event on the shipment page, act on it if needed, and ask for "
+        "the code to be added to the courier's status table",
+        dedupe_key=f"unmapped:{shipment.id}:{code_key}",
+        now=now,
+    )
+
+
+async def _status_changed(
+    session: AsyncSession,
+    shipment: Shipment,
+    delivery: Delivery,
+    current: Status,
+    target: Status,
+    event: TrackingEvent,
+    row_id: int,
+    now: datetime,
+) -> int | None:
+    """Apply one forward move and its consequences; the proof id when it was a delivery."""
+    actor = f"courier:{shipment.courier_code}"
+    shipment.status = target.value
+    shipment.status_reason = event.reason or None
+    audit.record(
+        session,
+        at=now,
+        actor=actor,
+        action="shipment.status",
+        entity="shipment",
+        entity_id=shipment.id,
+        office_id=delivery.office_id,
+        before={"status": current.value},
+        after={"status": target.value, "raw_code": event.raw_code, "tracking_event": row_id},
+    )
+    await items.resolve_exceptions(
+        session, delivery_id=delivery.id, kinds=("stuck",), by=actor,
+        resolution=f"moved on: {target.value}", now=now,
+    )  # fmt: skip
+    if current in (Status.BOOKING, Status.BOOKED) and target in _TAKEN_BY_COURIER:
+        await lifecycle.record_custody(
+            session,
+            delivery_id=delivery.id,
+            shipment_id=shipment.id,
+            holder="courier",
+            holder_ref=shipment.courier_code,
+            occurred_at=event.occurred_at,
+            evidence={"tracking_event_id": row_id, "raw_code": event.raw_code},
+            recorded_by=actor,
+            now=now,
+        )
+    if target is Status.DELIVERED:
+        return await _delivered(session, shipment, delivery, event, row_id, now)
+    if target is Status.RETURNED:
+        lifecycle.move_delivery(
+            session, delivery, DeliveryState.RETURNED, actor=actor, now=now,
+            reason=event.reason or "returned to the office by the courier",
+        )
+        await watch.on_returned(session, delivery, shipment, now=now)
+    elif target is Status.DELIVERY_FAILED:
+        await items.open_exception(
+            session,
+            office_id=delivery.office_id,
+            delivery_id=delivery.id,
+            shipment_id=shipment.id,
+            kind="delivery_failed",
+            detail="the courier's delivery attempt failed"
+            + (f": {event.reason}" if event.reason else ""),
+            next_step="contact the applicant to confirm the address and when someone is home; "
+            "the courier tries again",
+            dedupe_key=f"failed:{shipment.id}",
+            now=now,
+        )
+    elif target in (Status.LOST, Status.CANCELLED):
+        reason = f"courier reports the shipment {target.value}"
+        lifecycle.move_delivery(
+            session, delivery, DeliveryState.NEEDS_ATTENTION, actor=actor, now=now, reason=reason
+        )
+        await items.open_exception(
+            session,
+            office_id=delivery.office_id,
+            delivery_id=delivery.id,
+            shipment_id=shipment.id,
+            kind=f"shipment_{target.value}",
+            detail=reason,
+            next_step="claim with the courier under the contract, tell the applicant, and "
+            "arrange a replacement passport or a counter pickup before the deadline",
+            dedupe_key=f"{target.value}:{shipment.id}",
+            now=now,
+        )
+    return None
+
+
+async def _delivered(
+    session: AsyncSession,
+    shipment: Shipment,
+    delivery: Delivery,
+    event: TrackingEvent,
+    row_id: int,
+    now: datetime,
+) -> int:
+    actor = f"courier:{shipment.courier_code}"
+    application = await session.get(Application, delivery.application_id)
+    applicant_name = application.applicant_name if application is not None else ""
+    proof = await pod.record_proof(session, shipment, event, now=now)
+    held_by = handover.holder_for(proof, applicant_name)
+    await lifecycle.record_custody(
+        session,
+        delivery_id=delivery.id,
+        shipment_id=shipment.id,
+        holder=held_by,
+        holder_ref=proof.relation_kind,
+        occurred_at=event.occurred_at,
+        evidence={"tracking_event_id": row_id, "proof_id": proof.id},
+        recorded_by=actor,
+        now=now,
+    )
+    lifecycle.move_delivery(session, delivery, DeliveryState.DELIVERED, actor=actor, now=now)
+    await handover.on_delivered(
+        session, delivery, shipment, proof, applicant_name=applicant_name, now=now
+    )
+    return proof.id
+
+
+async def lock_shipment(session: AsyncSession, shipment_id: int) -> Shipment | None:
+    """The shipment row, locked for this transaction (a no-op on SQLite: writers serialise)."""
+    result = await session.execute(
+        select(Shipment).where(Shipment.id == shipment_id).with_for_update()
+    )
+    return result.scalar_one_or_none()
+
+
+async def find_shipment(session: AsyncSession, courier_code: str, waybill: str) -> Shipment | None:
+    """The latest shipment with this waybill at this courier, locked."""
+    result = await session.execute(
+        select(Shipment)
+        .where(Shipment.courier_code == courier_code, Shipment.waybill == waybill)
+        .order_by(Shipment.id.desc())
+        .limit(1)
+        .with_for_update()
+    )
+    return result.scalar_one_or_none()

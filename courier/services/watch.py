@@ -1,0 +1,370 @@
+"""Watchers: what must reach a dispatcher before it is too late, and the return path.
+
+* :func:`scan_deadlines` — warn dispatch at D-10 and D-3 before the collect-by date of every
+  passport not yet handed over (an exception item plus a staff notification, each once); at the
+  deadline the delivery becomes ``expired`` with its reason.
+* :func:`scan_stuck` — shipments with no event for longer than their status allows
+  (:func:`courier.domain.watch.stuck_after`).
+* :func:`scan_unconfirmed` — delivered, but the applicant has not confirmed after N days.
+* :func:`on_returned` — the courier brought the passport back: an exception item whose next step
+  depends on the time left; :func:`reship` is the dispatcher's action (re-queue for a new
+  shipment attempt, or keep it for collection at the counter), :func:`collected_at_counter`
+  closes the counter path.
+
+Every item is deduplicated by key, so a scan may run any number of times, in any number of
+workers. Each delivery is handled in its own short transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from adapters.base import Status
+from courier.db.engine import SessionFactory, transaction
+from courier.db.models import (
+    OPEN_SHIPMENT_STATUSES,
+    Delivery,
+    Handover,
+    Office,
+    Shipment,
+)
+from courier.domain.deadlines import WARNING_DAYS, days_left, deadline_passed, deadline_warnings
+from courier.domain.states import DeliveryState
+from courier.domain.watch import stuck_after, unconfirmed_after
+from courier.services import audit, items, lifecycle
+from courier.services.errors import Kind, ServiceError
+
+log = structlog.get_logger()
+
+# A re-shipment needs a pickup slot, up to three days on the road and a failed attempt's retry:
+# with less time than this before collect-by, the counter is the safer way.
+RESHIP_MARGIN = timedelta(days=6)
+_WATCHED_STATES = (
+    DeliveryState.QUEUED.value,
+    DeliveryState.SHIPPING.value,
+    DeliveryState.RETURNED.value,
+    DeliveryState.NEEDS_ATTENTION.value,
+)
+
+
+def reship_allowed(collect_by: datetime | None, now: datetime) -> bool:
+    return collect_by is None or collect_by - now >= RESHIP_MARGIN
+
+
+# --------------------------------------------------------------------------------------------
+# Returns
+
+
+async def on_returned(
+    session: AsyncSession, delivery: Delivery, shipment: Shipment, *, now: datetime
+) -> None:
+    """The courier reports the passport back at the office: tell dispatch what to do next."""
+    if reship_allowed(delivery.collect_by, now):
+        step = (
+            "receive the passport back at the counter (seal intact?), call the applicant to "
+            "confirm the address, then re-ship it"
+        )
+    else:
+        step = (
+            "receive the passport back at the counter; too little time is left to re-ship: "
+            "ask the applicant to collect it at the counter before the deadline"
+        )
+    await items.open_exception(
+        session,
+        office_id=delivery.office_id,
+        delivery_id=delivery.id,
+        shipment_id=shipment.id,
+        kind="returned",
+        detail="the courier returned the passport to the office"
+        + (f" ({shipment.status_reason})" if shipment.status_reason else ""),
+        next_step=step,
+        dedupe_key=f"returned:{shipment.id}",
+        now=now,
+    )
+
+
+async def _delivery_for_staff(
+    session: AsyncSession, delivery_id: int, office_id: int | None
+) -> Delivery:
+    delivery = await session.get(Delivery, delivery_id, with_for_update=True)
+    if delivery is None or (office_id is not None and delivery.office_id != office_id):
+        raise ServiceError(Kind.NOT_FOUND, "unknown_delivery", "no such delivery")
+    return delivery
+
+
+async def _back_at_counter(
+    session: AsyncSession, delivery: Delivery, actor: str, now: datetime
+) -> None:
+    await lifecycle.record_custody(
+        session,
+        delivery_id=delivery.id,
+        shipment_id=None,
+        holder="office",
+        holder_ref=actor,
+        occurred_at=now,
+        evidence={"event": "received_back_at_counter"},
+        recorded_by=actor,
+        now=now,
+    )
+
+
+async def reship(
+    session: AsyncSession,
+    delivery_id: int,
+    actor: str,
+    *,
+    now: datetime,
+    office_id: int | None = None,
+) -> str:
+    """Dispatcher's action on a returned passport: ``"queued"`` (back to the booking queue for a
+    new shipment attempt) when there is time, else ``"collect_at_counter"`` (it stays at the
+    office, the applicant is told to collect it). Records the passport back in the office's
+    custody. ``actor`` as in the audit log (``staff:7``)."""
+    delivery = await _delivery_for_staff(session, delivery_id, office_id)
+    if delivery.state != DeliveryState.RETURNED.value:
+        raise ServiceError(
+            Kind.CONFLICT, "not_returned", "only a returned passport can be re-shipped"
+        )
+    await _back_at_counter(session, delivery, actor, now)
+    if reship_allowed(delivery.collect_by, now):
+        lifecycle.move_delivery(
+            session, delivery, DeliveryState.QUEUED, actor=actor, now=now,
+            reason="re-shipping after a return",
+        )
+        delivery.next_attempt_at = now
+        delivery.lease_owner = None
+        delivery.lease_until = None
+        outcome = "queued"
+    else:
+        delivery.state_reason = "awaiting collection at the counter"
+        delivery.updated_at = now
+        audit.record(
+            session, at=now, actor=actor, action="delivery.collect_at_counter",
+            entity="delivery", entity_id=delivery.id, office_id=delivery.office_id,
+            after={"state": delivery.state, "next": "collect_at_counter"},
+            reason="too little time left to re-ship",
+        )  # fmt: skip
+        await items.queue_outbox(
+            session,
+            kind="applicant_collect_at_counter",
+            delivery_id=delivery.id,
+            payload={"delivery_id": delivery.id},
+            dedupe_key=f"collect_at_counter:{delivery.id}",
+            now=now,
+        )
+        outcome = "collect_at_counter"
+    await items.resolve_exceptions(
+        session, delivery_id=delivery.id, kinds=("returned",), by=actor, resolution=outcome,
+        now=now,
+    )  # fmt: skip
+    return outcome
+
+
+async def collected_at_counter(
+    session: AsyncSession,
+    delivery_id: int,
+    actor: str,
+    *,
+    now: datetime,
+    office_id: int | None = None,
+) -> None:
+    """The applicant collected the passport in person at the counter (final)."""
+    delivery = await _delivery_for_staff(session, delivery_id, office_id)
+    if not lifecycle.move_delivery(
+        session, delivery, DeliveryState.COLLECTED_AT_OFFICE, actor=actor, now=now,
+        reason="collected in person at the counter",
+    ):
+        raise ServiceError(
+            Kind.CONFLICT, "not_collectable", "this delivery cannot be collected at the counter"
+        )
+    await lifecycle.record_custody(
+        session,
+        delivery_id=delivery.id,
+        shipment_id=None,
+        holder="applicant",
+        holder_ref="counter",
+        occurred_at=now,
+        evidence={"event": "collected_at_counter", "staff": actor},
+        recorded_by=actor,
+        now=now,
+    )
+    await items.resolve_exceptions(
+        session, delivery_id=delivery.id, kinds=("returned", "deadline_warning"), by=actor,
+        resolution="collected at the counter", now=now,
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------
+# Scans
+
+
+async def scan_deadlines(sessions: SessionFactory, *, now: datetime) -> int:
+    """Warnings and expiries due now; the number of items opened plus deliveries expired."""
+    horizon = now + timedelta(days=max(WARNING_DAYS) + 1)
+    async with sessions() as session:
+        ids = list(
+            (
+                await session.execute(
+                    select(Delivery.id).where(
+                        Delivery.state.in_(_WATCHED_STATES),
+                        Delivery.collect_by.is_not(None),
+                        Delivery.collect_by <= horizon,
+                    )
+                )
+            ).scalars()
+        )
+    done = 0
+    for delivery_id in ids:
+        async with transaction(sessions) as session:
+            done += await _deadline_one(session, delivery_id, now)
+    return done
+
+
+async def _deadline_one(session: AsyncSession, delivery_id: int, now: datetime) -> int:
+    delivery = await session.get(Delivery, delivery_id, with_for_update=True)
+    if delivery is None or delivery.collect_by is None or delivery.state not in _WATCHED_STATES:
+        return 0
+    done = 0
+    if deadline_passed(delivery.collect_by, now):
+        reason = "the collect-by deadline passed before the passport was handed over"
+        if lifecycle.move_delivery(
+            session, delivery, DeliveryState.EXPIRED, actor="worker:watch", now=now, reason=reason
+        ):
+            done += 1
+            await items.open_exception(
+                session,
+                office_id=delivery.office_id,
+                delivery_id=delivery.id,
+                kind="expired",
+                detail=reason,
+                next_step="the passport is cancelled under the regulation: recover it from the "
+                "courier if it is still out, and tell the applicant to apply again",
+                dedupe_key=f"expired:{delivery.id}",
+                now=now,
+            )
+        return done
+    left = days_left(delivery.collect_by, now)
+    for label in deadline_warnings(delivery.collect_by, now):
+        opened = await items.open_exception(
+            session,
+            office_id=delivery.office_id,
+            delivery_id=delivery.id,
+            kind="deadline_warning",
+            detail=f"{label}: {left} day(s) left before the collect-by deadline and the "
+            f"passport is not handed over (delivery {delivery.state})",
+            next_step="act on the delivery now: re-ship, chase the courier, or call the "
+            "applicant to collect at the counter",
+            dedupe_key=f"deadline:{delivery.id}:{label}",
+            now=now,
+        )
+        if opened is not None:
+            done += 1
+            await items.queue_outbox(
+                session,
+                kind="staff_deadline_warning",
+                delivery_id=delivery.id,
+                payload={"delivery_id": delivery.id, "label": label, "days_left": left},
+                dedupe_key=f"deadline:{delivery.id}:{label}",
+                now=now,
+            )
+    return done
+
+
+async def scan_stuck(sessions: SessionFactory, *, now: datetime) -> int:
+    """Open an item for every open shipment silent for longer than its status allows."""
+    async with sessions() as session:
+        rows = (
+            await session.execute(
+                select(Shipment, Delivery.office_id)
+                .join(Delivery, Delivery.id == Shipment.delivery_id)
+                .where(Shipment.status.in_(OPEN_SHIPMENT_STATUSES))
+            )
+        ).all()
+        offices = {o.id: o for o in (await session.execute(select(Office))).scalars()}
+    opened = 0
+    for shipment, office_id in rows:
+        status = Status(shipment.status)
+        since = shipment.last_event_at or shipment.booked_at or shipment.created_at
+        limit = stuck_after(status, since, lifecycle.pickup_slots(offices.get(office_id)))
+        if limit is None or limit > now:
+            continue
+        async with transaction(sessions) as session:
+            item = await items.open_exception(
+                session,
+                office_id=office_id,
+                delivery_id=shipment.delivery_id,
+                shipment_id=shipment.id,
+                kind="stuck",
+                detail=f"no courier event since {since.isoformat()} while {status.value}",
+                next_step="ask the courier where the parcel is; if it cannot be found, mark it "
+                "lost and arrange a replacement or a counter pickup",
+                dedupe_key=f"stuck:{shipment.id}:{status.value}:{int(since.timestamp())}",
+                now=now,
+            )
+        opened += item is not None
+    return opened
+
+
+async def scan_unconfirmed(
+    sessions: SessionFactory, *, now: datetime, days: int | None = None
+) -> int:
+    """Open an item (and remind the applicant) for every handover still awaiting the
+    applicant's confirmation after ``days`` (the domain default when None)."""
+    async with sessions() as session:
+        rows = (
+            await session.execute(
+                select(Handover, Delivery.office_id)
+                .join(Delivery, Delivery.id == Handover.delivery_id)
+                .where(
+                    Handover.state == "awaiting_confirmation",
+                    Delivery.state == DeliveryState.DELIVERED.value,
+                )
+            )
+        ).all()
+    opened = 0
+    for record, office_id in rows:
+        due = (
+            unconfirmed_after(record.created_at)
+            if days is None
+            else unconfirmed_after(record.created_at, days)
+        )
+        if due > now:
+            continue
+        async with transaction(sessions) as session:
+            item = await items.open_exception(
+                session,
+                office_id=office_id,
+                delivery_id=record.delivery_id,
+                shipment_id=record.shipment_id,
+                kind="unconfirmed",
+                detail="delivered by the courier, but the applicant has not confirmed "
+                "possession on the tracking page",
+                next_step="call the applicant: ask them to confirm with the passport number, "
+                "or review the handover",
+                dedupe_key=f"unconfirmed:{record.id}",
+                now=now,
+            )
+            if item is not None:
+                await items.queue_outbox(
+                    session,
+                    kind="applicant_confirm_reminder",
+                    delivery_id=record.delivery_id,
+                    payload={"delivery_id": record.delivery_id, "handover_id": record.id},
+                    dedupe_key=f"confirm_reminder:{record.id}",
+                    now=now,
+                )
+        opened += item is not None
+    return opened
+
+
+async def scan_all(sessions: SessionFactory, *, now: datetime) -> int:
+    total = await scan_deadlines(sessions, now=now)
+    total += await scan_stuck(sessions, now=now)
+    total += await scan_unconfirmed(sessions, now=now)
+    if total:
+        log.info("watch_scan", opened=total)
+    return total

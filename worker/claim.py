@@ -1,0 +1,225 @@
+"""Claiming work with leases: one atomic statement, the same shape on both databases.
+
+A claim is one ``UPDATE … RETURNING`` over a bounded sub-select::
+
+    WITH picked AS MATERIALIZED (
+        SELECT id FROM deliveries
+        WHERE state = 'queued' AND next_attempt_at due AND lease free or expired
+        ORDER BY priority DESC, collect_by ASC NULLS LAST, id
+        LIMIT :n
+        FOR UPDATE SKIP LOCKED            -- PostgreSQL only
+    )
+    UPDATE deliveries SET lease_owner = :me, lease_until = :now + lease,
+                          claim_count = claim_count + 1
+    WHERE id IN (SELECT id FROM picked)
+    RETURNING id
+
+* PostgreSQL: ``SKIP LOCKED`` lets any number of workers claim side by side without waiting on
+  each other; ``MATERIALIZED`` is an optimisation fence, so the planner cannot turn the
+  ``LIMIT`` sub-query into a nested loop that updates more rows than asked (Oban's lesson).
+* SQLite: the compiler drops ``FOR UPDATE``; exclusion comes from ``BEGIN IMMEDIATE`` (every
+  transaction takes the write lock first, see courier/db/engine.py), so the select and the
+  update cannot interleave with another writer.
+
+A lease is a promise with an expiry, not a lock: a worker that dies simply stops renewing, and
+once ``lease_until`` has passed the row is claimable again. So whoever runs the work must be safe
+to run twice: booking reconciles by its deterministic reference (courier/services/booking.py).
+Every later write by the claimer is a compare-and-set on ``lease_owner``, so a worker whose
+lease was taken over cannot overwrite the new owner's result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, Select, Table, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from adapters.base import Status
+from courier.db.engine import SessionFactory, transaction
+from courier.db.models import Delivery, Shipment
+from courier.domain.states import DeliveryState
+
+_DELIVERIES: Table = Delivery.__table__  # type: ignore[assignment]
+_SHIPMENTS: Table = Shipment.__table__  # type: ignore[assignment]
+
+
+def _lease_free(table: Table, now: datetime) -> ColumnElement[bool]:
+    return or_(table.c.lease_until.is_(None), table.c.lease_until <= now)
+
+
+async def _claim(
+    session: AsyncSession,
+    table: Table,
+    picked_query: Select[tuple[int]],
+    *,
+    owner: str,
+    now: datetime,
+    lease_seconds: float,
+) -> list[int]:
+    picked = picked_query.with_for_update(skip_locked=True).cte("picked").prefix_with(
+        "MATERIALIZED"
+    )
+    stmt = (
+        update(table)
+        .where(table.c.id.in_(select(picked.c.id)))
+        .values(
+            lease_owner=owner,
+            lease_until=now + timedelta(seconds=lease_seconds),
+            claim_count=table.c.claim_count + 1,
+        )
+        .returning(table.c.id)
+    )
+    result = await session.execute(stmt)
+    return [int(row[0]) for row in result]
+
+
+async def claim_deliveries(
+    sessions: SessionFactory,
+    *,
+    owner: str,
+    now: datetime,
+    lease_seconds: float,
+    limit: int,
+) -> list[int]:
+    """Queued deliveries that are due and not leased, best first: priority cases and express
+    passports (higher ``priority``), then the nearest collect-by deadline. At most ``limit``."""
+    if limit <= 0:
+        return []
+    d = _DELIVERIES
+    query = (
+        select(d.c.id)
+        .where(
+            d.c.state == DeliveryState.QUEUED.value,
+            or_(d.c.next_attempt_at.is_(None), d.c.next_attempt_at <= now),
+            _lease_free(d, now),
+        )
+        .order_by(d.c.priority.desc(), d.c.collect_by.asc().nulls_last(), d.c.id)
+        .limit(limit)
+    )
+    async with transaction(sessions) as session:
+        ids = await _claim(session, d, query, owner=owner, now=now, lease_seconds=lease_seconds)
+        if not ids:
+            return []
+        # RETURNING order is unspecified: give them back in claim order
+        rows = await session.execute(
+            select(d.c.id)
+            .where(d.c.id.in_(ids))
+            .order_by(d.c.priority.desc(), d.c.collect_by.asc().nulls_last(), d.c.id)
+        )
+        return [int(r[0]) for r in rows]
+
+
+async def claim_stuck_bookings(
+    sessions: SessionFactory,
+    *,
+    owner: str,
+    now: datetime,
+    lease_seconds: float,
+    limit: int,
+    max_reconciliations: int,
+) -> list[int]:
+    """Shipments left in ``booking`` whose lease has expired (a worker died or gave up between
+    the intent and the result) and whose next reconciliation is due (``next_poll_at`` holds it
+    while a shipment is in ``booking``). Those that reached ``max_reconciliations`` wait for a
+    human and are never claimed again."""
+    if limit <= 0:
+        return []
+    s = _SHIPMENTS
+    query = (
+        select(s.c.id)
+        .where(
+            s.c.status == Status.BOOKING.value,
+            s.c.reconcile_count < max_reconciliations,
+            or_(s.c.next_poll_at.is_(None), s.c.next_poll_at <= now),
+            _lease_free(s, now),
+        )
+        .order_by(s.c.next_poll_at.asc().nulls_first(), s.c.id)
+        .limit(limit)
+    )
+    async with transaction(sessions) as session:
+        return sorted(
+            await _claim(session, s, query, owner=owner, now=now, lease_seconds=lease_seconds)
+        )
+
+
+async def renew(
+    sessions: SessionFactory, *, owner: str, now: datetime, lease_seconds: float
+) -> int:
+    """Push out every still-valid lease this worker holds on booking work (queued deliveries
+    and shipments in ``booking``). An already expired lease is not revived: someone else may be
+    about to take it, and the compare-and-set at commit time settles who wins."""
+    until = now + timedelta(seconds=lease_seconds)
+    renewed = 0
+    async with transaction(sessions) as session:
+        for table, extra in (
+            (_DELIVERIES, _DELIVERIES.c.state == DeliveryState.QUEUED.value),
+            (_SHIPMENTS, _SHIPMENTS.c.status == Status.BOOKING.value),
+        ):
+            result = await session.execute(
+                update(table)
+                .where(table.c.lease_owner == owner, table.c.lease_until > now, extra)
+                .values(lease_until=until)
+            )
+            renewed += int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return renewed
+
+
+async def release_deliveries(
+    sessions: SessionFactory,
+    ids: Sequence[int],
+    *,
+    owner: str,
+    next_attempt_at: datetime | None = None,
+) -> int:
+    """Give claimed deliveries back (not worked on); optionally not before ``next_attempt_at``."""
+    if not ids:
+        return 0
+    d = _DELIVERIES
+    values: dict[str, object] = {"lease_owner": None, "lease_until": None}
+    if next_attempt_at is not None:
+        values["next_attempt_at"] = next_attempt_at
+    async with transaction(sessions) as session:
+        result = await session.execute(
+            update(d).where(d.c.id.in_(list(ids)), d.c.lease_owner == owner).values(**values)
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def release_shipments(sessions: SessionFactory, ids: Sequence[int], *, owner: str) -> int:
+    if not ids:
+        return 0
+    s = _SHIPMENTS
+    async with transaction(sessions) as session:
+        result = await session.execute(
+            update(s)
+            .where(s.c.id.in_(list(ids)), s.c.lease_owner == owner)
+            .values(lease_owner=None, lease_until=None)
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def release_all(sessions: SessionFactory, *, owner: str) -> int:
+    """On shutdown: every lease this worker still holds, on deliveries and shipments alike, so
+    another worker can take the work at once instead of waiting for the expiry."""
+    released = 0
+    async with transaction(sessions) as session:
+        for table in (_DELIVERIES, _SHIPMENTS):
+            result = await session.execute(
+                update(table)
+                .where(table.c.lease_owner == owner)
+                .values(lease_owner=None, lease_until=None)
+            )
+            released += int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return released
+
+
+async def held_by(sessions: SessionFactory, owner: str) -> int:
+    """How many rows ``owner`` holds a lease on (for drain checks and tests)."""
+    async with sessions() as session:
+        total = 0
+        for table in (_DELIVERIES, _SHIPMENTS):
+            rows = await session.execute(select(table.c.id).where(table.c.lease_owner == owner))
+            total += len(rows.all())
+        return total

@@ -1,0 +1,1 @@
+"""`courier demo`: a realistic office day with simulated couriers on an accelerated clock."""

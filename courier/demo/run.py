@@ -1,0 +1,486 @@
+"""`courier demo`: a whole office day on one machine, on an accelerated clock.
+
+One process, one event loop, one :class:`~adapters.clock.ScaledClock` shared by everything
+(several processes would each start their scaled clock at a different wall instant and
+disagree by seconds × speed):
+
+* the J&T and Pos Indonesia simulators (their real wire formats; J&T pushes to our webhook),
+* the HTTP service (the same app as ``courier serve``, with /docs and /metrics),
+* the worker (the same runner as ``courier work``: book, track, inbox, watch),
+* the office's system marking express passports ready at 12:00 WIB, and the applicants, who
+  confirm on the tracking API that they hold their passport (most of them, after a few hours),
+* a live table of deliveries by state (rich), or, with ``--exit``, nothing but a summary.
+
+Ctrl-C (or SIGTERM) stops the worker gracefully (in-flight work finishes or is released), then
+the service and the simulators. Logs are JSON lines: to ``<db>.log`` while the live table owns
+the terminal, to stderr when headless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import random
+import shutil
+import socket
+import sys
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TextIO
+
+import aiohttp
+import structlog
+from aiohttp import web
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+from sqlalchemy import exists, func, select
+
+from adapters import registry
+from adapters.base import CourierAdapter
+from adapters.clock import WIB, ManualClock, ScaledClock
+from adapters.http import close_shared_session
+from adapters.jnt import simulator as jnt_simulator
+from adapters.posind import simulator as pos_simulator
+from courier import config, metrics
+from courier import logging as courier_logging
+from courier.db.engine import SessionFactory, make_engine, make_sessions
+from courier.db.migrate import upgrade
+from courier.db.models import Application, AuditEntry, Delivery, ExceptionItem, Handover
+from courier.demo import seed as demo_seed
+from courier.domain.states import FINAL_DELIVERY_STATES, DeliveryState
+from courier.web import metrics as web_metrics
+from courier.web import openapi
+from courier.web.app import create_app
+from courier.web.context import AppContext
+
+log = structlog.get_logger("courier.demo")
+
+DEFAULT_SPEED = 1000.0  # a day in ~86 s: a delivery's three days in about four minutes
+DEMO_PEPPER = "demo-only-pepper-not-for-production"
+TICK = 0.5  # wall seconds between the demo's own steps (display, applicants, intake)
+CONFIRM_RATE = 0.9  # share of applicants who confirm on the tracking page by themselves
+CONFIRM_HOURS = (1.0, 30.0)  # clock hours after delivery before they do
+
+# Delivery states that need nothing more from anyone
+FINAL = frozenset(s.value for s in FINAL_DELIVERY_STATES)
+ATTENTION = DeliveryState.NEEDS_ATTENTION.value
+# States that are settled when an open item in the exceptions queue says what to do next
+SETTLED_WITH_ITEM = frozenset({DeliveryState.DELIVERED.value, DeliveryState.RETURNED.value})
+STATE_ORDER = [s.value for s in DeliveryState]
+
+WorkerRunner = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    db: Path = Path("demo.sqlite3")
+    keep: bool = False
+    speed: float = DEFAULT_SPEED
+    host: str = "127.0.0.1"
+    port: int = 8080
+    minutes: float | None = None
+    headless: bool = False  # --exit: no live table, a summary, exit code says if all settled
+    seed: int = 2026
+    count: int = 110
+
+
+@dataclass
+class Progress:
+    states: dict[str, int] = field(default_factory=dict)
+    exceptions: dict[str, int] = field(default_factory=dict)
+    unsettled: int = 0
+    total: int = 0
+
+    @property
+    def settled(self) -> bool:
+        return self.total > 0 and self.unsettled == 0
+
+
+@dataclass
+class Running:
+    ctx: AppContext
+    clock: ScaledClock
+    base_url: str
+    jnt_url: str
+    pos_url: str
+    plan: demo_seed.DemoDay
+    seeded: demo_seed.Seeded
+    started: datetime
+    log_path: Path | None
+    confirmed: set[str] = field(default_factory=set)
+
+
+def free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def fresh_files(db: Path) -> None:
+    """Remove a previous demo's database (with its WAL files), POD store and log."""
+    for path in (db, Path(f"{db}-wal"), Path(f"{db}-shm"), db.with_suffix(".log")):
+        path.unlink(missing_ok=True)
+    shutil.rmtree(db.with_suffix(".pod"), ignore_errors=True)
+
+
+def build_settings(
+    opts: DemoOptions, *, port: int, epoch: datetime, couriers: dict[str, Any]
+) -> config.Settings:
+    return config.from_mapping(
+        {
+            "database_url": f"sqlite+aiosqlite:///{opts.db}",
+            "log": {"level": "info", "format": "json"},
+            "http": {"host": opts.host, "port": port},
+            "security": {"passport_pepper": DEMO_PEPPER},
+            "pod_store": str(opts.db.with_suffix(".pod")),
+            "clock": {"epoch": epoch.isoformat(), "speed": opts.speed},
+            "worker": {
+                # leases are clock time: give each ~60 wall seconds whatever the speed
+                "lease_seconds": max(120, int(60 * opts.speed)),
+                "poll_seconds": 0.2,
+                "grace_seconds": 5.0,
+            },
+            "couriers": couriers,
+        },
+        source="courier demo",
+    )
+
+
+def ensure_ops_routes(app: web.Application) -> None:
+    """/openapi.json, /docs and /metrics with request metrics, whether or not app.py mounts
+    them itself yet."""
+    paths = {r.resource.canonical for r in app.router.routes() if r.resource is not None}
+    if "/openapi.json" not in paths:
+        app.router.add_routes(openapi.routes)
+    if "/metrics" not in paths:
+        app.router.add_routes(web_metrics.routes)
+    if web_metrics.middleware not in app.middlewares:
+        app.middlewares.insert(0, web_metrics.middleware)
+
+
+@contextlib.asynccontextmanager
+async def serving(app: web.Application, host: str, port: int) -> AsyncIterator[str]:
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+        yield f"http://{host}:{port}"
+    finally:
+        await runner.cleanup()
+
+
+async def _epoch_for(opts: DemoOptions, ctx_url: str) -> datetime:
+    """08:00 WIB of the office day, or — for a kept database — just after its last change."""
+    if opts.keep:
+        engine = make_engine(ctx_url)
+        try:
+            async with engine.connect() as conn:
+                last = (await conn.execute(select(func.max(AuditEntry.at)))).scalar()
+        finally:
+            await engine.dispose()
+        if isinstance(last, datetime):
+            return (last if last.tzinfo else last.replace(tzinfo=UTC)) + timedelta(minutes=1)
+    today = datetime.now(WIB).date()
+    return demo_seed.plan_day(demo_seed.demo_day(today), count=1).opens_at
+
+
+async def read_progress(ctx: AppContext) -> Progress:
+    return await read_progress_of(ctx.sessions)
+
+
+async def read_progress_of(sessions: SessionFactory) -> Progress:
+    has_item = (
+        exists()
+        .where(ExceptionItem.delivery_id == Delivery.id, ExceptionItem.resolved_at.is_(None))
+        .correlate(Delivery)
+    )
+    async with sessions() as session:
+        rows = (await session.execute(select(Delivery.state, has_item))).all()
+        kinds = (
+            await session.execute(
+                select(ExceptionItem.kind, func.count())
+                .where(ExceptionItem.resolved_at.is_(None))
+                .group_by(ExceptionItem.kind)
+            )
+        ).all()
+    out = Progress(total=len(rows), exceptions={str(k): int(n) for k, n in kinds})
+    for state, item_open in rows:
+        out.states[state] = out.states.get(state, 0) + 1
+        settled = state in FINAL or state == ATTENTION or (state in SETTLED_WITH_ITEM and item_open)
+        out.unsettled += not settled
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# The people around the service
+
+
+async def office_intake(run: Running, stopping: asyncio.Event) -> None:
+    """The office's system marks each express passport ready when it is printed (12:00 WIB)."""
+    if not run.seeded.registered:
+        return  # a kept database: its day was seeded (and marked) by an earlier run
+    pending = sorted(
+        (a for a in run.plan.applicants if a.application_no not in run.seeded.ready),
+        key=lambda a: a.ready_at,
+    )
+    while pending and not stopping.is_set():
+        now = run.clock.now()
+        while pending and pending[0].ready_at <= now:
+            applicant = pending.pop(0)
+            await demo_seed.mark_ready(run.ctx.sessions, run.ctx.settings, applicant, now=now)
+        await _pause(stopping)
+
+
+def _applicant_will_confirm(seed: int, application_no: str) -> tuple[bool, timedelta]:
+    digest = hashlib.sha256(f"{seed}:{application_no}".encode()).digest()
+    rng = random.Random(int.from_bytes(digest[:8], "big"))
+    return rng.random() < CONFIRM_RATE, timedelta(hours=rng.uniform(*CONFIRM_HOURS))
+
+
+async def applicants(run: Running, opts: DemoOptions, stopping: asyncio.Event) -> None:
+    """Applicants whose passport the courier delivered confirm possession on the tracking API
+    with the number printed in it — most of them, some hours later; the rest never do, and the
+    watcher puts them in the exceptions queue."""
+    async with aiohttp.ClientSession(base_url=run.base_url) as http:
+        while not stopping.is_set():
+            async with run.ctx.sessions() as session:
+                rows = (
+                    await session.execute(
+                        select(Application.application_no, Handover.created_at)
+                        .join(Delivery, Delivery.application_id == Application.id)
+                        .join(Handover, Handover.delivery_id == Delivery.id)
+                        .where(
+                            Handover.state == "awaiting_confirmation",
+                            Delivery.state == DeliveryState.DELIVERED.value,
+                        )
+                    )
+                ).all()
+            now = run.clock.now()
+            for application_no, opened_at in rows:
+                if application_no in run.confirmed:
+                    continue
+                will, after = _applicant_will_confirm(opts.seed, application_no)
+                token = run.seeded.tracking_tokens.get(application_no)
+                if not will or token is None or now < opened_at + after:
+                    continue
+                run.confirmed.add(application_no)
+                body = {"passport_no": run.seeded.passports[application_no]}
+                async with http.post(f"/api/v1/track/{token}/confirm", json=body) as resp:
+                    await resp.read()
+                    log.info("demo.applicant_confirmed", status=resp.status)
+            await _pause(stopping)
+
+
+async def _pause(stopping: asyncio.Event, seconds: float = TICK) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stopping.wait(), timeout=seconds)
+
+
+# --------------------------------------------------------------------------------------------
+# What the terminal shows
+
+
+def _clock_line(run: Running) -> str:
+    now = run.clock.now().astimezone(WIB)
+    day = (now.date() - run.started.astimezone(WIB).date()).days + 1
+    return f"{now:%a %d-%m-%Y %H:%M} WIB · day {day} · clock ×{run.clock.speed:g}"
+
+
+def render(run: Running, progress: Progress) -> Group:
+    table = Table(title="Deliveries by state", expand=False)
+    table.add_column("state")
+    table.add_column("count", justify="right")
+    table.add_column("")
+    top = max([1, *progress.states.values()])
+    for state in STATE_ORDER:
+        n = progress.states.get(state, 0)
+        style = "green" if state in FINAL else "yellow" if state == ATTENTION else ""
+        table.add_row(Text(state, style=style), str(n), "█" * round(24 * n / top))
+    items = ", ".join(f"{k} {n}" for k, n in sorted(progress.exceptions.items())) or "none"
+    return Group(
+        Text(f"{demo_seed.OFFICE_NAME} — {_clock_line(run)}", style="bold"),
+        table,
+        Text(f"exceptions queue: {items}"),
+        Text(
+            f"{progress.total - progress.unsettled}/{progress.total} deliveries settled "
+            "(final, or waiting for a dispatcher with a reason)",
+        ),
+        Text(f"API docs {run.base_url}/docs · metrics {run.base_url}/metrics · Ctrl-C stops"),
+    )
+
+
+def banner(run: Running, out: Console) -> None:
+    s = run.seeded
+    out.print(f"[bold]courier demo[/bold] — {demo_seed.OFFICE_NAME} (BLT), {_clock_line(run)}")
+    out.print(
+        f"  {s.registered} passports for today, {s.opted_in} opted into home delivery "
+        f"({sum(a.express for a in run.plan.applicants)} express: ready at 12:00 WIB)"
+    )
+    out.print(
+        "  routing: J&T Express (contract in force); Pos Indonesia contract lapsed, not routed "
+        "— contracts come with a later issue: recorded as the office's courier routing"
+    )
+    out.print(f"  service      {run.base_url}  (API docs {run.base_url}/docs, "
+              f"metrics {run.base_url}/metrics, {run.base_url}/readyz)")
+    out.print(f"  J&T sim      {run.jnt_url}/_sim/orders   Pos sim {run.pos_url}/_sim/orders")
+    out.print("  demo sign-ins (staff pages come with a later issue; API tokens work now):")
+    for username, role, password in demo_seed.STAFF:
+        token = s.api_tokens.get(role, "")
+        out.print(f"    {role:<17} {username:<14} password {password:<20} token {token}")
+    sample = next(iter(s.tracking_tokens.values()), None)
+    if sample:
+        out.print(f"  an applicant's tracking API: {run.base_url}/api/v1/track/{sample}")
+    if run.log_path is not None:
+        out.print(f"  logs (JSON lines): {run.log_path}")
+
+
+def summary(run: Running, progress: Progress, orders: dict[str, Any], out: Console) -> None:
+    out.print(f"[bold]summary[/bold] at {_clock_line(run)}")
+    for state in STATE_ORDER:
+        if progress.states.get(state):
+            out.print(f"  {state:<20} {progress.states[state]:>4}")
+    for kind, n in sorted(progress.exceptions.items()):
+        out.print(f"  open exception: {kind:<20} {n:>4}")
+    counts = orders.get("create_counts", {})
+    out.print(
+        f"  J&T orders: {len(orders.get('orders', []))} · create calls per reference: "
+        f"max {max(counts.values(), default=0)}"
+    )
+    verdict = "every delivery settled" if progress.settled else (
+        f"{progress.unsettled} of {progress.total} deliveries still moving"
+    )
+    out.print(f"  {verdict}")
+
+
+# --------------------------------------------------------------------------------------------
+# The whole thing
+
+
+def _log_stream(opts: DemoOptions) -> tuple[TextIO, Path | None]:
+    if opts.headless:
+        return sys.stderr, None
+    path = opts.db.with_suffix(".log")
+    return path.open("a", encoding="utf-8"), path
+
+
+async def _sim_orders(url: str) -> dict[str, Any]:
+    try:
+        async with aiohttp.ClientSession() as http, http.get(f"{url}/_sim/orders") as resp:
+            data: dict[str, Any] = await resp.json()
+            return data
+    except (aiohttp.ClientError, TimeoutError):
+        return {}
+
+
+async def run_demo(opts: DemoOptions, out: Console, run_worker: WorkerRunner) -> int:
+    """Run until Ctrl-C, ``--minutes``, or (headless) every delivery is settled. Returns the exit
+    code: headless, 0 only when every delivery is final or waiting for a dispatcher."""
+    if not opts.keep:
+        fresh_files(opts.db)
+    opts.db.parent.mkdir(parents=True, exist_ok=True)
+    stream, log_path = _log_stream(opts)
+    courier_logging.configure("info", "json", stream=stream)
+    url = f"sqlite+aiosqlite:///{opts.db}"
+    await asyncio.to_thread(upgrade, url)
+    epoch = await _epoch_for(opts, url)
+    port = opts.port or free_port(opts.host)
+    jnt_port, pos_port = free_port(opts.host), free_port(opts.host)
+    base_url = f"http://{opts.host}:{port}"
+    jnt_url, pos_url = f"http://{opts.host}:{jnt_port}", f"http://{opts.host}:{pos_port}"
+    jnt_options = {
+        "push_url": f"{base_url}/webhooks/jnt",
+        "push_interval": TICK,
+        "seed": f"demo{opts.seed}",
+        # a POD link lasts hours at a real courier; at this speed hours are seconds, so give
+        # the worker about a wall minute to fetch it
+        "pod_link_seconds": max(3600.0, 60 * opts.speed),
+    }
+    couriers = {
+        "jnt": jnt_simulator.adapter_settings(jnt_url, jnt_options),
+        "posind": pos_simulator.adapter_settings(pos_url),
+    }
+    settings = build_settings(opts, port=port, epoch=epoch, couriers=couriers)
+    engine = make_engine(settings.database_url)
+    sessions = make_sessions(engine)
+    adapters: dict[str, CourierAdapter] = {}
+    stopping = asyncio.Event()
+    code = 0
+    try:
+        plan = demo_seed.plan_day(epoch.astimezone(WIB).date(), seed=opts.seed, count=opts.count)
+        seeded = demo_seed.Seeded()
+        if not opts.keep or (await read_progress_of(sessions)).total == 0:
+            out.print(f"seeding {opts.count} passports at {demo_seed.OFFICE_NAME}…")
+            # seeding takes seconds of hashing: on a still clock, so the day starts at 08:00
+            seeded = await demo_seed.seed(sessions, settings, ManualClock(epoch), plan)
+        clock = ScaledClock(epoch, opts.speed)
+        observer = metrics.PrometheusObserver()
+        for code_, spec in couriers.items():
+            adapters[code_] = registry.create(code_, spec, clock=clock, observer=observer)
+        ctx = AppContext(settings, engine, sessions, clock, couriers=adapters)
+        app = create_app(ctx)
+        ensure_ops_routes(app)
+        async with (
+            serving(jnt_simulator.create_app(clock, options=jnt_options), opts.host, jnt_port),
+            serving(pos_simulator.create_app(clock), opts.host, pos_port),
+            serving(app, opts.host, port),
+        ):
+            run = Running(ctx, clock, base_url, jnt_url, pos_url, plan, seeded, clock.now(),
+                          log_path)
+            banner(run, out)
+            code = await _drive(run, opts, out, run_worker, stopping)
+    finally:
+        for adapter in adapters.values():
+            await adapter.close()
+        await close_shared_session()  # the adapters' one session for this event loop
+        await engine.dispose()
+        if stream is not sys.stderr:
+            stream.close()
+    return code
+
+
+async def _drive(
+    run: Running, opts: DemoOptions, out: Console, run_worker: WorkerRunner,
+    stopping: asyncio.Event,
+) -> int:
+    worker = asyncio.create_task(
+        run_worker(run.ctx, worker_id="demo-worker", stopping=stopping), name="worker"
+    )
+    helpers = [
+        asyncio.create_task(office_intake(run, stopping), name="intake"),
+        asyncio.create_task(applicants(run, opts, stopping), name="applicants"),
+    ]
+    deadline = None if opts.minutes is None else asyncio.get_running_loop().time() + (
+        opts.minutes * 60
+    )
+    progress = await read_progress(run.ctx)
+    live = None if opts.headless else Live(render(run, progress), console=out,
+                                           refresh_per_second=4, transient=False)
+    try:
+        if live is not None:
+            live.start()
+        while not stopping.is_set() and not worker.done():
+            progress = await read_progress(run.ctx)
+            if live is not None:
+                live.update(render(run, progress))
+            if opts.headless and progress.settled:
+                break
+            if deadline is not None and asyncio.get_running_loop().time() >= deadline:
+                break
+            await _pause(stopping)
+    finally:
+        stopping.set()
+        if live is not None:
+            live.stop()
+        await asyncio.gather(*helpers, return_exceptions=True)
+        await asyncio.gather(worker, return_exceptions=True)
+    progress = await read_progress(run.ctx)
+    summary(run, progress, await _sim_orders(run.jnt_url), out)
+    if opts.headless:
+        return 0 if progress.settled else 1
+    return 0

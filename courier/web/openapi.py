@@ -1,0 +1,398 @@
+"""The OpenAPI 3.1 document, built from the JSON Schemas in ``schemas/`` and a route catalogue.
+
+One source of truth: request and response bodies are the very schemas the handlers validate
+with (``schemas/api/*.json``, ``schemas/common/*.json``), copied into ``components/schemas`` with
+their ``$ref``s rewritten; URL parameters come from ``schemas/api/parameters.json``; every error
+answer is ``schemas/api/error.json``. What this module adds is the catalogue below: which route
+takes which schema, answers with which status, refuses with which errors, and who may call it.
+``tests/integration/web/test_openapi.py`` checks that the catalogue and the app's router agree
+both ways, and schemathesis checks the app's answers against the document.
+
+Served at ``/openapi.json``; ``/docs`` is Swagger UI (vendored under ``static/swagger-ui/``,
+no CDN). Plug in (courier/web/app.py): add ``"courier.web.openapi"`` to ``ROUTE_MODULES``.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import metadata, resources
+from typing import Any
+
+from aiohttp import web
+
+import schemas
+
+OPENAPI_VERSION = "3.1.0"
+API_SCHEMA_PREFIXES = ("api/", "common/")
+
+# Routes that are not part of the JSON API and so are not in the document (see the test).
+UNDOCUMENTED_PREFIXES = ("/static/", "/docs")
+UNDOCUMENTED_PATHS = frozenset({"/openapi.json", "/metrics"})
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    schema: str  # a $defs entry of schemas/api/parameters.json
+    where: str = "path"
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One documented route. ``auth``: ``public``, ``staff`` (Bearer API token with one of
+    ``roles``; admin may do all), ``tracking_token`` (the token in the path is the credential)
+    or ``courier_signature`` (a courier's signed push)."""
+
+    method: str
+    path: str
+    operation_id: str
+    summary: str
+    tag: str
+    auth: str = "public"
+    roles: tuple[str, ...] = ()
+    request: str | None = None  # schema name of the JSON body
+    response: str | None = None  # schema name of the success body
+    status: int = 200
+    also_status: tuple[int, ...] = ()  # other success statuses with the same body (201 on create)
+    errors: tuple[int, ...] = ()  # error statuses beyond those implied by body and auth
+    not_errors: tuple[int, ...] = ()  # implied statuses this route never gives
+    # statuses answered with another body than the error shape: (status, schema, description)
+    other_responses: tuple[tuple[int, str, str], ...] = ()
+    params: tuple[Param, ...] = ()
+    description: str = ""
+    request_type: str = "application/json"
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def error_statuses(self) -> list[int]:
+        implied: set[int] = set()
+        if self.request is not None:
+            implied |= {400, 413, 422}  # malformed JSON; over the body limit; bad fields
+        if self.auth == "staff":
+            implied |= {401, 403}
+        if any(p.where == "path" for p in self.params):
+            implied.add(422 if self.auth != "tracking_token" else 404)
+        return sorted((implied | set(self.errors)) - set(self.not_errors))
+
+
+TAGS = {
+    "intake": "The office's system registers applications and marks passports ready",
+    "opt-in": "Applicants opt into home delivery",
+    "tracking": "Applicants follow their passport and confirm they received it",
+    "couriers": "Couriers push status updates",
+    "operations": "Health and readiness for load balancers",
+}
+
+APPLICATION_NO = Param("application_no", "application_no")
+TRACKING_TOKEN = Param("token", "tracking_token")
+COURIER = Param("courier", "courier")
+
+CATALOGUE: tuple[Operation, ...] = (
+    Operation(
+        "GET", "/healthz", "healthz", "Liveness: the process answers", "operations",
+        response="api/health",
+    ),
+    Operation(
+        "GET", "/readyz", "readyz",
+        "Readiness: the database answers and its schema is at the migrations' head",
+        "operations", response="api/readiness", errors=(503,),
+    ),
+    Operation(
+        "PUT", "/api/v1/applications/{application_no}", "putApplication",
+        "Register or replace an application", "intake",
+        auth="staff", roles=("intake",), request="api/application_put",
+        response="api/application_view", status=200, also_status=(201,),
+        params=(APPLICATION_NO,),
+        description="Idempotent: the same body twice answers the same and changes nothing. "
+        "201 when the application is new, 200 when it existed.",
+    ),
+    Operation(
+        "POST", "/api/v1/applications/{application_no}/ready", "markReady",
+        "The passport is printed: record its issue time and (hashed) number", "intake",
+        auth="staff", roles=("intake",), request="api/application_ready",
+        response="api/application_view", params=(APPLICATION_NO,), errors=(404,),
+    ),
+    Operation(
+        "POST", "/api/v1/delivery-requests", "requestDelivery",
+        "An applicant opts into home delivery and gets a private tracking link", "opt-in",
+        request="api/delivery_request", response="api/delivery_request_result", status=201,
+        also_status=(200,), errors=(409, 429),
+        description="Identity is proven by the application number, date of birth and phone on "
+        "file; any mismatch gets one generic 422, and repeated failures are refused with 429 per "
+        "application and per client address. Sent again with the same identity before the "
+        "passport is booked, it changes the address and re-issues the link (200); after "
+        "booking it is refused with 409. Ineligible destinations get 422 with the reason in "
+        "Bahasa Indonesia and English.",
+    ),
+    Operation(
+        "GET", "/api/v1/track/{token}", "track",
+        "Where the passport is, in Bahasa Indonesia and English", "tracking",
+        auth="tracking_token", response="api/track_view", params=(TRACKING_TOKEN,),
+        description="The private token from the opt-in is the credential: an unknown token is "
+        "404. Nothing personal is shown, so a link can be forwarded.",
+    ),
+    Operation(
+        "POST", "/api/v1/track/{token}/confirm", "confirmHandover",
+        "The applicant confirms they hold the passport (types the number printed in it)",
+        "tracking", auth="tracking_token", request="api/track_confirm",
+        response="api/track_confirmed", params=(TRACKING_TOKEN,), errors=(409, 429),
+        description="A wrong number is one generic 422 and is counted; after a few wrong "
+        "numbers 429 (office staff take over). 409 when there is nothing to confirm yet.",
+    ),
+    Operation(
+        "POST", "/webhooks/{courier}", "courierPush", "A courier pushes status updates",
+        "couriers", auth="courier_signature", request="api/webhook_push",
+        request_type="application/x-www-form-urlencoded", response="api/webhook_ack",
+        params=(
+            COURIER,
+            Param("apiAccount", "push_api_account", where="header"),
+            Param("digest", "push_digest", where="header"),
+            Param("timestamp", "push_timestamp", where="header"),
+        ),
+        errors=(401, 404), not_errors=(422,),
+        other_responses=((400, "api/webhook_ack", "The push cannot be read: the courier's own "
+                          "refusal, so the courier sends it again"),),
+        description="Verified over the raw bytes (a forged or altered push is 401 and nothing "
+        "is stored), stored in the inbox deduplicated, answered at once with the courier's "
+        "exact ACK. Couriers that do not push (Pos Indonesia) are 404.",
+    ),
+)
+
+_ERROR_DESCRIPTIONS = {
+    400: "Malformed request (the body is not JSON, or not an object)",
+    401: "No usable credential (missing, malformed, unknown or revoked token)",
+    403: "The credential is valid but its role may not do this",
+    404: "No such resource (for this office, or for this token)",
+    409: "The request is valid but the current state refuses it",
+    413: "The request body is larger than the configured limit",
+    422: "Invalid fields: each detail names a field by its JSON path",
+    429: "Too many attempts: wait for Retry-After seconds",
+    503: "Not ready (database unreachable or schema behind the migrations)",
+}
+
+
+def component_name(schema_name: str) -> str:
+    """``api/opt_in`` → ``api.opt_in`` (component names allow letters, digits, ``.-_``)."""
+    return schema_name.replace("/", ".")
+
+
+def _ref_target(ref: str, owner: str) -> tuple[str, str]:
+    """(schema name, JSON pointer) a ``$ref`` in schema ``owner`` points to."""
+    target, _, pointer = ref.partition("#")
+    if not target:
+        return owner, pointer
+    return target.removeprefix("urn:courier:").removesuffix(".json"), pointer
+
+
+def _rewrite(node: Any, owner: str, found: set[str]) -> Any:
+    if isinstance(node, list):
+        return [_rewrite(item, owner, found) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key == "$ref" and isinstance(value, str):
+            name, pointer = _ref_target(value, owner)
+            found.add(name)
+            out[key] = f"#/components/schemas/{component_name(name)}{pointer}"
+        elif key in ("$schema", "$id"):
+            continue  # the document is the resource now; refs are rewritten to point into it
+        elif key in ("properties", "$defs", "patternProperties", "dependentSchemas"):
+            out[key] = {k: _rewrite(v, owner, found) for k, v in value.items()}
+        else:
+            out[key] = _rewrite(value, owner, found)
+    return out
+
+
+def component_schemas(extra: Iterable[str] = ()) -> dict[str, Any]:
+    """Every API and common schema, plus ``extra`` and whatever they reference, rewritten."""
+    pending = [n for n in schemas.names() if n.startswith(API_SCHEMA_PREFIXES)]
+    pending += list(extra)
+    done: dict[str, Any] = {}
+    while pending:
+        name = pending.pop()
+        if component_name(name) in done:
+            continue
+        refs: set[str] = set()
+        done[component_name(name)] = _rewrite(copy.deepcopy(schemas.load(name)), name, refs)
+        pending.extend(sorted(refs))
+    return dict(sorted(done.items()))
+
+
+def _schema_ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{component_name(name)}"}
+
+
+def _parameter(param: Param) -> dict[str, Any]:
+    source = schemas.load("api/parameters")["$defs"][param.schema]
+    schema = {k: v for k, v in source.items() if k != "description"}
+    return {
+        "name": param.name,
+        "in": param.where,
+        "required": param.required,
+        "description": source.get("description", ""),
+        "schema": schema,
+    }
+
+
+def _success(op: Operation) -> dict[str, Any]:
+    body: dict[str, Any] = {"description": "Success"}
+    if op.response is not None:
+        body["content"] = {"application/json": {"schema": _schema_ref(op.response)}}
+    return body
+
+
+def _operation(op: Operation) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "operationId": op.operation_id,
+        "summary": op.summary,
+        "tags": [op.tag],
+    }
+    if op.description:
+        out["description"] = op.description
+    if op.params:
+        out["parameters"] = [_parameter(p) for p in op.params]
+    if op.request is not None:
+        out["requestBody"] = {
+            "required": True,
+            "content": {op.request_type: {"schema": _schema_ref(op.request)}},
+        }
+    responses: dict[str, Any] = {str(op.status): _success(op)}
+    for status in op.also_status:
+        responses[str(status)] = _success(op)
+    for status in op.error_statuses():
+        responses[str(status)] = {"$ref": f"#/components/responses/Error{status}"}
+    for status, schema_name, text in op.other_responses:
+        responses[str(status)] = {
+            "description": text,
+            "content": {"application/json": {"schema": _schema_ref(schema_name)}},
+        }
+    out["responses"] = responses
+    if op.auth == "staff":
+        out["security"] = [{"staffToken": []}]
+        out["x-roles"] = ["admin", *op.roles]
+    out.update(op.extra)
+    return out
+
+
+def _error_responses() -> dict[str, Any]:
+    return {
+        f"Error{status}": {
+            "description": text,
+            "content": {"application/json": {"schema": _schema_ref("api/error")}},
+        }
+        for status, text in _ERROR_DESCRIPTIONS.items()
+    }
+
+
+def _version() -> str:
+    try:
+        return metadata.version("passport-courier")
+    except metadata.PackageNotFoundError:
+        return "0.0.0"
+
+
+def build_document(catalogue: Iterable[Operation] = CATALOGUE) -> dict[str, Any]:
+    ops = list(catalogue)
+    paths: dict[str, dict[str, Any]] = {}
+    for op in ops:
+        paths.setdefault(op.path, {})[op.method.lower()] = _operation(op)
+    used = [n for op in ops for n in (op.request, op.response) if n is not None]
+    used += [name for op in ops for _, name, _ in op.other_responses]
+    used_tags = {op.tag for op in ops}
+    tags = [t for t in TAGS if t in used_tags] + sorted(used_tags - set(TAGS))
+    return {
+        "openapi": OPENAPI_VERSION,
+        "info": {
+            "title": "passport-courier",
+            "version": _version(),
+            "summary": "Home delivery of finished passports through couriers",
+            "description": "JSON API of passport-courier. Every answer that is not a success has "
+            "the one error shape `{\"error\": {\"code\", \"message\", \"details\": [{\"path\", "
+            "\"message\"}]}}`, each detail naming a bad field by its JSON path. Times are UTC "
+            "ISO 8601; they are shown in WIB (Asia/Jakarta) on the pages.",
+            "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
+        },
+        "tags": [{"name": t, "description": TAGS.get(t, "")} for t in tags],
+        "paths": dict(sorted(paths.items())),
+        "components": {
+            "schemas": component_schemas(used),
+            "responses": _error_responses(),
+            "securitySchemes": {
+                "staffToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "a staff API token from `courier token add --role ROLE`",
+                }
+            },
+        },
+    }
+
+
+@cache
+def document() -> dict[str, Any]:
+    return build_document()
+
+
+def is_documented_path(path: str) -> bool:
+    """False for what is not the JSON API: docs, static files, metrics, HTML pages."""
+    return path not in UNDOCUMENTED_PATHS and not path.startswith(UNDOCUMENTED_PREFIXES)
+
+
+# --------------------------------------------------------------------------------------------
+# Routes
+
+routes = web.RouteTableDef()
+
+_ASSETS = resources.files("courier.web").joinpath("static", "swagger-ui")
+_ASSET_TYPES = {
+    "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
+    "swagger-ui.css": "text/css; charset=utf-8",
+    "docs.js": "text/javascript; charset=utf-8",
+}
+
+_DOCS_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>passport-courier API</title>
+<link rel="stylesheet" href="/docs/assets/swagger-ui.css">
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="/docs/assets/swagger-ui-bundle.js"></script>
+<script src="/docs/assets/docs.js"></script>
+</body>
+</html>
+"""
+
+
+@routes.get("/openapi.json", name="openapi")
+async def get_openapi(_request: web.Request) -> web.Response:
+    return web.json_response(document())
+
+
+@routes.get("/docs", name="docs")
+async def get_docs(_request: web.Request) -> web.Response:
+    return web.Response(text=_DOCS_PAGE, content_type="text/html")
+
+
+@routes.get("/docs/assets/{name}", name="docs_asset")
+async def get_docs_asset(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    kind = _ASSET_TYPES.get(name)
+    if kind is None:
+        raise web.HTTPNotFound()
+    return web.Response(
+        body=_asset(name),
+        headers={"Content-Type": kind, "Cache-Control": "public, max-age=86400"},
+    )
+
+
+@cache
+def _asset(name: str) -> bytes:
+    return _ASSETS.joinpath(name).read_bytes()

@@ -1,0 +1,59 @@
+"""`courier demo --exit` as a user runs it: a subprocess over a fresh SQLite file, on a fast
+clock. Every delivery ends final or waiting for a dispatcher (invariant 3), and nothing the
+applicants gave — names, phones, passport numbers, streets — appears in its output or its logs
+(invariant 4)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from courier.demo.seed import plan_day
+
+SPEED = "40000"  # a clock day in ~2 s of wall time: the day's deliveries settle in under a minute
+
+
+def _pii(day: datetime) -> list[str]:
+    values: list[str] = []
+    for a in plan_day(day.date()).applicants:
+        # a one-word name shorter than five letters ("Sri") may be part of an ordinary word
+        if " " in a.name or len(a.name) >= 5:
+            values.append(a.name)
+        digits = a.phone.replace("-", "")
+        values += [a.phone, digits, "+62" + digits[1:], "62" + digits[1:], a.passport_no]
+        if a.address is not None:
+            values.append(a.address["street"])
+    return values
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_demo_settles_every_delivery_and_logs_no_pii(tmp_path: Path) -> None:
+    db = tmp_path / "demo.sqlite3"
+    proc = subprocess.run(
+        [sys.executable, "-m", "courier.cli", "demo", "--exit", "--minutes", "2",
+         "--speed", SPEED, "--port", "0", "--db", str(db)],
+        capture_output=True, text=True, timeout=230, cwd=tmp_path,
+    )  # fmt: skip
+    out, logs = proc.stdout, proc.stderr
+    assert proc.returncode == 0, out[-3000:] + logs[-3000:]
+    assert "every delivery settled" in out
+    summary = out[out.index("summary at"):]
+    counts = {m[1]: int(m[2]) for m in re.finditer(r"^  ([a-z_]+) +(\d+)$", summary, re.M)}
+    assert counts.get("handed_over", 0) > 0, summary
+    moving = {"requested", "queued", "shipping"} & set(counts)
+    assert not moving, summary
+    assert re.search(r"create calls per reference: max 1\b", summary), summary  # invariant 1
+
+    # the applicants of that day (the banner says which day the demo played)
+    banner = re.search(r"(\d{2})-(\d{2})-(\d{4}) \d{2}:\d{2} WIB", out)
+    assert banner is not None, out[:500]
+    day = datetime.strptime(banner.group(0)[:10], "%d-%m-%Y")
+    assert logs.count("\n") > 100  # it did log: JSON lines of every request and job step
+    leaks = [value for value in _pii(day) if value in logs or value in out]
+    assert leaks == []

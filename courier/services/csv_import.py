@@ -1,0 +1,219 @@
+"""CSV intake: the office's export of registered and ready applications.
+
+Columns (header row required, any order, ``,`` or ``;`` separated, UTF-8 with or without BOM):
+``application_no, applicant_name, date_of_birth, phone`` (required) and ``priority_kind,
+express, issued_at, passport_no`` (optional). A row with both ``issued_at`` and ``passport_no`` is
+a ready passport; an ``issued_at`` without an offset is WIB.
+
+The same rules as the HTTP API apply (:mod:`courier.services.intake`). Every good row is
+imported in its own transaction; a bad row writes nothing and is reported by line number and
+column. Re-importing the same file changes nothing and writes no audit entries.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from adapters.clock import WIB, Clock, to_wib
+from courier.db.engine import SessionFactory, transaction
+from courier.db.models import Office
+from courier.services import intake
+from courier.services.errors import ServiceError
+from courier.services.staff import office_by_code
+
+REQUIRED = ("application_no", "applicant_name", "date_of_birth", "phone")
+OPTIONAL = ("priority_kind", "express", "issued_at", "passport_no")
+COLUMNS = REQUIRED + OPTIONAL
+_TRUE = {"1", "true", "yes", "ya", "y"}
+_FALSE = {"", "0", "false", "no", "tidak", "n"}
+
+
+@dataclass(frozen=True, slots=True)
+class RowError:
+    line: int
+    field: str  # a column name, or "header" / "file"
+    message: str  # never the value: it may be personal data
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.field}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class CsvRow:
+    line: int  # 1-based line in the file where the row starts
+    values: dict[str, str]
+
+
+@dataclass
+class ImportReport:
+    rows: int = 0
+    created: int = 0
+    updated: int = 0
+    readied: int = 0
+    unchanged: int = 0
+    errors: list[RowError] = field(default_factory=list)
+
+    @property
+    def bad_lines(self) -> list[int]:
+        return sorted({e.line for e in self.errors})
+
+
+def read_rows(text: str) -> tuple[list[CsvRow], list[RowError]]:
+    """Rows keyed by (lower-cased) column name; header problems stop the whole file."""
+    text = text.removeprefix("\ufeff")
+    first = text.split("\n", 1)[0]
+    delimiter = ";" if first.count(";") > first.count(",") else ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        header = [h.strip().lower() for h in next(reader, [])]
+    except csv.Error as err:
+        return [], [RowError(1, "header", f"not readable as CSV ({err})")]
+    errors = [RowError(1, "header", f"missing column {c}") for c in REQUIRED if c not in header]
+    errors += [RowError(1, "header", f"unknown column {c!r}") for c in header if c not in COLUMNS]
+    dupes = {c for c in header if header.count(c) > 1}
+    errors += [RowError(1, "header", f"column {c} appears twice") for c in sorted(dupes)]
+    if errors:
+        return [], errors
+    rows: list[CsvRow] = []
+    line = reader.line_num + 1
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as err:  # e.g. a quote never closed: the rest of the file is unreadable
+            errors.append(RowError(line, "row", f"not readable as CSV ({err}); stopped here"))
+            break
+        if any(c.strip() for c in cells):
+            if len(cells) != len(header):
+                errors.append(
+                    RowError(line, "row", f"{len(cells)} cells, the header has {len(header)}")
+                )
+            else:
+                values = {h: c.strip() for h, c in zip(header, cells, strict=True)}
+                rows.append(CsvRow(line, values))
+        line = reader.line_num + 1
+    return rows, errors
+
+
+def _field(path: str) -> str:
+    return path.removeprefix("$.")
+
+
+def parse_row(
+    row: CsvRow, *, now: datetime
+) -> tuple[intake.ApplicationData | None, intake.ReadyData | None, list[RowError]]:
+    v = row.values
+    nul = [RowError(row.line, k, "contains a NUL character") for k, x in v.items() if "\x00" in x]
+    if nul:
+        return None, None, nul
+    errors = [
+        RowError(row.line, _field(e.path), e.message)
+        for e in intake.check_application_no(v["application_no"], "application_no")
+    ]
+    express_text = v.get("express", "").lower()
+    raw = {
+        "applicant_name": v["applicant_name"],
+        "date_of_birth": v["date_of_birth"],
+        "phone": v["phone"],
+        "priority_kind": v.get("priority_kind", "").lower() or None,
+        "express": express_text in _TRUE,
+    }
+    if express_text not in _TRUE | _FALSE:
+        errors.append(RowError(row.line, "express", "use 1/0, true/false or ya/tidak"))
+    data, field_errors = intake.parse_application(
+        v["application_no"], raw, today=to_wib(now).date()
+    )
+    errors += [RowError(row.line, _field(e.path), e.message) for e in field_errors]
+    ready: intake.ReadyData | None = None
+    issued, number = v.get("issued_at", ""), v.get("passport_no", "")
+    if issued or number:
+        if not issued:
+            errors.append(RowError(row.line, "issued_at", "required when passport_no is given"))
+        elif not number:
+            errors.append(RowError(row.line, "passport_no", "required when issued_at is given"))
+        else:
+            ready, ready_errors = intake.parse_ready(
+                {"issued_at": _with_wib(issued), "passport_no": number}, now=now
+            )
+            errors += [RowError(row.line, _field(e.path), e.message) for e in ready_errors]
+    if errors:
+        return None, None, errors
+    return data, ready, []
+
+
+def _with_wib(text: str) -> str:
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return text  # parse_ready reports it
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=WIB)).isoformat()
+
+
+async def import_rows(
+    sessions: SessionFactory,
+    *,
+    office_code: str,
+    rows: Iterable[CsvRow],
+    pepper: str,
+    clock: Clock,
+    actor: str,
+    on_row: Callable[[], None] | None = None,
+) -> ImportReport:
+    """Import every good row (one transaction each); raises ServiceError for an unknown office."""
+    async with sessions() as session:
+        office = await office_by_code(session, office_code)
+    report = ImportReport()
+    seen: dict[str, int] = {}
+    for row in rows:
+        report.rows += 1
+        now = clock.now()
+        data, ready, errors = parse_row(row, now=now)
+        first = seen.setdefault(row.values["application_no"], row.line)
+        if first != row.line:
+            errors.append(RowError(row.line, "application_no", f"also on line {first}"))
+        if errors or data is None:
+            report.errors.extend(errors)
+        else:
+            try:
+                await _import_one(sessions, office.id, data, ready, pepper, now, actor, report)
+            except ServiceError as err:
+                report.errors.append(RowError(row.line, "row", err.message))
+        if on_row is not None:
+            on_row()
+    return report
+
+
+async def _import_one(
+    sessions: SessionFactory,
+    office_id: int,
+    data: intake.ApplicationData,
+    ready: intake.ReadyData | None,
+    pepper: str,
+    now: datetime,
+    actor: str,
+    report: ImportReport,
+) -> None:
+    async with transaction(sessions) as session:
+        office = await session.get_one(Office, office_id)
+        _, outcome = await intake.upsert_application(
+            session, office=office, data=data, now=now, actor=actor
+        )
+        ready_outcome = "unchanged"
+        if ready is not None:
+            _, ready_outcome = await intake.mark_ready(
+                session, office=office, application_no=data.application_no, ready=ready,
+                pepper=pepper, now=now, actor=actor,
+            )
+    if outcome == "created":
+        report.created += 1
+    elif outcome == "updated":
+        report.updated += 1
+    if ready_outcome != "unchanged":
+        report.readied += 1
+    if outcome == "unchanged" and ready_outcome == "unchanged":
+        report.unchanged += 1

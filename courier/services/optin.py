@@ -1,0 +1,318 @@
+"""Opt-in: an applicant proves who they are, gives an address and consents; they get a private
+tracking link.
+
+Identity is the application number + date of birth + phone on file. Any mismatch (unknown
+office or application, wrong date of birth, wrong phone) gets the same answer after the same
+work, and counts one failure against the application and against the client address; past
+``security.optin_max_failures`` in ``security.optin_window_minutes`` both are refused with 429.
+
+Changing the address: the applicant sends the same request again with the new address (one
+endpoint, the same identity proof, nothing new to remember). Until a shipment exists this
+replaces the address and issues a NEW tracking token (the old link stops working: this is also
+how a lost link is recovered); once a shipment exists it is refused with 409.
+
+The tracking token is ``secrets.token_urlsafe(32)`` (256 bits), returned once, stored as sha256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from adapters.clock import Clock
+from courier.config import Settings
+from courier.db.engine import SessionFactory, transaction
+from courier.db.models import Application, Delivery, Office, Shipment
+from courier.domain import regions
+from courier.domain.eligibility import Eligibility, check_eligibility
+from courier.domain.phones import to_e164
+from courier.domain.states import DeliveryState
+from courier.services import audit, ratelimit
+from courier.services.errors import Kind, ServiceError, invalid
+from courier.services.intake import delivery_priority
+from schemas import FieldError
+
+log = structlog.get_logger("courier.optin")
+
+CONSENT_VERSION = "2026-01"
+SCOPE_APPLICATION = "optin_application"
+SCOPE_CLIENT = "optin_client"
+ACTOR = "applicant"
+_CHANGEABLE = frozenset(
+    {DeliveryState.REQUESTED, DeliveryState.QUEUED, DeliveryState.NEEDS_ATTENTION}
+)
+
+IDENTITY_MESSAGE = (
+    "Data tidak cocok dengan catatan kami: periksa nomor permohonan, tanggal lahir dan nomor "
+    "telepon. / The application number, date of birth and phone number do not match our records."
+)
+RATE_MESSAGE = (
+    "Terlalu banyak percobaan yang gagal; coba lagi nanti. / Too many failed attempts; "
+    "try again later."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OptInRequest:
+    office_code: str
+    application_no: str
+    date_of_birth: str  # as sent (YYYY-MM-DD)
+    phone: str  # as sent
+    address: Mapping[str, Any]
+    client: str  # the client's network address, for the per-client failure limit
+
+
+@dataclass(frozen=True, slots=True)
+class OptInResult:
+    delivery_id: int
+    state: str
+    outcome: str  # created | address_changed | token_reissued
+    tracking_token: str  # shown once
+    tracking_url: str
+    eligibility: Eligibility
+    collect_by: datetime | None
+
+
+def hash_tracking_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def tracking_url(settings: Settings, token: str) -> str:
+    return f"{settings.base_url.rstrip('/')}/t/{token}"
+
+
+async def delivery_by_token(session: AsyncSession, token: str) -> Delivery | None:
+    """The delivery a tracking token opens, or None (for the tracking page and its API)."""
+    query = select(Delivery).where(Delivery.tracking_token_hash == hash_tracking_token(token))
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+def normalise_address(raw: Mapping[str, Any]) -> tuple[dict[str, Any] | None, list[FieldError]]:
+    """Check the region codes and postal code against the regions dataset; on success the stored
+    form: dotted codes plus the official names the courier label needs."""
+    errors = regions.validate_address(
+        province_code=str(raw["province_code"]),
+        regency_code=str(raw["regency_code"]),
+        district_code=str(raw["district_code"]),
+        village_code=str(raw["village_code"]),
+        postal_code=str(raw["postal_code"]),
+    )
+    if errors:
+        return None, errors
+    village = regions.lookup_village(str(raw["village_code"]))
+    district = regions.lookup_district(str(raw["district_code"]))
+    regency = regions.lookup_regency(str(raw["regency_code"]))
+    if village is None or district is None or regency is None:  # validate_address said known
+        raise RuntimeError("regions dataset disagrees with itself")
+    return {
+        "street": " ".join(str(raw["street"]).split()),
+        "note": " ".join(str(raw.get("note", "")).split()),
+        "province_code": regency.province.code,
+        "province": regency.province.name,
+        "regency_code": regency.code,
+        "regency": regency.name,
+        "district_code": district.code,
+        "district": district.name,
+        "village_code": village.code,
+        "village": village.name,
+        "postal_code": str(raw["postal_code"]).strip(),
+    }, []
+
+
+def _identity_matches(app: Application | None, dob: date, phone: str) -> bool:
+    # compare the same way whatever was missing, so timing does not tell which part failed
+    expected = f"{app.date_of_birth.isoformat()}|{app.phone}" if app else "-|-"
+    given = f"{dob.isoformat()}|{phone}"
+    return hmac.compare_digest(expected.encode(), given.encode()) and app is not None
+
+
+async def opt_in(
+    sessions: SessionFactory, *, settings: Settings, clock: Clock, request: OptInRequest
+) -> OptInResult:
+    """Create the delivery, or change its address; see the module docstring. Raises
+    :class:`ServiceError` (invalid, identity, rate_limited, ineligible, conflict)."""
+    address, errors = normalise_address(request.address)
+    dob: date | None = None
+    try:
+        dob = date.fromisoformat(request.date_of_birth)
+    except ValueError:
+        errors.append(FieldError("$.date_of_birth", "a date as YYYY-MM-DD is required"))
+    phone = ""
+    try:
+        phone = to_e164(request.phone)
+    except ValueError as err:
+        errors.append(FieldError("$.phone", str(err)))
+    if errors or address is None or dob is None:
+        raise invalid(errors)
+
+    secret = settings.passport_pepper
+    application_no = request.application_no
+    keys = (
+        (SCOPE_APPLICATION, ratelimit.key_hash(secret, f"{request.office_code}/{application_no}")),
+        (SCOPE_CLIENT, ratelimit.key_hash(secret, request.client)),
+    )
+    window = timedelta(minutes=settings.optin_window_minutes)
+    now = clock.now()
+    async with transaction(sessions) as session:
+        for scope, key in keys:
+            wait = await ratelimit.blocked_for(
+                session, scope, key, now=now, limit=settings.optin_max_failures, window=window
+            )
+            if wait is not None:
+                log.warning("optin_rate_limited", kind=scope)
+                raise ServiceError(
+                    Kind.RATE_LIMITED, "rate_limited", RATE_MESSAGE,
+                    [FieldError("$", RATE_MESSAGE)], retry_after=wait,
+                )
+        office = (
+            await session.execute(select(Office).where(Office.code == request.office_code))
+        ).scalar_one_or_none()
+        app = (
+            await session.execute(
+                select(Application).where(
+                    Application.office_id == (office.id if office else -1),
+                    Application.application_no == request.application_no,
+                )
+            )
+        ).scalar_one_or_none()
+        verified = office is not None and _identity_matches(app, dob, phone)
+        if verified and office is not None and app is not None:
+            return await _opt_in_verified(session, settings, now, office, app, address)
+
+    # the refusal is counted in its own transaction: the one above wrote nothing and is gone
+    async with transaction(sessions) as session:
+        for scope, key in keys:
+            await ratelimit.record_failure(session, scope, key, now=now, window=window)
+    log.info("optin_identity_refused")
+    raise ServiceError(
+        Kind.IDENTITY,
+        "identity_not_verified",
+        IDENTITY_MESSAGE,
+        [FieldError("$", IDENTITY_MESSAGE)],
+    )
+
+
+async def _opt_in_verified(
+    session: AsyncSession,
+    settings: Settings,
+    now: datetime,
+    office: Office,
+    app: Application,
+    address: dict[str, Any],
+) -> OptInResult:
+    verdict = check_eligibility(
+        home_regency_codes=office.home_regency_codes,
+        destination_regency_code=address["regency_code"],
+        priority_kind=app.priority_kind,
+    )
+    if not verdict.ok:
+        log.info("optin_ineligible", application_id=app.id, code=verdict.code)
+        raise ServiceError(
+            Kind.INELIGIBLE,
+            "not_eligible",
+            f"{verdict.message_id} / {verdict.message_en}",
+            [
+                FieldError("$.address.regency_code", verdict.message_id),
+                FieldError("$.address.regency_code", verdict.message_en),
+            ],
+        )
+    if app.collect_by is not None and now >= app.collect_by:
+        raise ServiceError(
+            Kind.CONFLICT, "deadline_passed",
+            "Batas waktu pengambilan paspor sudah lewat. / The passport's collection deadline "
+            "has passed.",
+        )
+    token = secrets.token_urlsafe(32)
+    existing = (
+        await session.execute(select(Delivery).where(Delivery.application_id == app.id))
+    ).scalar_one_or_none()
+    if existing is None:
+        delivery = _new_delivery(now, office, app, address, token)
+        session.add(delivery)
+        await session.flush()
+        audit.record(
+            session, at=now, actor=ACTOR, action="delivery.opted_in", entity="delivery",
+            entity_id=delivery.id, office_id=office.id,
+            after={"state": delivery.state, "destination_regency_code": address["regency_code"],
+                   "consent_version": CONSENT_VERSION, "eligibility": verdict.code},
+        )
+        outcome = "created"
+    else:
+        delivery = existing
+        outcome = await _change_address(session, now, delivery, address, token)
+    log.info("optin_accepted", delivery_id=delivery.id, outcome=outcome, state=delivery.state)
+    return OptInResult(
+        delivery_id=delivery.id,
+        state=delivery.state,
+        outcome=outcome,
+        tracking_token=token,
+        tracking_url=tracking_url(settings, token),
+        eligibility=verdict,
+        collect_by=delivery.collect_by,
+    )
+
+
+def _new_delivery(
+    now: datetime, office: Office, app: Application, address: dict[str, Any], token: str
+) -> Delivery:
+    ready = app.state == "ready"
+    return Delivery(
+        application_id=app.id,
+        office_id=office.id,
+        address=address,
+        destination_regency_code=address["regency_code"],
+        consent_at=now,
+        consent_version=CONSENT_VERSION,
+        tracking_token_hash=hash_tracking_token(token),
+        state=(DeliveryState.QUEUED if ready else DeliveryState.REQUESTED).value,
+        priority=delivery_priority(app.priority_kind, app.express),
+        collect_by=app.collect_by,
+        next_attempt_at=now if ready else None,
+        claim_count=0,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+async def _change_address(
+    session: AsyncSession, now: datetime, delivery: Delivery, address: dict[str, Any], token: str
+) -> str:
+    shipments = (
+        await session.execute(
+            select(func.count()).select_from(Shipment).where(Shipment.delivery_id == delivery.id)
+        )
+    ).scalar_one()
+    if shipments or DeliveryState(delivery.state) not in _CHANGEABLE:
+        raise ServiceError(
+            Kind.CONFLICT, "already_booked",
+            "Alamat tidak dapat diubah lagi: paspor sudah dipesan ke kurir atau pengiriman sudah "
+            "selesai. / The address can no longer be changed: the passport is already booked with "
+            "a courier or the delivery is closed.",
+        )
+    moved = address != delivery.address
+    before: dict[str, Any] = {"tracking_token": "[replaced]"}
+    after: dict[str, Any] = {"tracking_token": "[new]"}
+    if moved:
+        before |= {"destination_regency_code": delivery.destination_regency_code}
+        before["address"] = "[old]"
+        after |= {"destination_regency_code": address["regency_code"], "address": "[changed]"}
+        delivery.address = address
+        delivery.destination_regency_code = address["regency_code"]
+    delivery.tracking_token_hash = hash_tracking_token(token)
+    delivery.consent_at = now
+    delivery.updated_at = now
+    action = "delivery.address_changed" if moved else "delivery.token_reissued"
+    audit.record(
+        session, at=now, actor=ACTOR, action=action, entity="delivery", entity_id=delivery.id,
+        office_id=delivery.office_id, before=before, after=after,
+    )
+    return "address_changed" if moved else "token_reissued"

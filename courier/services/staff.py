@@ -1,0 +1,281 @@
+"""Offices, staff accounts and API tokens.
+
+Every staff member and every token belongs to one office and sees only its data (invariant 5).
+Passwords are argon2id hashes (argon2-cffi). API tokens are 256-bit random strings shown once;
+only their sha256 is stored (a slow hash buys nothing for a 256-bit secret and would slow every
+request), with an 8-character prefix kept for listings and revocation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+import schemas
+from courier.db.models import ApiToken, Office, StaffUser
+from courier.domain.deadlines import DEFAULT_COLLECT_DAYS
+from courier.services import audit
+from courier.services.errors import Kind, ServiceError, invalid
+from schemas import FieldError
+
+ROLES: tuple[str, ...] = ("admin", "intake", "dispatcher", "contract_manager")
+TOKEN_PREFIX = "cpt_"  # "courier personal token": recognisable in a leaked paste
+_PREFIX_LEN = len(TOKEN_PREFIX) + 8
+_USERNAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789._-")
+
+_hasher = PasswordHasher()
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(stored: str, password: str) -> bool:
+    try:
+        return _hasher.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def hash_api_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _check_role(role: str) -> None:
+    if role not in ROLES:
+        raise invalid([FieldError("$.role", f"role must be one of: {', '.join(ROLES)}")])
+
+
+async def office_by_code(session: AsyncSession, code: str) -> Office:
+    office = (await session.execute(select(Office).where(Office.code == code))).scalar_one_or_none()
+    if office is None:
+        raise ServiceError(Kind.NOT_FOUND, "unknown_office", f"no office with code {code}")
+    return office
+
+
+# --------------------------------------------------------------------------------------------
+# Offices
+
+
+def _office_fields(spec: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "name": spec["name"],
+        "home_regency_codes": list(spec["home_regency_codes"]),
+        "pickup_slots": list(spec.get("pickup_slots", [])),
+        "collect_days": int(spec.get("collect_days", DEFAULT_COLLECT_DAYS)),
+        "courier_code": spec.get("courier", "jnt"),
+        "sender": dict(spec.get("sender", {})),
+    }
+
+
+async def upsert_office(
+    session: AsyncSession, spec: Mapping[str, Any], *, now: datetime, actor: str
+) -> tuple[Office, str]:
+    """Create or update an office from a ``schemas/common/office.json`` mapping.
+
+    Returns the office and ``"created"``, ``"updated"`` or ``"unchanged"``; only a real change
+    writes the audit log.
+    """
+    errors = schemas.check("common/office", dict(spec))
+    if errors:
+        raise invalid(errors, "invalid office")
+    fields = _office_fields(spec)
+    found = (
+        await session.execute(select(Office).where(Office.code == spec["code"]))
+    ).scalar_one_or_none()
+    if found is None:
+        office = Office(code=spec["code"], created_at=now, **fields)
+        session.add(office)
+        await session.flush()
+        audit.record(
+            session, at=now, actor=actor, action="office.created", entity="office",
+            entity_id=office.id, office_id=office.id,
+            after={k: v for k, v in fields.items() if k != "sender"},
+        )
+        return office, "created"
+    before = {k: getattr(found, k) for k in fields if getattr(found, k) != fields[k]}
+    if not before:
+        return found, "unchanged"
+    for key in before:
+        setattr(found, key, fields[key])
+    audit.record(
+        session, at=now, actor=actor, action="office.updated", entity="office",
+        entity_id=found.id, office_id=found.id,
+        before={k: ("[changed]" if k == "sender" else v) for k, v in before.items()},
+        after={k: ("[changed]" if k == "sender" else fields[k]) for k in before},
+    )
+    return found, "updated"
+
+
+async def list_offices(session: AsyncSession) -> Sequence[Office]:
+    return (await session.execute(select(Office).order_by(Office.code))).scalars().all()
+
+
+# --------------------------------------------------------------------------------------------
+# Staff users
+
+
+async def add_user(
+    session: AsyncSession,
+    *,
+    office_code: str,
+    username: str,
+    password: str,
+    role: str,
+    now: datetime,
+    actor: str,
+) -> StaffUser:
+    _check_role(role)
+    errors = []
+    if not (2 <= len(username) <= 64) or not set(username) <= _USERNAME_CHARS:
+        errors.append(FieldError("$.username", "2-64 characters: a-z, 0-9, dot, dash, underscore"))
+    if len(password) < 10:
+        errors.append(FieldError("$.password", "password must have at least 10 characters"))
+    if errors:
+        raise invalid(errors)
+    office = await office_by_code(session, office_code)
+    taken = (
+        await session.execute(select(StaffUser.id).where(StaffUser.username == username))
+    ).scalar_one_or_none()
+    if taken is not None:
+        raise ServiceError(Kind.CONFLICT, "username_taken", "that username is taken")
+    user = StaffUser(
+        office_id=office.id,
+        username=username,
+        password_hash=hash_password(password),
+        role=role,
+        active=True,
+        created_at=now,
+    )
+    session.add(user)
+    await session.flush()
+    audit.record(
+        session, at=now, actor=actor, action="staff_user.created", entity="staff_user",
+        entity_id=user.id, office_id=office.id, after={"username": username, "role": role},
+    )
+    return user
+
+
+@dataclass(frozen=True, slots=True)
+class UserRow:
+    id: int
+    username: str
+    role: str
+    office_code: str
+    active: bool
+    created_at: datetime
+
+
+async def list_users(session: AsyncSession, office_code: str | None = None) -> list[UserRow]:
+    query = select(StaffUser, Office.code).join(Office, Office.id == StaffUser.office_id)
+    if office_code is not None:
+        query = query.where(Office.code == office_code)
+    rows = (await session.execute(query.order_by(Office.code, StaffUser.username))).all()
+    return [UserRow(u.id, u.username, u.role, code, u.active, u.created_at) for u, code in rows]
+
+
+# --------------------------------------------------------------------------------------------
+# API tokens
+
+
+async def create_token(
+    session: AsyncSession,
+    *,
+    office_code: str,
+    role: str,
+    name: str,
+    now: datetime,
+    actor: str,
+    staff_user_id: int | None = None,
+) -> tuple[ApiToken, str]:
+    """A new token for ``office_code``; returns the row and the plaintext (shown once)."""
+    _check_role(role)
+    if not (1 <= len(name) <= 64):
+        raise invalid([FieldError("$.name", "name must have 1-64 characters")])
+    office = await office_by_code(session, office_code)
+    plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(
+        office_id=office.id,
+        staff_user_id=staff_user_id,
+        name=name,
+        role=role,
+        token_hash=hash_api_token(plaintext),
+        prefix=plaintext[:_PREFIX_LEN],
+        created_at=now,
+    )
+    session.add(token)
+    await session.flush()
+    audit.record(
+        session, at=now, actor=actor, action="api_token.created", entity="api_token",
+        entity_id=token.id, office_id=office.id,
+        after={"name": name, "role": role, "token_prefix": token.prefix},
+    )
+    return token, plaintext
+
+
+async def find_active_token(session: AsyncSession, plaintext: str) -> ApiToken | None:
+    token = (
+        await session.execute(
+            select(ApiToken).where(ApiToken.token_hash == hash_api_token(plaintext))
+        )
+    ).scalar_one_or_none()
+    if token is None or token.revoked_at is not None:
+        return None
+    return token
+
+
+async def revoke_token(
+    session: AsyncSession, prefix: str, *, now: datetime, actor: str
+) -> ApiToken:
+    """Revoke the one token whose prefix starts with ``prefix`` (at least 6 characters)."""
+    if len(prefix) < 6:
+        raise invalid([FieldError("$.prefix", "give at least 6 characters of the token prefix")])
+    found = (
+        await session.execute(select(ApiToken).where(ApiToken.prefix.startswith(prefix)))
+    ).scalars().all()
+    if not found:
+        raise ServiceError(Kind.NOT_FOUND, "unknown_token", "no token has that prefix")
+    if len(found) > 1:
+        raise ServiceError(
+            Kind.CONFLICT, "ambiguous_prefix", "several tokens share that prefix: give more of it"
+        )
+    token = found[0]
+    if token.revoked_at is None:
+        token.revoked_at = now
+        audit.record(
+            session, at=now, actor=actor, action="api_token.revoked", entity="api_token",
+            entity_id=token.id, office_id=token.office_id,
+            before={"revoked": False}, after={"revoked": True},
+        )
+    return token
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRow:
+    prefix: str
+    name: str
+    role: str
+    office_code: str
+    created_at: datetime
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+async def list_tokens(session: AsyncSession, office_code: str | None = None) -> list[TokenRow]:
+    query = select(ApiToken, Office.code).join(Office, Office.id == ApiToken.office_id)
+    if office_code is not None:
+        query = query.where(Office.code == office_code)
+    rows = (await session.execute(query.order_by(Office.code, ApiToken.id))).all()
+    return [
+        TokenRow(t.prefix, t.name, t.role, code, t.created_at, t.revoked_at, t.last_used_at)
+        for t, code in rows
+    ]

@@ -1,0 +1,136 @@
+"""The aiohttp application: middlewares (request id, request log, the one error shape, the body
+limit) and the route tables of the modules in :data:`ROUTE_MODULES`.
+
+Each route module exposes ``routes: web.RouteTableDef`` and may expose ``middleware`` (an aiohttp
+middleware that must see every request, e.g. metrics): those run outermost, in list order.
+Modules in :data:`OPTIONAL_ROUTE_MODULES` are mounted when they exist (they are built by other
+work); any other import error is a bug and is raised.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from types import ModuleType
+
+import structlog
+from aiohttp import web
+
+from courier import logging as courier_logging
+from courier.services.errors import ServiceError
+from courier.web.context import CONTEXT, AppContext
+from courier.web.errors import ApiError, error_body, from_http_exception, too_large
+
+# The one list of what the HTTP surface serves.
+ROUTE_MODULES: tuple[str, ...] = (
+    "courier.web.health",
+    "courier.web.intake",
+    "courier.web.optin",
+)
+OPTIONAL_ROUTE_MODULES: tuple[str, ...] = (
+    "courier.web.metrics",  # first: its middleware times every request, including refusals
+    "courier.web.webhooks",
+    "courier.web.tracking",
+    "courier.web.openapi",
+)
+
+REQUEST_ID_HEADER = "X-Request-Id"
+_SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")  # a caller's id is echoed only if harmless
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+log = structlog.get_logger("courier.web")
+
+
+def _route_template(request: web.Request) -> str:
+    """The matched route's template (``/t/{token}``), never the raw path: paths hold secrets."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "(unmatched)"
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    incoming = request.headers.get(REQUEST_ID_HEADER, "")
+    request_id = incoming if _SAFE_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+    courier_logging.clear()
+    courier_logging.bind(request_id=request_id)
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        response.headers[REQUEST_ID_HEADER] = request_id
+        return response
+    except web.HTTPException as exc:  # only redirects get past error_shape
+        status = exc.status
+        exc.headers[REQUEST_ID_HEADER] = request_id
+        raise
+    finally:
+        log.info(
+            "http_request",
+            method=request.method,
+            route=_route_template(request),
+            status=status,
+            ms=round((time.perf_counter() - started) * 1000, 1),
+        )
+        courier_logging.clear()
+
+
+@web.middleware
+async def error_shape(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every refusal leaves in the one shape; an unexpected exception is a generic 500."""
+    try:
+        return await handler(request)
+    except ApiError as err:
+        return err.response()
+    except ServiceError as err:
+        return ApiError.from_service(err).response()
+    except web.HTTPRequestEntityTooLarge:
+        return too_large(request.app[CONTEXT].settings.max_body_bytes).response()
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise  # redirects and the like pass through untouched
+        return from_http_exception(exc)
+    except Exception:
+        # the traceback goes to the log (redacted, with the request id), never to the client
+        log.exception("unhandled_error", route=_route_template(request))
+        return web.json_response(
+            error_body("internal", "internal error; quote the X-Request-Id header when reporting"),
+            status=500,
+        )
+
+
+@web.middleware
+async def body_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse a declared oversized body before reading a byte of it. Chunked bodies carry no
+    length: aiohttp's ``client_max_size`` stops those while they are read."""
+    limit = request.app[CONTEXT].settings.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large(limit)
+    return await handler(request)
+
+
+def _route_modules() -> list[ModuleType]:
+    found = [importlib.import_module(name) for name in ROUTE_MODULES]
+    for name in OPTIONAL_ROUTE_MODULES:
+        try:
+            found.append(importlib.import_module(name))
+        except ModuleNotFoundError as err:
+            if err.name != name:
+                raise
+    return found
+
+
+def create_app(ctx: AppContext) -> web.Application:
+    modules = _route_modules()
+    outer = [m.middleware for m in modules if hasattr(m, "middleware")]
+    app = web.Application(
+        client_max_size=ctx.settings.max_body_bytes,
+        middlewares=[*outer, request_context, error_shape, body_limit],
+    )
+    app[CONTEXT] = ctx
+    for module in modules:
+        app.router.add_routes(module.routes)
+    return app

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 
-import asyncpg  # type: ignore[import-untyped]
+import asyncpg
 from sqlalchemy import exc as sa_exc
 
 _ASYNCPG_OUTAGES: tuple[type[BaseException], ...] = (

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 from typing import Any
 
-import asyncpg  # type: ignore[import-untyped]
+import asyncpg
 import structlog
 from sqlalchemy.engine import make_url
 

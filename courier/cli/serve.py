@@ -20,7 +20,7 @@ from aiohttp import web
 from adapters import registry
 from adapters.base import CourierAdapter
 from adapters.http import close_shared_session
-from courier.commands.base import settings_from
+from courier.cli.base import settings_from
 from courier.config import Settings
 from courier.db.engine import make_engine, make_sessions
 from courier.db.migrate import current_revision, head_revision

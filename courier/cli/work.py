@@ -11,7 +11,7 @@ import structlog
 from adapters import registry
 from adapters.base import CourierAdapter
 from adapters.http import close_shared_session
-from courier.commands.base import settings_from
+from courier.cli.base import settings_from
 from courier.config import Settings
 from courier.db.engine import make_engine, make_sessions
 from courier.web.context import AppContext

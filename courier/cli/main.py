@@ -1,23 +1,20 @@
-"""`courier`: the command line, and the one composition root (the only module in courier/ that may
-start the worker)."""
+"""`courier`: the parser, built from one module per command."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import sys
 from collections.abc import Sequence
 
 # Each module registers its sub-commands; the order here is the order in `courier --help`.
 COMMANDS = (
-    "courier.commands.serve",
-    "courier.commands.work",
-    "courier.commands.demo",
-    "courier.commands.simulate",
-    "courier.commands.import_csv",
-    "courier.commands.migrate",
-    "courier.commands.staff",
-    "courier.commands.report",
+    "courier.cli.serve",
+    "courier.cli.work",
+    "courier.cli.demo",
+    "courier.cli.simulate",
+    "courier.cli.import_csv",
+    "courier.cli.migrate",
+    "courier.cli.staff",
 )
 
 
@@ -31,13 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as err:
-            if err.name != name:
-                raise
-            continue  # a command not built yet is simply not offered
-        module.register(sub)
+        importlib.import_module(name).register(sub)
     return parser
 
 
@@ -47,5 +38,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
-if __name__ == "__main__":
-    sys.exit(main())

@@ -15,7 +15,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from courier.commands.base import settings_from
+from courier.cli.base import settings_from
 from courier.config import Settings
 from courier.db.engine import make_engine, make_sessions
 from courier.services.csv_import import (

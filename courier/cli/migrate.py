@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from courier import config
-from courier.commands.base import settings_from
+from courier.cli.base import settings_from
 from courier.db.migrate import head_revision, migrate
 
 

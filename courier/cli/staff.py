@@ -14,7 +14,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeAlias, TypeVar
 
-from courier.commands.base import settings_from
+from courier.cli.base import settings_from
 from courier.config import Settings
 from courier.db.engine import SessionFactory, make_engine, make_sessions, transaction
 from courier.services import staff

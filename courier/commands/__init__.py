@@ -1,1 +1,0 @@
-"""One module per `courier` sub-command; each exposes ``register(subparsers)``."""

@@ -78,15 +78,39 @@ def validator(name: str) -> Draft202012Validator:
 
 
 def _message(err: Any) -> str:
-    if err.validator == "additionalProperties":
-        extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+    """What is wrong with the field, in words that never repeat the value sent: values are often
+    personal data (a phone number, a name) and error messages end up in logs and screens."""
+    rule, schema = err.validator, err.schema
+    described = schema.get("description") if isinstance(schema, dict) else None
+    if rule == "additionalProperties":
+        extra = sorted(set(err.instance) - set(schema.get("properties", {})))
         return f"unknown field(s): {', '.join(extra)}"
-    if err.validator == "required":
+    if rule == "required":
         return str(err.message).replace("is a required property", "is required")
-    if err.validator in ("pattern", "format", "enum", "const") and isinstance(err.instance, str):
-        # the value itself may be PII (a phone, a name): say what is wrong, not what was sent
-        rule = err.schema.get("description") or f"does not match {err.validator} rule"
-        return str(rule)
+    if rule == "type":
+        kinds = err.validator_value
+        kinds = " or ".join(kinds) if isinstance(kinds, list) else kinds
+        return f"must be of type {kinds}"
+    if rule in ("minLength", "maxLength"):
+        bound = "at least" if rule == "minLength" else "at most"
+        return f"must be {bound} {err.validator_value} characters"
+    if rule in ("minItems", "maxItems"):
+        bound = "at least" if rule == "minItems" else "at most"
+        return f"must have {bound} {err.validator_value} items"
+    if rule in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        words = {
+            "minimum": "at least", "maximum": "at most",
+            "exclusiveMinimum": "more than", "exclusiveMaximum": "less than",
+        }
+        return f"must be {words[rule]} {err.validator_value}"
+    if rule == "enum":
+        return "must be one of: " + ", ".join(json.dumps(v) for v in err.validator_value)
+    if rule == "const":
+        return f"must be {json.dumps(err.validator_value)}"
+    if rule in ("pattern", "format"):
+        return str(described or f"does not match the expected {rule}")
+    if isinstance(err.instance, str | int | float):
+        return str(described or f"does not satisfy the {rule} rule")
     return str(err.message)
 
 

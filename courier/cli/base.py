@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
+from adapters import registry
+from adapters.base import CourierAdapter
 from courier import config, logging
+from courier.config import Settings
+from courier.db.engine import make_engine, make_sessions
+from courier.metrics import PrometheusObserver
+from courier.web.context import AppContext
 
 
 def settings_from(args: argparse.Namespace) -> config.Settings:
@@ -20,3 +26,20 @@ def settings_from(args: argparse.Namespace) -> config.Settings:
         raise SystemExit(2) from err
     logging.configure(settings.log_level, settings.log_format)
     return settings
+
+
+def build_context(settings: Settings) -> AppContext:
+    """Engine, sessions, the clock and one adapter per configured courier, its calls counted in
+    the process's metrics. ``serve`` needs the adapters for the push receivers' signature checks,
+    ``work`` for everything else."""
+    clock = settings.clock()
+    engine = make_engine(settings.database_url)
+    observer = PrometheusObserver()
+    couriers: dict[str, CourierAdapter] = {
+        code: registry.create(code, courier_settings, clock=clock, observer=observer)
+        for code, courier_settings in settings.couriers.items()
+    }
+    return AppContext(
+        settings=settings, engine=engine, sessions=make_sessions(engine), clock=clock,
+        couriers=couriers,
+    )  # fmt: skip

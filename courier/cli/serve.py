@@ -18,14 +18,11 @@ import structlog
 from aiohttp import web
 
 from adapters import registry
-from adapters.base import CourierAdapter
 from adapters.http import close_shared_session
-from courier.cli.base import settings_from
+from courier.cli.base import build_context, settings_from
 from courier.config import Settings
-from courier.db.engine import make_engine, make_sessions
 from courier.db.migrate import current_revision, head_revision
 from courier.web.app import create_app
-from courier.web.context import AppContext
 
 log = structlog.get_logger("courier.serve")
 SHUTDOWN_TIMEOUT = 10.0
@@ -43,24 +40,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--port", type=int, help="port to bind; 0 picks a free one (default: http.port, 8080)"
     )
     p.set_defaults(func=_serve)
-
-
-def build_context(settings: Settings) -> AppContext:
-    """The AppContext of a `serve` process: one adapter per configured courier, for the webhook
-    receivers' signature checks (``verify_push``)."""
-    clock = settings.clock()
-    engine = make_engine(settings.database_url)
-    couriers: dict[str, CourierAdapter] = {
-        code: registry.create(code, courier_settings, clock=clock)
-        for code, courier_settings in settings.couriers.items()
-    }
-    return AppContext(
-        settings=settings,
-        engine=engine,
-        sessions=make_sessions(engine),
-        clock=clock,
-        couriers=couriers,
-    )
 
 
 async def serve(settings: Settings, host: str, port: int) -> int:

@@ -9,12 +9,10 @@ import sys
 import structlog
 
 from adapters import registry
-from adapters.base import CourierAdapter
 from adapters.http import close_shared_session
-from courier.cli.base import settings_from
+from courier.cli.base import build_context, settings_from
 from courier.config import Settings
-from courier.db.engine import make_engine, make_sessions
-from courier.web.context import AppContext
+from courier.metrics import serve_standalone
 
 log = structlog.get_logger()
 
@@ -43,24 +41,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--once", action="store_true", help="run one pass of each loop, then exit"
     )
-    p.set_defaults(func=_work)
-
-
-def build_context(settings: Settings) -> AppContext:
-    """Engine, sessions, clock and one adapter per configured courier."""
-    clock = settings.clock()
-    engine = make_engine(settings.database_url)
-    couriers: dict[str, CourierAdapter] = {
-        code: registry.create(code, courier_settings, clock=clock)
-        for code, courier_settings in settings.couriers.items()
-    }
-    return AppContext(
-        settings=settings,
-        engine=engine,
-        sessions=make_sessions(engine),
-        clock=clock,
-        couriers=couriers,
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve this worker's Prometheus metrics (courier calls, retries, circuit state, "
+        "claims) on 127.0.0.1:PORT/metrics",
     )
+    p.set_defaults(func=_work)
 
 
 async def _main(settings: Settings, loops: list[str], worker_id: str, once: bool) -> int:
@@ -98,4 +86,6 @@ def _work(args: argparse.Namespace) -> int:
         print(f"configuration error: {err}", file=sys.stderr)
         return 2
     worker_id = args.worker_id or default_worker_id()
+    if args.metrics_port is not None:
+        serve_standalone(args.metrics_port)
     return asyncio.run(_main(settings, loops, worker_id, args.once))

@@ -301,10 +301,16 @@ async def mark_ready(
     if ready is None:
         raise ValueError(f"demo passport {applicant.application_no} is invalid: {errors}")
     async with transaction(sessions) as session:
+        office_id = (await staff.office_by_code(session, OFFICE_CODE)).id
+    passport_hash = await intake.passport_hash_for(
+        sessions, office_id=office_id, application_no=applicant.application_no,
+        passport_no=ready.passport_no, pepper=settings.passport_pepper,
+    )  # fmt: skip
+    async with transaction(sessions) as session:
         office = await staff.office_by_code(session, OFFICE_CODE)
         await intake.mark_ready(
             session, office=office, application_no=applicant.application_no, ready=ready,
-            pepper=settings.passport_pepper, now=now, actor=ACTOR,
+            passport_hash=passport_hash, now=now, actor=ACTOR,
         )  # fmt: skip
 
 

@@ -198,16 +198,22 @@ async def _import_one(
     actor: str,
     report: ImportReport,
 ) -> None:
+    passport_hash = None
+    if ready is not None:
+        passport_hash = await intake.passport_hash_for(
+            sessions, office_id=office_id, application_no=data.application_no,
+            passport_no=ready.passport_no, pepper=pepper,
+        )  # fmt: skip
     async with transaction(sessions) as session:
         office = await session.get_one(Office, office_id)
         _, outcome = await intake.upsert_application(
             session, office=office, data=data, now=now, actor=actor
         )
         ready_outcome = "unchanged"
-        if ready is not None:
+        if ready is not None and passport_hash is not None:
             _, ready_outcome = await intake.mark_ready(
                 session, office=office, application_no=data.application_no, ready=ready,
-                pepper=pepper, now=now, actor=actor,
+                passport_hash=passport_hash, now=now, actor=actor,
             )
     if outcome == "created":
         report.created += 1

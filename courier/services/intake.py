@@ -26,6 +26,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from courier.db.engine import SessionFactory
 from courier.db.models import Application, Delivery, Office
 from courier.domain import deadlines
 from courier.domain.eligibility import PRIORITY_KINDS
@@ -33,6 +34,7 @@ from courier.domain.phones import to_e164
 from courier.domain.states import DeliveryState, check_delivery_move
 from courier.services import audit
 from courier.services.errors import Kind, ServiceError
+from courier.services.wakeups import notify_queued
 from schemas import FieldError
 
 log = structlog.get_logger("courier.intake")
@@ -163,6 +165,31 @@ def delivery_priority(priority_kind: str | None, express: bool) -> int:
 # Use cases (each runs inside the caller's transaction)
 
 
+async def passport_hash_for(
+    sessions: SessionFactory, *, office_id: int, application_no: str, passport_no: str, pepper: str
+) -> str:
+    """The hash to store for ``passport_no``: the stored one when it already matches (argon2
+    salts are random, so hashing again would look like a change), else a fresh one.
+
+    The argon2 work (~50 ms of CPU each) runs off the event loop and outside any transaction:
+    on SQLite a write transaction holds the database's one write lock, and every other writer
+    would wait for the hash."""
+    async with sessions() as session:
+        stored = (
+            await session.execute(
+                select(Application.passport_no_hash).where(
+                    Application.office_id == office_id,
+                    Application.application_no == application_no,
+                )
+            )
+        ).scalar_one_or_none()
+    if stored is not None and await asyncio.to_thread(
+        verify_passport_no, pepper, stored, passport_no
+    ):
+        return stored
+    return await asyncio.to_thread(hash_passport_no, pepper, passport_no)
+
+
 async def find_application(
     session: AsyncSession, office_id: int, application_no: str
 ) -> Application | None:
@@ -242,32 +269,27 @@ async def mark_ready(
     office: Office,
     application_no: str,
     ready: ReadyData,
-    pepper: str,
+    passport_hash: str,
     now: datetime,
     actor: str,
 ) -> tuple[Application, str]:
     """The passport is printed: store its hash, issued_at and collect-by date; an opted-in
     delivery waiting for it moves ``requested → queued``. Returns the application and
-    ``ready``/``updated``/``unchanged``."""
+    ``ready``/``updated``/``unchanged``. ``passport_hash`` comes from :func:`passport_hash_for`,
+    computed before the caller's transaction opened."""
     app = await find_application(session, office.id, application_no)
     if app is None:
         raise ServiceError(
             Kind.NOT_FOUND, "unknown_application", "no application with that number here",
             [FieldError("url.application_no", "not registered at this office")],
         )
-    # argon2 costs ~50 ms of CPU: off the event loop
-    same_number = app.passport_no_hash is not None and await asyncio.to_thread(
-        verify_passport_no, pepper, app.passport_no_hash, ready.passport_no
-    )
+    same_number = app.passport_no_hash == passport_hash
     if app.state == "ready" and same_number and app.issued_at == ready.issued_at:
         return app, "unchanged"
     outcome = "updated" if app.state == "ready" else "ready"
     before: dict[str, Any] = {"state": app.state, "issued_at": _plain(app.issued_at)}
     collect_by = deadlines.collect_by(ready.issued_at, office.collect_days)
-    if not same_number:
-        app.passport_no_hash = await asyncio.to_thread(
-            hash_passport_no, pepper, ready.passport_no
-        )
+    app.passport_no_hash = passport_hash
     app.issued_at = ready.issued_at
     app.collect_by = collect_by
     app.state = "ready"
@@ -305,4 +327,5 @@ async def _delivery_on_ready(
         before={"state": "requested"}, after={"state": "queued"},
         reason="passport ready",
     )
+    await notify_queued(session)
     log.info("delivery_queued", delivery_id=delivery.id)

@@ -39,6 +39,7 @@ from courier.domain.states import DeliveryState
 from courier.services import audit, ratelimit
 from courier.services.errors import Kind, ServiceError, invalid
 from courier.services.intake import delivery_priority
+from courier.services.wakeups import notify_queued
 from schemas import FieldError
 
 log = structlog.get_logger("courier.optin")
@@ -238,6 +239,8 @@ async def _opt_in_verified(
     if existing is None:
         delivery = _new_delivery(now, office, app, address, token)
         session.add(delivery)
+        if delivery.state == DeliveryState.QUEUED.value:
+            await notify_queued(session)
         await session.flush()
         audit.record(
             session, at=now, actor=ACTOR, action="delivery.opted_in", entity="delivery",

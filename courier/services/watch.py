@@ -37,6 +37,7 @@ from courier.domain.states import DeliveryState
 from courier.domain.watch import stuck_after, unconfirmed_after
 from courier.services import audit, items, lifecycle
 from courier.services.errors import Kind, ServiceError
+from courier.services.wakeups import notify_queued
 
 log = structlog.get_logger()
 
@@ -138,6 +139,7 @@ async def reship(
         delivery.next_attempt_at = now
         delivery.lease_owner = None
         delivery.lease_until = None
+        await notify_queued(session)
         outcome = "queued"
     else:
         delivery.state_reason = "awaiting collection at the counter"

@@ -71,6 +71,10 @@ async def post_ready(request: web.Request) -> web.Response:
     ready, errors = intake.parse_ready(body, now=now)
     if ready is None:
         raise invalid(errors)
+    passport_hash = await intake.passport_hash_for(
+        ctx.sessions, office_id=principal.office_id, application_no=application_no,
+        passport_no=ready.passport_no, pepper=ctx.settings.passport_pepper,
+    )  # fmt: skip
     async with transaction(ctx.sessions) as session:
         office = await session.get_one(Office, principal.office_id)
         app, outcome = await intake.mark_ready(
@@ -78,7 +82,7 @@ async def post_ready(request: web.Request) -> web.Response:
             office=office,
             application_no=application_no,
             ready=ready,
-            pepper=ctx.settings.passport_pepper,
+            passport_hash=passport_hash,
             now=now,
             actor=principal.actor,
         )

@@ -4,13 +4,10 @@ nothing of it written, idempotent on re-import; on both backends."""
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import structlog
 from sqlalchemy import func, select
 
 from adapters.clock import ManualClock
@@ -34,19 +31,6 @@ BAD = [
     "BLT-2026-1007,Sari,1992-02-02,081322223333,vip,maybe,,",  # two bad columns
     "BLT-2026-1001,Budi Santoso,1950-01-02,081234567890,,,,",  # duplicate of line 2
 ]
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """The commands configure logging globally (level from the config file): put it back so
-    later tests see the logging they started with."""
-    saved = structlog.get_config()
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    structlog.configure(**saved)
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 async def _seed_office(sessions: SessionFactory) -> None:

@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import io
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
@@ -40,19 +37,6 @@ name = "Kantor Imigrasi Kelas I TPI Malang"
 home_regency_codes = ["35.73", "35.07"]
 collect_days = 30
 """
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """The commands configure logging globally (level from the config file): put it back so
-    later tests see the logging they started with."""
-    saved = structlog.get_config()
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    structlog.configure(**saved)
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 @pytest.fixture

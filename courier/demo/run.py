@@ -38,7 +38,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy import exists, func, select
+from sqlalchemy import func, select
 
 from adapters import registry
 from adapters.base import CourierAdapter
@@ -48,11 +48,19 @@ from adapters.jnt import simulator as jnt_simulator
 from adapters.posind import simulator as pos_simulator
 from courier import config, metrics
 from courier import logging as courier_logging
-from courier.db.engine import SessionFactory, make_engine, make_sessions
+from courier.db.engine import SessionFactory, make_engine, make_sessions, transaction
 from courier.db.migrate import upgrade
-from courier.db.models import Application, AuditEntry, Delivery, ExceptionItem, Handover
+from courier.db.models import (
+    Application,
+    AuditEntry,
+    Delivery,
+    ExceptionItem,
+    Handover,
+    StaffUser,
+)
 from courier.demo import seed as demo_seed
 from courier.domain.states import FINAL_DELIVERY_STATES, DeliveryState
+from courier.services import handover, watch
 from courier.web import metrics as web_metrics
 from courier.web import openapi
 from courier.web.app import create_app
@@ -69,8 +77,7 @@ CONFIRM_HOURS = (1.0, 30.0)  # clock hours after delivery before they do
 # Delivery states that need nothing more from anyone
 FINAL = frozenset(s.value for s in FINAL_DELIVERY_STATES)
 ATTENTION = DeliveryState.NEEDS_ATTENTION.value
-# States that are settled when an open item in the exceptions queue says what to do next
-SETTLED_WITH_ITEM = frozenset({DeliveryState.DELIVERED.value, DeliveryState.RETURNED.value})
+DISPATCH_AFTER = timedelta(hours=2)  # clock time before the dispatcher acts on an item
 STATE_ORDER = [s.value for s in DeliveryState]
 
 WorkerRunner = Callable[..., Any]
@@ -195,13 +202,8 @@ async def read_progress(ctx: AppContext) -> Progress:
 
 
 async def read_progress_of(sessions: SessionFactory) -> Progress:
-    has_item = (
-        exists()
-        .where(ExceptionItem.delivery_id == Delivery.id, ExceptionItem.resolved_at.is_(None))
-        .correlate(Delivery)
-    )
     async with sessions() as session:
-        rows = (await session.execute(select(Delivery.state, has_item))).all()
+        rows = (await session.execute(select(Delivery.state))).all()
         kinds = (
             await session.execute(
                 select(ExceptionItem.kind, func.count())
@@ -210,10 +212,9 @@ async def read_progress_of(sessions: SessionFactory) -> Progress:
             )
         ).all()
     out = Progress(total=len(rows), exceptions={str(k): int(n) for k, n in kinds})
-    for state, item_open in rows:
+    for (state,) in rows:
         out.states[state] = out.states.get(state, 0) + 1
-        settled = state in FINAL or state == ATTENTION or (state in SETTLED_WITH_ITEM and item_open)
-        out.unsettled += not settled
+        out.unsettled += not (state in FINAL or state == ATTENTION)
     return out
 
 
@@ -275,6 +276,56 @@ async def applicants(run: Running, opts: DemoOptions, stopping: asyncio.Event) -
                     await resp.read()
                     log.info("demo.applicant_confirmed", status=resp.status)
             await _pause(stopping)
+
+
+async def dispatcher(run: Running, stopping: asyncio.Event) -> None:
+    """The office's dispatcher works the exceptions queue a few clock hours after each item:
+    checks the family card (KK) of a relative who received a passport and approves the
+    handover; re-ships a returned passport while there is time, else hands it over at the
+    counter when the applicant comes (a day later)."""
+    async with run.ctx.sessions() as session:
+        reviewer = (
+            await session.execute(
+                select(StaffUser.id).where(StaffUser.username == demo_seed.DISPATCHER)
+            )
+        ).scalar_one()
+    actor = f"staff:{reviewer}"
+    while not stopping.is_set():
+        now = run.clock.now()
+        async with run.ctx.sessions() as session:
+            reviews = (
+                await session.execute(
+                    select(Handover.id).where(
+                        Handover.state == handover.NEEDS_REVIEW,
+                        Handover.created_at <= now - DISPATCH_AFTER,
+                    )
+                )
+            ).scalars().all()
+            returned = (
+                await session.execute(
+                    select(Delivery.id, Delivery.state_reason).where(
+                        Delivery.state == DeliveryState.RETURNED.value,
+                        Delivery.updated_at <= now - DISPATCH_AFTER,
+                    )
+                )
+            ).all()
+        for handover_id in reviews:
+            async with transaction(run.ctx.sessions) as session:
+                await handover.review(
+                    session, handover_id, reviewer, True,
+                    "family card (KK) shown to the courier matches the applicant's",
+                    now=now,
+                )  # fmt: skip
+            log.info("demo.dispatcher_reviewed", handover_id=handover_id)
+        for delivery_id, reason in returned:
+            at_counter = reason == watch.AT_COUNTER_REASON
+            async with transaction(run.ctx.sessions) as session:
+                if at_counter:
+                    await watch.collected_at_counter(session, delivery_id, actor, now=now)
+                else:
+                    await watch.reship(session, delivery_id, actor, now=now)
+            log.info("demo.dispatcher_acted", delivery_id=delivery_id, at_counter=at_counter)
+        await _pause(stopping)
 
 
 async def _pause(stopping: asyncio.Event, seconds: float = TICK) -> None:
@@ -454,6 +505,7 @@ async def _drive(
     helpers = [
         asyncio.create_task(office_intake(run, stopping), name="intake"),
         asyncio.create_task(applicants(run, opts, stopping), name="applicants"),
+        asyncio.create_task(dispatcher(run, stopping), name="dispatcher"),
     ]
     deadline = None if opts.minutes is None else asyncio.get_running_loop().time() + (
         opts.minutes * 60

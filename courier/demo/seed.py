@@ -67,10 +67,11 @@ OUT_OF_AREA: tuple[tuple[str, str, int], ...] = (
     ("35.78", "Kota Surabaya", 1),
 )
 
+DISPATCHER = "dispatch.blt"
+# username, role, password (demo only: printed on start)
 STAFF: tuple[tuple[str, str, str], ...] = (
-    # username, role, password (demo only: printed on start)
     ("admin.blt", "admin", "demo-admin-2026"),
-    ("dispatch.blt", "dispatcher", "demo-dispatch-2026"),
+    (DISPATCHER, "dispatcher", "demo-dispatch-2026"),
     ("intake.blt", "intake", "demo-intake-2026"),
     ("kontrak.blt", "contract_manager", "demo-kontrak-2026"),
 )

@@ -66,6 +66,9 @@ class Applied:
 def event_key(shipment: Shipment, event: TrackingEvent) -> str:
     """The event's own key, scoped to the shipment: couriers may reuse waybills over years."""
     return hashlib.sha256(f"{shipment.id}|{event.dedupe_key}".encode()).hexdigest()
+_ATTEMPTS_OVER = frozenset(
+    {Status.DELIVERED, Status.RETURNING, Status.RETURNED, Status.LOST, Status.CANCELLED}
+)
 
 
 def poll_time(
@@ -207,8 +210,11 @@ async def _status_changed(
         before={"status": current.value},
         after={"status": target.value, "raw_code": event.raw_code, "tracking_event": row_id},
     )
+    # a failed attempt asks staff to reach the applicant while the courier tries again; once
+    # the attempts are over (delivered, or on the way back) the item has nothing left to ask
+    settled = ("stuck", "delivery_failed") if target in _ATTEMPTS_OVER else ("stuck",)
     await items.resolve_exceptions(
-        session, delivery_id=delivery.id, kinds=("stuck",), by=actor,
+        session, delivery_id=delivery.id, kinds=settled, by=actor,
         resolution=f"moved on: {target.value}", now=now,
     )  # fmt: skip
     if current in (Status.BOOKING, Status.BOOKED) and target in _TAKEN_BY_COURIER:

@@ -39,6 +39,8 @@ from courier.services import audit, items, lifecycle
 from courier.services.errors import Kind, ServiceError
 from courier.services.wakeups import notify_queued
 
+AT_COUNTER_REASON = "awaiting collection at the counter"
+WATCH_ACTOR = "worker:watch"  # the audit log's name for the watchers
 log = structlog.get_logger()
 
 # A re-shipment needs a pickup slot, up to three days on the road and a failed attempt's retry:
@@ -142,7 +144,7 @@ async def reship(
         await notify_queued(session)
         outcome = "queued"
     else:
-        delivery.state_reason = "awaiting collection at the counter"
+        delivery.state_reason = AT_COUNTER_REASON
         delivery.updated_at = now
         audit.record(
             session, at=now, actor=actor, action="delivery.collect_at_counter",
@@ -234,7 +236,7 @@ async def _deadline_one(session: AsyncSession, delivery_id: int, now: datetime) 
     if deadline_passed(delivery.collect_by, now):
         reason = "the collect-by deadline passed before the passport was handed over"
         if lifecycle.move_delivery(
-            session, delivery, DeliveryState.EXPIRED, actor="worker:watch", now=now, reason=reason
+            session, delivery, DeliveryState.EXPIRED, actor=WATCH_ACTOR, now=now, reason=reason
         ):
             done += 1
             await items.open_exception(
@@ -359,6 +361,13 @@ async def scan_unconfirmed(
                     dedupe_key=f"confirm_reminder:{record.id}",
                     now=now,
                 )
+                # invariant 3: a delivery nobody will move on rests visibly in needs-attention;
+                # the applicant can still confirm from there (the handover stays awaiting)
+                delivery = await session.get_one(Delivery, record.delivery_id)
+                lifecycle.move_delivery(
+                    session, delivery, DeliveryState.NEEDS_ATTENTION, actor=WATCH_ACTOR,
+                    now=now, reason="delivered, but the applicant has not confirmed possession",
+                )  # fmt: skip
         opened += item is not None
     return opened
 

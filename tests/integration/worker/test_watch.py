@@ -15,8 +15,9 @@ from adapters.base import Status
 from adapters.clock import ManualClock
 from courier.config import Settings
 from courier.db.engine import SessionFactory, transaction
-from courier.db.models import CustodyEvent, Delivery, ExceptionItem, OutboxItem
-from courier.services import tracking, watch
+from courier.db.models import Application, CustodyEvent, Delivery, ExceptionItem, OutboxItem
+from courier.services import handover, tracking, watch
+from courier.services.intake import hash_passport_no
 from courier.web.context import AppContext
 from worker import watch as watch_loop
 
@@ -114,6 +115,20 @@ async def test_unconfirmed_handover_after_three_days(sessions: SessionFactory) -
     assert await watch.scan_unconfirmed(sessions, now=before + timedelta(days=1)) == 0
     assert len(await _items(sessions, "unconfirmed")) == 1
     assert len(await _outbox(sessions, "applicant_confirm_reminder")) == 1
+    # it rests visibly in needs-attention, and the applicant can still confirm from there
+    assert (await _state(sessions, delivery_id)).state == "needs_attention"
+    async with transaction(sessions) as session:
+        delivery = await session.get_one(Delivery, delivery_id)
+        token_hash = delivery.tracking_token_hash
+        application = await session.get_one(Application, delivery.application_id)
+        application.passport_no_hash = hash_passport_no(kit_.PEPPER, kit_.PASSPORT_NO)
+    async with transaction(sessions) as session:
+        confirmation = await handover.confirm_possession(
+            session, token_hash, kit_.PASSPORT_NO, before + timedelta(days=2),
+            pepper=kit_.PEPPER,
+        )  # fmt: skip
+    assert confirmation.outcome is handover.Confirmed.VERIFIED
+    assert (await _state(sessions, delivery_id)).state == "handed_over"
 
 
 async def test_return_too_close_to_the_deadline_goes_to_the_counter(

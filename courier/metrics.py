@@ -6,7 +6,7 @@ database — deliveries by state, open exception items, inbox/outbox/poll lag �
 memory (several processes share one database and memory is no source of truth): it is read with
 a few cheap aggregate queries when ``/metrics`` is scraped (:func:`refresh_from_db`).
 
-Every metric is named ``courier_…``; docs/operations.md says what each one means and which
+Every metric is named ``courier_…``; the README (Operations) says what each one means and which
 alert watches it.
 """
 

@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import enum
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,7 +27,7 @@ from courier.domain.handover import HandoverStep, Relation, handover_outcome, re
 from courier.domain.states import DeliveryState
 from courier.services import audit, items, lifecycle
 from courier.services.errors import Kind, ServiceError
-from courier.services.intake import verify_passport_no
+from courier.services.intake import passport_matches
 
 log = structlog.get_logger()
 
@@ -199,9 +198,7 @@ async def confirm_possession(
         return Confirmation(Confirmed.LOCKED, record.id)
     application = await session.get(Application, delivery.application_id)
     stored = application.passport_no_hash if application is not None else None
-    matches = stored is not None and await asyncio.to_thread(
-        verify_passport_no, pepper, stored, passport_no
-    )
+    matches = stored is not None and await passport_matches(pepper, stored, passport_no)
     if not matches:
         record.confirm_failures += 1
         audit.record(

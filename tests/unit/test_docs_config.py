@@ -1,4 +1,4 @@
-"""docs/operations.md's configuration reference is generated from the JSON Schemas: a schema
+"""The README's configuration reference is generated from the JSON Schemas: a schema
 change without regenerating it fails here."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 import schemas
 from courier import docs_config
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
+DOC = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def test_the_configuration_reference_is_current() -> None:

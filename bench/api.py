@@ -19,11 +19,11 @@ from aiohttp import web
 from adapters.clock import SystemClock
 from bench.common import Figures, figures, settings_for
 from courier import logging as courier_logging
+from courier.context import AppContext
 from courier.db.engine import make_engine, make_sessions, transaction
 from courier.demo import seed as demo_seed
 from courier.services import staff
 from courier.web.app import create_app
-from courier.web.context import AppContext
 
 CONCURRENCY = 8
 DESTINATIONS = ("35.73", "35.04", "35.71", "35.07")  # outside Blitar: every opt-in is eligible

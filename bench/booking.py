@@ -16,9 +16,9 @@ from adapters.http import close_shared_session
 from adapters.jnt import simulator as jnt_simulator
 from bench.common import settings_for
 from courier import metrics
+from courier.context import AppContext
 from courier.db.engine import make_engine, make_sessions
 from courier.db.models import Delivery, Shipment
-from courier.web.context import AppContext
 from worker import book
 
 

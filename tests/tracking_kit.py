@@ -25,6 +25,7 @@ from adapters.clock import ManualClock
 from adapters.jnt import simulator as jnt_sim
 from adapters.posind import simulator as pos_sim
 from courier.config import Settings
+from courier.context import AppContext
 from courier.db.engine import SessionFactory, transaction
 from courier.db.models import (
     OPEN_SHIPMENT_STATUSES,
@@ -37,7 +38,6 @@ from courier.db.models import (
 from courier.domain.references import client_reference
 from courier.services.intake import hash_passport_no
 from courier.web.app import create_app
-from courier.web.context import AppContext
 from worker import book, track
 
 PEPPER = "test-pepper"

@@ -28,8 +28,8 @@ from adapters.base import (
     TrackingEvent,
     TrackOutcome,
 )
+from courier.context import AppContext
 from courier.services import booking
-from courier.web.context import AppContext
 from worker import claim
 from worker.backoff import Backoff, is_db_outage
 from worker.notify import Waker

@@ -24,10 +24,10 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.base import CourierError, TrackingEvent
+from courier.context import AppContext
 from courier.db.engine import transaction
 from courier.db.models import InboxItem
 from courier.services import pod, tracking
-from courier.web.context import AppContext
 from worker.backoff import Backoff, is_db_outage
 
 log = structlog.get_logger()

@@ -31,7 +31,7 @@ from typing import Any
 
 import structlog
 
-from courier.web.context import AppContext
+from courier.context import AppContext
 from worker import claim
 from worker.backoff import Backoff, is_db_outage
 

@@ -22,10 +22,10 @@ import structlog
 from sqlalchemy import Table, or_, select, update
 
 from adapters.base import CourierAdapter, CourierError, RateLimited, Status, TrackingEvent
+from courier.context import AppContext
 from courier.db.engine import transaction
 from courier.db.models import Shipment
 from courier.services import pod, tracking
-from courier.web.context import AppContext
 from worker import claim
 from worker.backoff import Backoff, is_db_outage
 

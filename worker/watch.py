@@ -9,8 +9,8 @@ import contextlib
 
 import structlog
 
+from courier.context import AppContext
 from courier.services import watch
-from courier.web.context import AppContext
 from worker.backoff import Backoff, is_db_outage
 
 log = structlog.get_logger()

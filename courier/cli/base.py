@@ -9,9 +9,9 @@ from adapters import registry
 from adapters.base import CourierAdapter
 from courier import config, logging
 from courier.config import Settings
+from courier.context import AppContext
 from courier.db.engine import make_engine, make_sessions
 from courier.metrics import PrometheusObserver
-from courier.web.context import AppContext
 
 
 def settings_from(args: argparse.Namespace) -> config.Settings:

@@ -48,6 +48,7 @@ from adapters.jnt import simulator as jnt_simulator
 from adapters.posind import simulator as pos_simulator
 from courier import config, metrics
 from courier import logging as courier_logging
+from courier.context import AppContext
 from courier.db.engine import SessionFactory, make_engine, make_sessions, transaction
 from courier.db.migrate import upgrade
 from courier.db.models import (
@@ -64,7 +65,6 @@ from courier.services import handover, watch
 from courier.web import metrics as web_metrics
 from courier.web import openapi
 from courier.web.app import create_app
-from courier.web.context import AppContext
 
 log = structlog.get_logger("courier.demo")
 

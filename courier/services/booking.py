@@ -51,12 +51,12 @@ from adapters.base import (
     ShipmentOrder,
     Status,
 )
+from courier.context import AppContext
 from courier.db.engine import transaction
 from courier.db.models import Application, Delivery, ExceptionItem, Office, Shipment
 from courier.domain.references import client_reference
 from courier.domain.states import DELIVERY_MOVES, DeliveryState, check_delivery_move
 from courier.services import audit
-from courier.web.context import AppContext
 
 log = structlog.get_logger()
 

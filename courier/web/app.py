@@ -20,9 +20,10 @@ import structlog
 from aiohttp import web
 
 from courier import logging as courier_logging
+from courier.context import AppContext
 from courier.services.errors import ServiceError
-from courier.web.context import CONTEXT, AppContext
 from courier.web.errors import ApiError, error_body, from_http_exception, too_large
+from courier.web.keys import CONTEXT
 
 # The one list of what the HTTP surface serves.
 ROUTE_MODULES: tuple[str, ...] = (

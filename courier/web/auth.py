@@ -15,8 +15,8 @@ from aiohttp import web
 
 from courier.db.engine import transaction
 from courier.services.staff import ROLES, find_active_token
-from courier.web.context import context_of
 from courier.web.errors import forbidden, unauthorized
+from courier.web.keys import context_of
 
 # last_used_at is a hint for audits of stale tokens, not a log: refresh it at most this often so
 # a busy token does not turn every read into a write

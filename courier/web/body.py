@@ -14,8 +14,8 @@ from typing import Any
 from aiohttp import web
 
 import schemas
-from courier.web.context import context_of
 from courier.web.errors import bad_request, invalid, too_large
+from courier.web.keys import context_of
 from schemas import FieldError
 
 

@@ -13,8 +13,8 @@ from aiohttp import web
 from sqlalchemy import text
 
 from courier.db.migrate import current_revision, head_revision
-from courier.web.context import context_of
 from courier.web.errors import error_body
+from courier.web.keys import context_of
 from schemas import FieldError
 
 routes = web.RouteTableDef()

@@ -18,8 +18,8 @@ from courier.db.models import Application, Office
 from courier.services import intake
 from courier.web.auth import require
 from courier.web.body import read_json
-from courier.web.context import context_of
 from courier.web.errors import invalid
+from courier.web.keys import context_of
 
 routes = web.RouteTableDef()
 

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from courier import metrics
-from courier.web.context import CONTEXT
+from courier.web.keys import CONTEXT
 
 UNMATCHED = "<unmatched>"
 

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from courier.services import optin
 from courier.web.body import read_json
-from courier.web.context import context_of
+from courier.web.keys import context_of
 
 routes = web.RouteTableDef()
 

@@ -24,8 +24,8 @@ from courier.db.models import Delivery, Handover, Shipment, TrackingEventRow
 from courier.services import handover
 from courier.services.optin import hash_tracking_token
 from courier.web.body import read_json
-from courier.web.context import context_of
 from courier.web.errors import ApiError, json_ok, not_found
+from courier.web.keys import context_of
 
 routes = web.RouteTableDef()
 

@@ -25,8 +25,8 @@ from adapters.base import CourierError, PushReply
 from courier.db.engine import transaction
 from courier.db.models import InboxItem
 from courier.services import items
-from courier.web.context import context_of
 from courier.web.errors import ApiError, not_found
+from courier.web.keys import context_of
 from schemas import FieldError
 
 routes = web.RouteTableDef()

@@ -14,11 +14,11 @@ from sqlalchemy import select
 from adapters.clock import ManualClock
 from courier import config
 from courier.cli import main
+from courier.context import AppContext
 from courier.db.engine import make_engine, make_sessions
 from courier.db.models import ApiToken, AuditEntry, Office, StaffUser
 from courier.services import staff
 from courier.web.app import create_app
-from courier.web.context import AppContext
 
 CONFIG = """
 database_url = "{url}"

@@ -10,10 +10,10 @@ from webapi import Api, settings_for
 
 import schemas
 from adapters.clock import ManualClock
+from courier.context import AppContext
 from courier.db.engine import make_engine, make_sessions
 from courier.db.migrate import downgrade, head_revision
 from courier.web.app import create_app
-from courier.web.context import AppContext
 
 
 async def test_healthz_and_readyz_on_a_migrated_database(api: Api) -> None:

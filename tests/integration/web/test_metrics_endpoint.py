@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.clock import ManualClock
 from courier import config, metrics
+from courier.context import AppContext
 from courier.db.engine import SessionFactory, make_engine, make_sessions, transaction
 from courier.db.models import (
     Application,
@@ -25,7 +26,6 @@ from courier.db.models import (
 )
 from courier.web import metrics as web_metrics
 from courier.web.app import create_app
-from courier.web.context import AppContext
 
 NOW = datetime(2026, 11, 4, 3, 0, tzinfo=UTC)
 

@@ -15,11 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 import schemas
 from adapters.clock import ManualClock
 from courier import config
+from courier.context import AppContext
 from courier.db.engine import SessionFactory
 from courier.web import metrics as web_metrics
 from courier.web import openapi
 from courier.web.app import create_app
-from courier.web.context import AppContext
 
 
 @pytest.fixture

@@ -27,12 +27,12 @@ from adapters import registry
 from adapters.clock import ManualClock
 from adapters.jnt import simulator as jnt_simulator
 from courier import config
+from courier.context import AppContext
 from courier.db.engine import make_engine, make_sessions, transaction
 from courier.services import intake, staff
 from courier.web import metrics as web_metrics
 from courier.web import openapi
 from courier.web.app import create_app
-from courier.web.context import AppContext
 
 START = datetime(2026, 11, 2, 2, 0, tzinfo=UTC)  # Monday 09:00 WIB
 OFFICE = {

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.clock import ManualClock
 from courier import config
+from courier.context import AppContext
 from courier.db.engine import SessionFactory, transaction
 from courier.db.models import (
     ApiToken,
@@ -29,7 +30,6 @@ from courier.db.models import (
 )
 from courier.services import staff
 from courier.web.app import create_app
-from courier.web.context import AppContext
 
 PEPPER = "test-pepper-0123456789abcdef"
 MAX_BODY = 4096

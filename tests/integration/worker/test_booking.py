@@ -24,9 +24,9 @@ from adapters.clock import ManualClock
 from adapters.jnt import simulator as jnt_sim
 from adapters.posind import simulator as pos_sim
 from courier.config import Settings
+from courier.context import AppContext
 from courier.db.engine import SessionFactory
 from courier.db.models import AuditEntry, Delivery, ExceptionItem
-from courier.web.context import AppContext
 from worker import book, claim
 
 # the simulators hold a "lost" answer this long (wall); the client gives up well before

@@ -14,11 +14,11 @@ from tracking_kit import booked_shipment, event
 from adapters.base import Status
 from adapters.clock import ManualClock
 from courier.config import Settings
+from courier.context import AppContext
 from courier.db.engine import SessionFactory, transaction
 from courier.db.models import Application, CustodyEvent, Delivery, ExceptionItem, OutboxItem
 from courier.services import handover, tracking, watch
 from courier.services.intake import hash_passport_no
-from courier.web.context import AppContext
 from worker import watch as watch_loop
 
 

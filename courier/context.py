@@ -1,11 +1,11 @@
-"""What every request handler (and the worker) needs, built once by the composition root."""
+"""What every use case that runs in a process needs (HTTP handlers, worker loops, the demo),
+built once by the composition root (courier/cli)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.base import CourierAdapter
@@ -22,9 +22,3 @@ class AppContext:
     clock: Clock
     couriers: Mapping[str, CourierAdapter] = field(default_factory=dict)
 
-
-CONTEXT: web.AppKey[AppContext] = web.AppKey("courier_context", AppContext)
-
-
-def context_of(request: web.Request) -> AppContext:
-    return request.app[CONTEXT]

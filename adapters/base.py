@@ -180,6 +180,11 @@ class Capabilities:
     push: bool
     find: bool
     track_batch_size: int  # waybills per API call
+    #: The courier is KNOWN (documented, or confirmed under contract) to refuse a second order
+    #: with the same reference, so resending it can never make a second order (J&T: "Orderid
+    #: tidak boleh sama"). False when that is only inferred or unknown: then a create whose
+    #: outcome is unknown is never resent; a human checks the courier's portal (DESIGN §5.1).
+    dedupes_reference: bool = False
 
 
 TrackOutcome = Sequence[TrackingEvent] | CourierError

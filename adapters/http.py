@@ -18,12 +18,16 @@ What the transport decides, and what it leaves to the adapter::
 
     2xx, 3xx, 4xx (not 429)      returned as HttpReply: the adapter reads the courier's meaning
     429                          RateLimited(retry_after) once attempts are spent
-    5xx, timeout, connection     CourierUnavailable once attempts are spent
-    timeout or dropped connection
-      after the request may have
-      been sent, not safe_to_repeat  OutcomeUnknown (a 504 too: a gateway gave up waiting)
+    5xx, timeout, connection     CourierUnavailable once attempts are spent (safe_to_repeat)
+    not safe_to_repeat, and the request may have reached the courier:
+      5xx (500/502/503/504)      OutcomeUnknown: a 500 can come after the order was written, a
+                                 502/503/504 from a gateway that may have forwarded it
+      timeout, dropped
+      connection, truncated body OutcomeUnknown
     connection refused (nothing
       was sent)                  CourierUnavailable, even for a create
+    body over MAX_BODY_BYTES     ResponseInvalid (OutcomeUnknown when not safe_to_repeat): a
+                                 courier answer is small; a huge one is never held in memory
 
 Tracing goes to structlog at debug level: courier, operation, method, URL path (never the query),
 status and milliseconds. Never bodies or headers: they carry names, phones and signatures.
@@ -34,7 +38,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import random
 import time
 import weakref
 from collections.abc import Mapping
@@ -49,6 +52,7 @@ import structlog
 from multidict import CIMultiDict, CIMultiDictProxy
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
+from adapters.backoff import exponential_backoff
 from adapters.base import (
     CourierError,
     CourierUnavailable,
@@ -61,6 +65,9 @@ from adapters.clock import WIB, Clock
 log = structlog.get_logger()
 
 USER_AGENT = "passport-courier/0.1"
+#: The most of one courier answer read into memory. Real answers are a few KiB; anything past
+#: this is a misbehaving gateway or a wrong URL, not something to buffer.
+MAX_BODY_BYTES = 2 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -473,10 +480,18 @@ class CourierTransport:
                 timeout=self._timeout,
                 allow_redirects=False,
             ) as resp:
-                raw = await resp.read()
+                raw = await _read_capped(resp)
                 reply = HttpReply(
                     resp.status, CIMultiDictProxy(CIMultiDict(resp.headers)), raw, self.courier
                 )
+        except _TooLarge as exc:
+            # the courier answered (it is up), but not with anything we will hold in memory
+            self._circuit.succeeded()
+            log.debug("courier.http", **trace, error="too_large", ms=_ms(started))
+            message = f"{operation}: answer larger than {MAX_BODY_BYTES} bytes"
+            if not safe_to_repeat:
+                raise _Failed(OutcomeUnknown(self.courier, message), retryable=False) from exc
+            raise _Failed(ResponseInvalid(self.courier, message), retryable=False) from exc
         except _BEFORE_SENDING as exc:
             self._circuit.failed()
             log.debug("courier.http", **trace, error="connect", ms=_ms(started))
@@ -499,8 +514,9 @@ class CourierTransport:
         status = reply.status
         if status >= 500:
             self._circuit.failed()
-            if status == 504 and not safe_to_repeat:
-                unknown = OutcomeUnknown(self.courier, f"{operation}: gateway timeout")
+            if not safe_to_repeat:
+                # the request reached a server: the order may exist behind any 5xx
+                unknown = OutcomeUnknown(self.courier, f"{operation}: HTTP {status} after sending")
                 raise _Failed(unknown, retryable=False)
             wait = parse_retry_after(reply.headers, self.clock.now()) if status == 503 else None
             error = CourierUnavailable(self.courier, f"{operation}: HTTP {status}")
@@ -520,10 +536,36 @@ class CourierTransport:
 
 def backoff(policy: TransportPolicy, attempt: int) -> float:
     """Wait after failed attempt ``attempt`` (1-based): initial·2ⁿ⁻¹ plus up to ``initial`` of
-    jitter, capped at ``backoff_max`` (tenacity's wait_exponential_jitter, without its
-    version-dependent parameter names)."""
-    exp = policy.backoff_initial * 2 ** max(0, attempt - 1)
-    return min(policy.backoff_max, exp + random.uniform(0, policy.backoff_initial))
+    jitter, capped at ``backoff_max`` (the one policy, adapters/backoff.py)."""
+    return exponential_backoff(
+        attempt - 1,
+        initial=policy.backoff_initial,
+        cap=policy.backoff_max,
+        jitter=policy.backoff_initial,
+    )
+
+
+class _TooLarge(Exception):
+    """The answer's body passed MAX_BODY_BYTES."""
+
+
+async def _read_capped(resp: aiohttp.ClientResponse) -> bytes:
+    """The body, read in chunks and given up on past MAX_BODY_BYTES. A body cut short (fewer
+    bytes than Content-Length, a broken chunked encoding) raises ``aiohttp.ClientPayloadError``
+    like any dropped connection: the caller treats it as "may have been processed"."""
+    declared = resp.content_length
+    size = 0
+    chunks: list[bytes] = []
+    if declared is None or declared <= MAX_BODY_BYTES:
+        async for chunk in resp.content.iter_chunked(64 * 1024):
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                break
+            chunks.append(chunk)
+    if (declared is not None and declared > MAX_BODY_BYTES) or size > MAX_BODY_BYTES:
+        resp.close()  # drop the connection: the rest of that body must not reach the next call
+        raise _TooLarge
+    return b"".join(chunks)
 
 
 def basic_auth(user: str, password: str) -> dict[str, str]:

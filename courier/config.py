@@ -24,6 +24,9 @@ from schemas import FieldError
 
 ENV_PREFIX = "COURIER_"
 DEFAULT_FILE = "courier.toml"
+# A placeholder, public in this file: `serve` and `work` refuse it unless
+# security.allow_default_pepper says this is a demo or a test (courier.cli.base.require_secrets).
+DEFAULT_PEPPER = "change-me-passport-pepper"
 
 
 class ConfigError(Exception):
@@ -46,7 +49,8 @@ class Settings:
     max_body_bytes: int = 65536
     public_url: str = ""
     trusted_proxies: tuple[str, ...] = ()
-    passport_pepper: str = "change-me-passport-pepper"
+    passport_pepper: str = DEFAULT_PEPPER
+    allow_default_pepper: bool = False
     optin_max_failures: int = 5
     optin_window_minutes: int = 30
     pod_store: str = "var/pod"
@@ -59,6 +63,11 @@ class Settings:
     max_reconciliations: int = 5
     couriers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     offices: tuple[Mapping[str, Any], ...] = ()
+
+    @property
+    def default_pepper(self) -> bool:
+        """True while the passport pepper is still the published placeholder."""
+        return self.passport_pepper == DEFAULT_PEPPER
 
     @property
     def base_url(self) -> str:
@@ -169,6 +178,7 @@ def from_mapping(data: Mapping[str, Any], source: str = "mapping") -> Settings:
         public_url=http.get("public_url", ""),
         trusted_proxies=tuple(http.get("trusted_proxies", ())),
         passport_pepper=sec.get("passport_pepper", defaults.passport_pepper),
+        allow_default_pepper=sec.get("allow_default_pepper", defaults.allow_default_pepper),
         optin_max_failures=sec.get("optin_max_failures", defaults.optin_max_failures),
         optin_window_minutes=sec.get("optin_window_minutes", defaults.optin_window_minutes),
         pod_store=data.get("pod_store", defaults.pod_store),

@@ -6,6 +6,12 @@ Redaction works twice over: by key (a field called ``phone`` or ``receiver_name`
 whatever it holds) and by value (a string anywhere that looks like a phone number, a passport
 number, an e-mail address or a secret token is masked wherever it appears). Keys win over values,
 so a masked field never leaks through a nested structure.
+
+Exceptions are text like any other, with one more rule: a database error's message carries the
+statement, its bound values and (PostgreSQL) a DETAIL line quoting the row ("Failing row contains
+(…)", "Key (…)=(…)"). The engine hides the values (``hide_parameters``); here the ``[SQL: …]``,
+``[parameters: …]`` and ``DETAIL:`` parts are cut from every text, whoever produced it, before the
+value patterns run. A traceback from the standard library is rendered first, then redacted.
 """
 
 from __future__ import annotations
@@ -54,6 +60,19 @@ _VALUE_PATTERNS = (
 )
 
 
+_EXCEPTION_PARTS = (
+    # the statement: up to the "]" that ends it (the values or the docs link follow), else the
+    # rest of its first line
+    (
+        re.compile(r"\[SQL: .*?\](?=\s*(?:\[parameters|\[SQL parameters|\(Background|$))", re.S),
+        "[SQL: redacted]",
+    ),
+    (re.compile(r"\[SQL: (?!redacted\])[^\n]*"), "[SQL: redacted]"),
+    (re.compile(r"\[parameters: [^\n]*"), "[parameters: redacted]"),
+    (re.compile(r"DETAIL:[^\n]*"), "DETAIL: [redacted]"),
+)
+
+
 def _key_is_sensitive(key: str) -> bool:
     k = key.lower()
     if k in _SAFE_KEYS:
@@ -62,6 +81,8 @@ def _key_is_sensitive(key: str) -> bool:
 
 
 def redact_text(text: str) -> str:
+    for part, replacement in _EXCEPTION_PARTS:
+        text = part.sub(replacement, text)
     for pattern in _VALUE_PATTERNS:
         text = pattern.sub(MASK, text)
     return text
@@ -74,6 +95,8 @@ def redact_value(value: Any, depth: int = 0) -> Any:
         return redact_text(value)
     if isinstance(value, bytes):
         return redact_text(value.decode("utf-8", "replace"))
+    if isinstance(value, BaseException):  # logged as a value: its text, redacted
+        return redact_text(f"{type(value).__name__}: {value}")
     if isinstance(value, Mapping):
         return {
             k: (MASK if isinstance(k, str) and _key_is_sensitive(k) else redact_value(v, depth + 1))
@@ -93,7 +116,8 @@ def redact(
         if _key_is_sensitive(key):
             event_dict[key] = MASK
         elif key == "exception" or key == "exc_info":
-            event_dict[key] = redact_value(value if isinstance(value, str) else str(value))
+            # rendered already (format_exc_info runs first); anything else as its text
+            event_dict[key] = redact_text(value if isinstance(value, str) else str(value))
         else:
             event_dict[key] = redact_value(value)
     return event_dict
@@ -129,7 +153,11 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
     handler = logging.StreamHandler(stream)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=[structlog.processors.add_log_level, redact],
+            foreign_pre_chain=[
+                structlog.processors.add_log_level,
+                structlog.processors.format_exc_info,  # the traceback as text, then redacted
+                redact,
+            ],
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
         )
     )

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from adapters import registry
 from adapters.base import Status, TrackingEvent
 from adapters.clock import ManualClock
+from adapters.http import close_shared_session
 from adapters.jnt import simulator as jnt_sim
 from adapters.posind import simulator as pos_sim
 from courier.config import Settings
@@ -110,7 +111,12 @@ async def make_kit(
             couriers["posind"] = registry.create(
                 "posind", pos_settings, clock=clock, session=http
             )
-            yield Kit(clock, ctx, sessions, http, jnt, posind, ours, pod_store, jnt_app, pos_app)
+            try:
+                yield Kit(
+                    clock, ctx, sessions, http, jnt, posind, ours, pod_store, jnt_app, pos_app
+                )
+            finally:
+                await close_shared_session()  # POD fetches use the process's shared session
 
 
 async def seed_delivery(

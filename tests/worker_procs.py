@@ -116,6 +116,7 @@ def write_config(tmp: Path, db_url: str, sim_url: str, **worker: Any) -> Path:
         "worker": {"lease_seconds": 10, "poll_seconds": 0.1, "grace_seconds": 10,
                    "concurrency_per_courier": 2, **worker},
         "couriers": {"jnt": jnt},
+        "security": {"passport_pepper": "chaos-test-pepper-0123456789"},
     }
     path = tmp / f"courier-{len(list(tmp.glob('courier-*.toml')))}.toml"
     path.write_bytes(tomli_w.dumps(config).encode())

@@ -10,10 +10,12 @@ on. Work is never lost by waiting: it is in the database, under a lease that wil
 from __future__ import annotations
 
 import asyncio
-import random
 
 import asyncpg
 from sqlalchemy import exc as sa_exc
+
+from adapters.backoff import exponential_backoff
+from adapters.clock import Clock
 
 _ASYNCPG_OUTAGES: tuple[type[BaseException], ...] = (
     asyncpg.PostgresConnectionError,  # connection lost / refused by the server
@@ -38,18 +40,21 @@ def is_db_outage(err: BaseException) -> bool:
 
 
 class Backoff:
-    """Capped exponential delays with jitter: 0.5, 1, 2, 4 … up to ``cap`` seconds (wall time:
-    an outage is measured on the wall, whatever clock the service runs on)."""
+    """Capped exponential delays with jitter: 0.5, 1, 2, 4 … up to ``cap`` seconds, the one
+    policy of adapters/backoff.py. Waited on ``clock`` when given (the service's one clock);
+    without one, on the wall."""
 
-    def __init__(self, first: float = 0.5, cap: float = 30.0) -> None:
+    def __init__(self, first: float = 0.5, cap: float = 30.0, *, clock: Clock | None = None):
         self.first = first
         self.cap = cap
+        self.clock = clock
         self.failures = 0
 
     def next_delay(self) -> float:
-        delay = min(self.cap, self.first * (2**self.failures))
+        delay = exponential_backoff(self.failures, initial=self.first, cap=self.cap,
+                                    jitter=self.first / 2)
         self.failures += 1
-        return delay * random.uniform(0.8, 1.0)
+        return delay
 
     def reset(self) -> None:
         self.failures = 0
@@ -57,10 +62,18 @@ class Backoff:
     async def wait(self, stopping: asyncio.Event | None = None) -> None:
         """Sleep the next delay; return early when ``stopping`` is set."""
         delay = self.next_delay()
+        sleep = self.clock.sleep(delay) if self.clock is not None else asyncio.sleep(delay)
         if stopping is None:
-            await asyncio.sleep(delay)
+            await sleep
             return
+        if stopping.is_set():
+            sleep.close()
+            return
+        sleeper = asyncio.ensure_future(sleep)
+        stopper = asyncio.ensure_future(stopping.wait())
         try:
-            await asyncio.wait_for(stopping.wait(), timeout=delay)
-        except TimeoutError:
-            return
+            await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sleeper, stopper):
+                task.cancel()
+            await asyncio.gather(sleeper, stopper, return_exceptions=True)

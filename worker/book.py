@@ -5,8 +5,8 @@ goes first so leaked work never waits behind new work), then queued deliveries, 
 (worker/claim.py), up to ``concurrency_per_courier × couriers`` rows. Every job runs as its own
 task; the courier calls go through a per-courier semaphore, so no courier sees more than
 ``concurrency_per_courier`` calls from this worker at once. While the batch runs, a renewer
-pushes the leases out every third of a lease, so a slow courier never lets a live job's row be
-taken over.
+pushes the leases out every third of a lease (clock time, ``ctx.clock.sleep``), so a slow
+courier never lets a live job's row be taken over.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from adapters.base import (
     TrackingEvent,
     TrackOutcome,
 )
+from adapters.clock import ManualClock
 from courier.context import AppContext
 from courier.services import booking
 from worker import claim
@@ -94,10 +95,16 @@ def batch_size(ctx: AppContext) -> int:
 
 
 async def _renew_forever(ctx: AppContext, worker_id: str) -> None:
-    # wall seconds between renewals: a third of the lease, on the service clock's scale
-    interval = max(0.05, ctx.settings.lease_seconds / 3 / max(ctx.settings.clock_speed, 1e-6))
+    """Push this worker's leases out every third of a lease, timed on the one clock (the lease
+    is measured on it; a ScaledClock runs its sleeps faster than the wall)."""
+    if isinstance(ctx.clock, ManualClock):
+        # Time stands still unless a test moves it, and it cannot move during a batch the test
+        # is awaiting: no lease runs out, so there is nothing to renew. Sleeping on it would
+        # move everyone's time instead (its sleep advances the clock).
+        return
+    interval = ctx.settings.lease_seconds / 3
     while True:
-        await asyncio.sleep(interval)
+        await ctx.clock.sleep(interval)
         try:
             await claim.renew(ctx.sessions, owner=worker_id, now=ctx.clock.now(),
                               lease_seconds=ctx.settings.lease_seconds)
@@ -170,7 +177,7 @@ async def once(ctx: AppContext, worker_id: str) -> int:
 async def run(ctx: AppContext, worker_id: str, stopping: asyncio.Event) -> None:
     """Book until ``stopping`` is set; the batch in hand is finished before returning."""
     ctx = throttled(ctx)
-    backoff = Backoff()
+    backoff = Backoff(clock=ctx.clock)
     async with Waker(ctx.settings.database_url, ctx.settings.poll_seconds) as waker:
         while not stopping.is_set():
             try:

@@ -201,18 +201,21 @@ async def release_shipments(sessions: SessionFactory, ids: Sequence[int], *, own
 
 
 async def release_all(sessions: SessionFactory, *, owner: str) -> int:
-    """On shutdown: every lease this worker still holds, on deliveries and shipments alike, so
-    another worker can take the work at once instead of waiting for the expiry."""
-    released = 0
+    """On shutdown: give back the leases on work this worker has not sent to a courier yet
+    (queued deliveries), so another worker can take it at once instead of waiting for the
+    expiry.
+
+    A shipment in ``booking`` keeps its lease: its create (or resend) may have been cancelled
+    mid-flight and reached the courier. Released, it would be claimed at once and settled by
+    a fresh send while the first may still be landing; left to expire, it is reconciled by
+    reference like any crash (courier/services/booking.py).
+    """
+    d = _DELIVERIES
     async with transaction(sessions) as session:
-        for table in (_DELIVERIES, _SHIPMENTS):
-            result = await session.execute(
-                update(table)
-                .where(table.c.lease_owner == owner)
-                .values(lease_owner=None, lease_until=None)
-            )
-            released += int(result.rowcount or 0)  # type: ignore[attr-defined]
-    return released
+        result = await session.execute(
+            update(d).where(d.c.lease_owner == owner).values(lease_owner=None, lease_until=None)
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 async def held_by(sessions: SessionFactory, owner: str) -> int:

@@ -1,59 +1,77 @@
 """The inbox loop: courier pushes, verified and stored by the webhook, applied here.
 
 The webhook answers the courier at once and only stores the raw body (courier/web/webhooks.py);
-this loop does the work. One inbox row is one transaction: the row is taken with
-``FOR UPDATE SKIP LOCKED`` (PostgreSQL; SQLite serialises writers), parsed again with the
-courier's own parser, each waybill's events are applied to its shipment through the same
-idempotent path as polling (courier/services/tracking.py), and the row is marked processed.
-So two workers never apply one row twice at once, and a crash re-applies it harmlessly.
+this loop does the work. Rows due now (``next_attempt_at`` empty or past: the filter is SQL, so
+rows waiting for a later try never hide a due one) are taken a few at a time with
+``FOR UPDATE SKIP LOCKED`` (PostgreSQL; SQLite serialises writers), so another worker takes the
+next few. Each row is parsed again with the courier's own parser and each waybill's events are
+applied to its shipment through the same idempotent path as polling
+(courier/services/tracking.py), inside a savepoint: a bug in one row rolls back that row only.
 
-A body that does not parse is poisoned at once (``attempts`` set to the limit, the reason kept);
-a push for a waybill we do not know yet (its booking still committing) is retried a few times,
-then closed with a note. A bug or a database outage counts an attempt and is retried.
+* A body that does not parse is poisoned at once (``attempts`` set to the limit, the reason kept).
+* A push for a waybill we do not know yet (its booking has not recorded the waybill: the courier
+  may push before our create call returns, or booking is waiting out a courier outage) is tried
+  again later, the waits growing exponentially up to a day (the one backoff policy,
+  adapters/backoff.py); after :data:`UNKNOWN_GIVE_UP` the row is closed and an exception item
+  tells dispatch (of every office using that courier: the waybill is not ours
+  to place), never silently.
+* A bug counts an attempt and is retried after the same kind of wait, up to
+  :data:`MAX_ATTEMPTS`; a database outage is raised to the loop, which waits it out.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import defaultdict
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from adapters.backoff import exponential_backoff
 from adapters.base import CourierError, TrackingEvent
 from courier.context import AppContext
 from courier.db.engine import transaction
-from courier.db.models import InboxItem
-from courier.services import pod, tracking
-from worker.backoff import Backoff, is_db_outage
+from courier.db.models import InboxItem, Office
+from courier.services import items, pod, tracking
+from worker.backoff import is_db_outage
+from worker.loop import poll_interval, run_periodic
 
 log = structlog.get_logger()
 
-MAX_ATTEMPTS = 5
-RETRY_STEP = timedelta(minutes=2)  # attempt n is due n × this after the push arrived
-CANDIDATES = 20
+MAX_ATTEMPTS = 16  # tries of one row in all; a poisoned row is set straight to this
+BATCH = 5  # rows taken per transaction: small, so other workers take the next ones
 MAX_PER_CYCLE = 200
+# waits between tries (clock seconds): 1, 2, 4 … minutes (plus up to a minute), at most a day
+RETRY_FIRST = 60.0
+RETRY_CAP = 24 * 3600.0
+# how long a push may wait for its waybill to be recorded by booking before dispatch is told
+UNKNOWN_GIVE_UP = timedelta(days=2)
 
 
-def _due(item: InboxItem, now: datetime) -> bool:
-    return item.attempts == 0 or item.received_at + RETRY_STEP * item.attempts <= now
+def retry_at(attempts: int, now: datetime) -> datetime:
+    """When to try a row again after its ``attempts``-th failed try (1-based)."""
+    delay = exponential_backoff(
+        attempts - 1, initial=RETRY_FIRST, cap=RETRY_CAP, jitter=RETRY_FIRST
+    )
+    return now + timedelta(seconds=delay)
 
 
-async def _take(session: AsyncSession, now: datetime) -> InboxItem | None:
+async def _take(session: AsyncSession, now: datetime, limit: int = BATCH) -> list[InboxItem]:
+    """Lock up to ``limit`` rows due now, oldest first, skipping rows other workers hold."""
     result = await session.execute(
         select(InboxItem)
-        .where(InboxItem.processed_at.is_(None), InboxItem.attempts < MAX_ATTEMPTS)
-        .order_by(InboxItem.attempts, InboxItem.id)
-        .limit(CANDIDATES)
+        .where(
+            InboxItem.processed_at.is_(None),
+            InboxItem.attempts < MAX_ATTEMPTS,
+            or_(InboxItem.next_attempt_at.is_(None), InboxItem.next_attempt_at <= now),
+        )
+        .order_by(InboxItem.id)
+        .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    for item in result.scalars():
-        if _due(item, now):
-            return item
-    return None
+    return list(result.scalars())
 
 
 async def _process(ctx: AppContext, session: AsyncSession, item: InboxItem, now: datetime) -> None:
@@ -61,6 +79,7 @@ async def _process(ctx: AppContext, session: AsyncSession, item: InboxItem, now:
     if adapter is None:
         item.attempts += 1
         item.error = f"no adapter configured for {item.courier_code}"
+        item.next_attempt_at = retry_at(item.attempts, now)
         return
     try:
         events = adapter.parse_push(item.body.encode("utf-8"))
@@ -72,70 +91,103 @@ async def _process(ctx: AppContext, session: AsyncSession, item: InboxItem, now:
     per_waybill: dict[str, list[TrackingEvent]] = defaultdict(list)
     for event in events:
         per_waybill[event.waybill].append(event)
-    unknown = 0
+    unknown: list[str] = []
     for waybill, group in per_waybill.items():
         shipment = await tracking.find_shipment(session, item.courier_code, waybill)
         if shipment is None:
-            unknown += 1
+            unknown.append(waybill)
             continue
         await tracking.apply_events(
             session, shipment, group, source="push", now=now, pushes=True
         )
     item.attempts += 1
-    if unknown and item.attempts < MAX_ATTEMPTS:
-        item.error = f"{unknown} waybill(s) not known yet; will retry"
+    if not unknown:
+        item.processed_at = now
+        item.error = None
+        item.next_attempt_at = None
+        return
+    waited = now - item.received_at
+    if waited < UNKNOWN_GIVE_UP and item.attempts < MAX_ATTEMPTS:
+        item.error = f"{len(unknown)} waybill(s) not known yet; will retry"
+        item.next_attempt_at = retry_at(item.attempts, now)
         return
     item.processed_at = now
-    item.error = f"{unknown} waybill(s) unknown" if unknown else None
+    item.next_attempt_at = None
+    item.error = f"{len(unknown)} waybill(s) unknown after {item.attempts} tries; dispatch told"
+    await _unknown_waybills(session, item, unknown, now)
+    log.warning("inbox.unknown_waybills", inbox_id=item.id, courier=item.courier_code,
+                count=len(unknown))  # fmt: skip
 
 
-async def _one(ctx: AppContext) -> bool:
-    """Process one due inbox row; False when there is none."""
+async def _unknown_waybills(
+    session: AsyncSession, item: InboxItem, waybills: list[str], now: datetime
+) -> None:
+    """Tell dispatch of every office using this courier: none of our shipments carries these
+    waybills (a booking that never recorded its answer, or a push meant for someone else)."""
+    offices = (
+        await session.scalars(select(Office.id).where(Office.courier_code == item.courier_code))
+    ).all()
+    shown = ", ".join(waybills[:5]) + (" …" if len(waybills) > 5 else "")
+    for office_id in offices:
+        await items.open_exception(
+            session,
+            office_id=office_id,
+            kind="push_unknown_waybill",
+            detail=f"{item.courier_code} pushed tracking for waybill(s) no shipment of ours "
+            f"carries after {UNKNOWN_GIVE_UP.days} days: {shown} (inbox row {item.id})",
+            next_step="look the waybill up at the courier: if it is one of our parcels, find "
+            "the delivery whose booking did not record it and tell support; otherwise ignore",
+            dedupe_key=f"inbox_unknown:{item.id}:{office_id}",
+            now=now,
+        )
+
+
+async def _batch(ctx: AppContext) -> int:
+    """Process up to :data:`BATCH` due rows in one transaction; the number taken."""
     now = ctx.clock.now()
-    taken: int | None = None
-    try:
-        async with transaction(ctx.sessions) as session:
-            item = await _take(session, now)
-            if item is None:
-                return False
-            taken = item.id
-            with structlog.contextvars.bound_contextvars(job="inbox", inbox_id=item.id):
-                await _process(ctx, session, item, now)
-    except Exception as err:
-        if taken is None or is_db_outage(err):
-            raise
-        # a bug while applying: the transaction rolled back; count the attempt and move on
-        log.exception("inbox.failed", inbox_id=taken, exc_type=type(err).__name__)
-        async with transaction(ctx.sessions) as session:
-            await session.execute(
-                update(InboxItem)
-                .where(InboxItem.id == taken)
-                .values(attempts=InboxItem.attempts + 1, error=type(err).__name__)
-            )
-    return True
+    async with transaction(ctx.sessions) as session:
+        taken = await _take(session, now)
+        for item in taken:
+            item_id, attempts = item.id, item.attempts
+            with structlog.contextvars.bound_contextvars(job="inbox", inbox_id=item_id):
+                try:
+                    async with session.begin_nested():
+                        await _process(ctx, session, item, now)
+                except Exception as err:
+                    if is_db_outage(err):
+                        raise
+                    # a bug while applying: this row's savepoint rolled back; count the try
+                    log.exception("inbox.failed", inbox_id=item_id, exc_type=type(err).__name__)
+                    await session.execute(
+                        update(InboxItem)
+                        .where(InboxItem.id == item_id)
+                        .values(
+                            attempts=attempts + 1,
+                            error=type(err).__name__,
+                            next_attempt_at=retry_at(attempts + 1, now),
+                        )
+                    )
+        return len(taken)
 
 
 async def once(ctx: AppContext, worker_id: str) -> int:
     """Process due inbox rows (bounded per cycle); then fetch pending POD artefacts."""
     done = 0
-    while done < MAX_PER_CYCLE and await _one(ctx):
-        done += 1
+    while done < MAX_PER_CYCLE:
+        taken = await _batch(ctx)
+        done += taken
+        if taken < BATCH:
+            break
     if done:
-        await pod.fetch_pending(ctx.sessions, ctx.settings.pod_store, now=ctx.clock.now())
+        await pod.fetch_pending(
+            ctx.sessions, ctx.settings.pod_store, now=ctx.clock.now(),
+            hosts=pod.allowed_hosts(ctx.settings.couriers),
+        )  # fmt: skip
     return done
 
 
 async def run(ctx: AppContext, worker_id: str, stopping: asyncio.Event) -> None:
-    backoff = Backoff()
-    while not stopping.is_set():
-        try:
-            done = await once(ctx, worker_id)
-            backoff.reset()
-        except Exception as err:
-            log.warning("inbox.cycle_failed", exc_type=type(err).__name__,
-                        outage=is_db_outage(err))
-            await backoff.wait(stopping)
-            continue
-        if done == 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), timeout=ctx.settings.poll_seconds)
+    await run_periodic(
+        "inbox", once, ctx=ctx, worker_id=worker_id, stopping=stopping,
+        interval=poll_interval(ctx),
+    )  # fmt: skip

@@ -8,8 +8,11 @@ set, having finished (or handed back) what it holds.
 Shutdown::
 
     SIGTERM/SIGINT   stop claiming (``stopping`` set); in-flight work finishes within
-                     worker.grace_seconds, else its tasks are cancelled; then every lease this
-                     worker still holds is released so others take over at once; exit 0
+                     worker.grace_seconds, else its tasks are cancelled; then the leases this
+                     worker still holds on work not yet sent to a courier are released so others
+                     take over at once (a shipment in ``booking`` keeps its lease: its courier
+                     call may have been cut off mid-flight, so it is left to expire and be
+                     reconciled by reference, never sent afresh); exit 0
     second signal    exit at once (128 + signal): leases then simply expire
 
 A loop that raises is never fatal: a database outage (PostgreSQL restarting) is logged and the
@@ -23,6 +26,7 @@ import asyncio
 import contextlib
 import importlib
 import os
+import secrets
 import signal
 import socket
 from collections.abc import Sequence
@@ -41,7 +45,12 @@ ALL_LOOPS = ("book", "track", "inbox", "watch")
 
 
 def default_worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"[:64]
+    """host:pid:random. The random part matters: in a container every worker is PID 1 on a
+    host name that may come back after a restart, and a restarted worker must not pass for
+    the dead one (its leases, its compare-and-set writes)."""
+    suffix = secrets.token_hex(4)
+    head = f"{socket.gethostname()}:{os.getpid()}"[: 64 - len(suffix) - 1]
+    return f"{head}:{suffix}"
 
 
 def load_loops(names: Sequence[str]) -> dict[str, ModuleType]:
@@ -66,7 +75,7 @@ def load_loops(names: Sequence[str]) -> dict[str, ModuleType]:
 async def _supervise(
     name: str, module: ModuleType, ctx: AppContext, worker_id: str, stopping: asyncio.Event
 ) -> None:
-    backoff = Backoff()
+    backoff = Backoff(clock=ctx.clock)
     while not stopping.is_set():
         try:
             await module.run(ctx, worker_id, stopping)

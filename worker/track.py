@@ -12,7 +12,6 @@ delivery artefacts of fresh deliveries are fetched at the end of the cycle.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from courier.db.engine import transaction
 from courier.db.models import Shipment
 from courier.services import pod, tracking
 from worker import claim
-from worker.backoff import Backoff, is_db_outage
+from worker.loop import poll_interval, run_periodic
 
 log = structlog.get_logger()
 
@@ -165,22 +164,16 @@ async def once(ctx: AppContext, worker_id: str) -> int:
             finally:
                 # anything left leased (a bug mid-batch) becomes claimable again at once
                 await claim.release_shipments(ctx.sessions, [i.id for i in group], owner=worker_id)
-    await pod.fetch_pending(ctx.sessions, ctx.settings.pod_store, now=ctx.clock.now())
+    await pod.fetch_pending(
+        ctx.sessions, ctx.settings.pod_store, now=ctx.clock.now(),
+        hosts=pod.allowed_hosts(ctx.settings.couriers),
+    )  # fmt: skip
     return done
 
 
 async def run(ctx: AppContext, worker_id: str, stopping: asyncio.Event) -> None:
     """Poll until ``stopping`` is set; a database outage or a bug is logged and waited out."""
-    backoff = Backoff()
-    while not stopping.is_set():
-        try:
-            done = await once(ctx, worker_id)
-            backoff.reset()
-        except Exception as err:
-            log.warning("track.cycle_failed", exc_type=type(err).__name__,
-                        outage=is_db_outage(err))
-            await backoff.wait(stopping)
-            continue
-        if done == 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), timeout=ctx.settings.poll_seconds)
+    await run_periodic(
+        "track", once, ctx=ctx, worker_id=worker_id, stopping=stopping,
+        interval=poll_interval(ctx),
+    )  # fmt: skip

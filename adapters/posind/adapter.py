@@ -6,10 +6,12 @@ What Pos does not have, this adapter does not fake:
   shipment is a phone call or a counter visit, recorded by staff.
 - **no push**: poll. :meth:`verify_push` refuses everything, :meth:`parse_push` raises.
 - **no lookup by orderid**: :meth:`find` raises NotSupported and ``capabilities.find`` is False.
-  A create whose answer was lost therefore stays OutcomeUnknown; resending the same orderid is
-  answered "already used" (OutcomeUnknown again, never a second order), and the shipment goes to
-  needs-attention for staff to read the barcode off Pos's own portal. Our simulator offers no
-  lookup either, so tests see what production will.
+- **no documented duplicate check**: a reused orderid seems to be answered "102" (read here as
+  OutcomeUnknown), but that is our inference, not a documented fact, so
+  ``capabilities.dedupes_reference`` is False. A create whose answer was lost is therefore never
+  sent again: the shipment stays in ``booking`` and the delivery goes to needs-attention at once,
+  for staff to look the orderid up on Pos's own portal. Our simulator offers no lookup either, so
+  tests see what production will.
 """
 
 from __future__ import annotations
@@ -72,7 +74,8 @@ class PosIndonesiaAdapter:
 
     @property
     def capabilities(self) -> Capabilities:
-        return Capabilities(cancel=False, push=False, find=False, track_batch_size=1)
+        return Capabilities(cancel=False, push=False, find=False, track_batch_size=1,
+                            dedupes_reference=False)
 
     # ---------------------------------------------------------------------------------- calls
 

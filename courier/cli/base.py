@@ -1,4 +1,5 @@
-"""What every command shares: loading the configuration and reporting its errors."""
+"""What every command shares: loading the configuration and reporting its errors, refusing to
+run a service with placeholder secrets, and building the process's context."""
 
 from __future__ import annotations
 
@@ -26,6 +27,21 @@ def settings_from(args: argparse.Namespace) -> config.Settings:
         raise SystemExit(2) from err
     logging.configure(settings.log_level, settings.log_format)
     return settings
+
+
+def require_secrets(settings: Settings) -> None:
+    """Exit 2 when a long-running service (`serve`, `work`) would hash passport numbers with the
+    published placeholder pepper: those hashes would protect nothing, and a later change of
+    pepper makes every stored hash unverifiable. A demo or a test says so explicitly."""
+    if settings.default_pepper and not settings.allow_default_pepper:
+        print(
+            "configuration error: security.passport_pepper is the built-in placeholder. Set a "
+            "long random secret in security.passport_pepper (or the environment variable "
+            "COURIER_SECURITY__PASSPORT_PEPPER) and keep it out of the database backups; only "
+            "a demo or a test may set security.allow_default_pepper = true instead.",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
 
 
 def build_context(settings: Settings) -> AppContext:

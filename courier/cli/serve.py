@@ -19,7 +19,7 @@ from aiohttp import web
 
 from adapters import registry
 from adapters.http import close_shared_session
-from courier.cli.base import build_context, settings_from
+from courier.cli.base import build_context, require_secrets, settings_from
 from courier.config import Settings
 from courier.db.migrate import current_revision, head_revision
 from courier.web.app import create_app
@@ -82,6 +82,7 @@ async def serve(settings: Settings, host: str, port: int) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     settings = settings_from(args)
+    require_secrets(settings)
     try:
         for code, courier_settings in settings.couriers.items():
             registry.validate(code, courier_settings)

@@ -4,6 +4,9 @@ SQLite gets WAL, a busy timeout, foreign keys, and ``BEGIN IMMEDIATE`` for every
 a deferred transaction that reads and later writes can fail with SQLITE_BUSY even with a busy
 timeout, because a read lock cannot wait to become a write lock. Taking the write lock up front
 serialises writers and lets the claim statement be atomic without row locks.
+
+Both dialects are built with ``hide_parameters=True``: a database error's message then carries
+no bound values (names, phones, addresses), whoever logs or re-raises it (invariant 4).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ def is_sqlite(url: str) -> bool:
 
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    kwargs.setdefault("hide_parameters", True)
     if is_sqlite(url):
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
         _sqlite_events(engine)

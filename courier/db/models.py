@@ -258,6 +258,8 @@ class InboxItem(Base):
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
+    # when the inbox loop may try this row again (None: at once); due rows are found in SQL
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
 
 
 class OutboxItem(Base):

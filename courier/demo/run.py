@@ -42,7 +42,7 @@ from sqlalchemy import func, select
 
 from adapters import registry
 from adapters.base import CourierAdapter
-from adapters.clock import WIB, ManualClock, ScaledClock
+from adapters.clock import WIB, ManualClock, ScaledClock, SystemClock
 from adapters.http import close_shared_session
 from adapters.jnt import simulator as jnt_simulator
 from adapters.posind import simulator as pos_simulator
@@ -193,7 +193,7 @@ async def _epoch_for(opts: DemoOptions, ctx_url: str) -> datetime:
             await engine.dispose()
         if isinstance(last, datetime):
             return (last if last.tzinfo else last.replace(tzinfo=UTC)) + timedelta(minutes=1)
-    today = datetime.now(WIB).date()
+    today = SystemClock().now().astimezone(WIB).date()  # the real day: the demo plays today
     return demo_seed.plan_day(demo_seed.demo_day(today), count=1).opens_at
 
 
@@ -284,11 +284,13 @@ async def dispatcher(run: Running, stopping: asyncio.Event) -> None:
     handover; re-ships a returned passport while there is time, else hands it over at the
     counter when the applicant comes (a day later)."""
     async with run.ctx.sessions() as session:
-        reviewer = (
+        reviewer, office_id = (
             await session.execute(
-                select(StaffUser.id).where(StaffUser.username == demo_seed.DISPATCHER)
+                select(StaffUser.id, StaffUser.office_id).where(
+                    StaffUser.username == demo_seed.DISPATCHER
+                )
             )
-        ).scalar_one()
+        ).one()
     actor = f"staff:{reviewer}"
     while not stopping.is_set():
         now = run.clock.now()
@@ -314,16 +316,18 @@ async def dispatcher(run: Running, stopping: asyncio.Event) -> None:
                 await handover.review(
                     session, handover_id, reviewer, True,
                     "family card (KK) shown to the courier matches the applicant's",
-                    now=now,
+                    now=now, office_id=office_id,
                 )  # fmt: skip
             log.info("demo.dispatcher_reviewed", handover_id=handover_id)
         for delivery_id, reason in returned:
             at_counter = reason == watch.AT_COUNTER_REASON
             async with transaction(run.ctx.sessions) as session:
                 if at_counter:
-                    await watch.collected_at_counter(session, delivery_id, actor, now=now)
+                    await watch.collected_at_counter(
+                        session, delivery_id, actor, now=now, office_id=office_id
+                    )
                 else:
-                    await watch.reship(session, delivery_id, actor, now=now)
+                    await watch.reship(session, delivery_id, actor, now=now, office_id=office_id)
             log.info("demo.dispatcher_acted", delivery_id=delivery_id, at_counter=at_counter)
         await _pause(stopping)
 

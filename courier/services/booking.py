@@ -8,12 +8,24 @@ Three phases, each its own transaction around at most one courier call::
     3. result   booked + waybill | booking_failed | left in booking for reconciliation COMMIT
 
 A crash between 1 and 3 leaves a shipment in ``booking`` whose lease runs out. Whoever claims it
-next *reconciles* by the same reference (:func:`reconcile_shipment`): ``find`` it at the
-courier, or send the very same order again and read "duplicate reference" (``OutcomeUnknown``)
-as "it exists" and look again. A new reference is never minted for the same attempt; the
-partial unique indexes (one open shipment per delivery, one reference per courier) back that up.
-An outcome still unknown after ``worker.max_reconciliations`` tries goes to a human
-(needs_attention + an exception item), never to a second order.
+next *reconciles* by the same reference (:func:`reconcile_shipment`), as far as the courier
+allows (``adapter.capabilities``):
+
+* it can ``find``: look the reference up; found → booked;
+* not found, and the courier is known to refuse a reused reference (``dedupes_reference``,
+  J&T): send the very same order again and read "duplicate reference" (``OutcomeUnknown``) as
+  "it exists" and look again;
+* it can neither find nor is known to dedupe (Pos Indonesia): the order is NEVER sent again
+  unless the last create is known not to have reached the courier (connection refused, circuit
+  open, rate limit, 401: ``status_reason`` starts with :data:`NOT_CREATED`, and is cleared in a
+  committed write before any resend). Otherwise the shipment stays in ``booking`` and the
+  delivery goes to needs_attention at once, with an item asking staff to check the courier's
+  portal for that reference.
+
+A new reference is never minted for the same attempt; the partial unique indexes (one open
+shipment per delivery, one reference per courier) back that up. An outcome still unknown after
+``worker.max_reconciliations`` tries goes to a human (needs_attention + an exception item),
+never to a second order.
 
 Every write after the intent is a compare-and-set on ``lease_owner``: a worker whose lease was
 taken over cannot overwrite the new owner's result.
@@ -33,9 +45,10 @@ from decimal import Decimal
 from typing import Any
 
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from adapters.backoff import exponential_backoff
 from adapters.base import (
     Address,
     AuthFailed,
@@ -53,10 +66,10 @@ from adapters.base import (
 )
 from courier.context import AppContext
 from courier.db.engine import transaction
-from courier.db.models import Application, Delivery, ExceptionItem, Office, Shipment
+from courier.db.models import Application, Delivery, Office, Shipment
 from courier.domain.references import client_reference
-from courier.domain.states import DELIVERY_MOVES, DeliveryState, check_delivery_move
-from courier.services import audit
+from courier.domain.states import DeliveryState
+from courier.services import audit, items, lifecycle
 
 log = structlog.get_logger()
 
@@ -64,10 +77,16 @@ CRASH_ENV = "COURIER_TEST_CRASH_AT"
 #: Service code when a courier's settings name none: J&T "EZ" (regular). Pos takes its own
 #: configured default productid when the order names none, so none is given here.
 DEFAULT_SERVICE = {"jnt": "EZ"}
+#: How staff know each courier (exception items name the portal to check).
+COURIER_NAMES = {"jnt": "J&T Express", "posind": "Pos Indonesia"}
 DEFAULT_WEIGHT_KG = Decimal("0.2")  # a passport in a padded envelope
 DEFAULT_DECLARED_VALUE = 650_000  # rupiah: the fee of a 10-year e-passport, what it costs to redo
 
+FIRST_RETRY_DELAY = 30.0
 MAX_RETRY_DELAY = 3600.0
+#: ``status_reason`` of a shipment in ``booking`` whose last create certainly did not reach the
+#: courier: only then may a courier that cannot be asked "does it exist" get the order again.
+NOT_CREATED = "not created: "
 
 
 @dataclass(frozen=True)
@@ -92,7 +111,7 @@ def _actor(worker_id: str) -> str:
 def retry_delay(attempt: int, retry_after: float | None = None) -> float:
     """Seconds (clock time) before trying a courier again: 30 s doubling to an hour, or the
     courier's own ``Retry-After`` when it gave one and it is longer."""
-    delay = min(MAX_RETRY_DELAY, 30.0 * (2 ** max(0, attempt)))
+    delay = exponential_backoff(attempt, initial=FIRST_RETRY_DELAY, cap=MAX_RETRY_DELAY)
     return max(delay, retry_after or 0.0)
 
 
@@ -150,37 +169,6 @@ def build_order(
 # Shared writes
 
 
-async def _open_exception(
-    session: AsyncSession,
-    *,
-    now: datetime,
-    office_id: int,
-    delivery_id: int | None,
-    shipment_id: int | None,
-    kind: str,
-    detail: str,
-    next_step: str,
-    dedupe_key: str,
-) -> None:
-    existing = await session.scalar(
-        select(ExceptionItem.id).where(ExceptionItem.dedupe_key == dedupe_key)
-    )
-    if existing is not None:
-        return
-    session.add(
-        ExceptionItem(
-            office_id=office_id,
-            delivery_id=delivery_id,
-            shipment_id=shipment_id,
-            kind=kind,
-            detail=detail,
-            next_step=next_step,
-            dedupe_key=dedupe_key[:80],
-            opened_at=now,
-        )
-    )
-
-
 def _move_delivery(
     session: AsyncSession,
     delivery: Delivery,
@@ -190,31 +178,14 @@ def _move_delivery(
     actor: str,
     reason: str | None = None,
 ) -> None:
-    current = DeliveryState(delivery.state)
-    if current is target:
-        return
-    if target is not DeliveryState.SHIPPING and target not in DELIVERY_MOVES[current]:
-        # staff moved it meanwhile (cancelled, collected): the shipment record still changes,
-        # the delivery keeps what a human decided
-        log.warning("booking.delivery_move_skipped", delivery_id=delivery.id,
-                    from_state=current.value, to_state=target.value)
-        return
-    check_delivery_move(current, target)
-    delivery.state = target.value
-    delivery.state_reason = reason
-    delivery.updated_at = now
-    audit.record(
-        session,
-        at=now,
-        actor=actor,
-        action="delivery.state",
-        entity="delivery",
-        entity_id=delivery.id,
-        office_id=delivery.office_id,
-        before={"state": current.value},
-        after={"state": target.value},
-        reason=reason,
-    )
+    """Checked and audited (courier/services/lifecycle.py). A refused move (staff cancelled or
+    collected it meanwhile) leaves the delivery where a human put it; the shipment still
+    records what happened."""
+    moved = lifecycle.move_delivery(session, delivery, target, actor=actor, now=now,
+                                    reason=reason)
+    if not moved and delivery.state != target.value:
+        log.info("booking.delivery_stays", delivery_id=delivery.id, state=delivery.state,
+                 target=target.value)
 
 
 async def _held_shipment(session: AsyncSession, shipment_id: int, worker_id: str) -> (
@@ -301,7 +272,7 @@ async def _settle_rejected(
         )
         _move_delivery(session, delivery, DeliveryState.NEEDS_ATTENTION, now=now,
                        actor=_actor(worker_id), reason=reason)
-        await _open_exception(
+        await items.open_exception(
             session,
             now=now,
             office_id=delivery.office_id,
@@ -319,6 +290,57 @@ async def _settle_rejected(
     return Outcome("rejected", shipment_id, reference)
 
 
+def _status_reason(note: str, previous: str | None, not_created: bool | None) -> str:
+    """``note``, carrying the :data:`NOT_CREATED` mark when the create certainly did not reach
+    the courier (True), certainly may have (False), or as before (None: no create was sent)."""
+    if not_created is None:
+        not_created = previous is not None and previous.startswith(NOT_CREATED)
+    return NOT_CREATED + note if not_created else note
+
+
+async def _give_to_human(
+    session: AsyncSession,
+    shipment: Shipment,
+    *,
+    ctx: AppContext,
+    now: datetime,
+    worker_id: str,
+    reason: str,
+    next_step: str,
+) -> Delivery:
+    """Park a shipment whose outcome only a human can settle: it stays in ``booking`` (the order
+    may exist), is never claimed again (``reconcile_count`` at the limit, no ``next_poll_at``),
+    and its delivery goes to needs_attention with a ``booking_unknown`` item."""
+    actor = _actor(worker_id)
+    shipment.reconcile_count = max(shipment.reconcile_count, ctx.settings.max_reconciliations)
+    shipment.next_poll_at = None
+    shipment.lease_owner = None
+    shipment.lease_until = None
+    shipment.status_reason = reason
+    shipment.updated_at = now
+    delivery = await session.get(Delivery, shipment.delivery_id)
+    assert delivery is not None
+    _move_delivery(session, delivery, DeliveryState.NEEDS_ATTENTION, now=now, actor=actor,
+                   reason=reason)
+    await items.open_exception(
+        session,
+        now=now,
+        office_id=delivery.office_id,
+        delivery_id=delivery.id,
+        shipment_id=shipment.id,
+        kind="booking_unknown",
+        detail=reason,
+        next_step=next_step,
+        dedupe_key=f"booking_unknown:{shipment.id}",
+    )
+    audit.record(
+        session, at=now, actor=actor, action="shipment.outcome_unknown",
+        entity="shipment", entity_id=shipment.id, office_id=delivery.office_id,
+        after={"reconcile_count": shipment.reconcile_count, "parked": True}, reason=reason,
+    )
+    return delivery
+
+
 async def _settle_later(
     ctx: AppContext,
     shipment_id: int,
@@ -326,11 +348,13 @@ async def _settle_later(
     *,
     unknown: bool,
     note: str,
+    not_created: bool | None = None,
     retry_after: float | None = None,
 ) -> Outcome:
     """Leave the shipment in ``booking`` and let go of it. ``unknown``: the order may exist
     (counts towards ``max_reconciliations``); otherwise the courier was unreachable and the
-    attempt is simply retried later with the same reference."""
+    attempt is simply retried later with the same reference. ``not_created``: see
+    :func:`_status_reason`."""
     now = ctx.clock.now()
     limit = ctx.settings.max_reconciliations
     async with transaction(ctx.sessions) as session:
@@ -338,49 +362,35 @@ async def _settle_later(
         if shipment is None:
             return Outcome("lost_lease", shipment_id)
         reference = shipment.client_reference
-        shipment.lease_owner = None
-        shipment.lease_until = None
-        shipment.status_reason = note
-        shipment.updated_at = now
         first_call = shipment.claim_count <= 1 and shipment.reconcile_count == 0
         if unknown and not first_call:
             shipment.reconcile_count += 1
         if unknown and shipment.reconcile_count >= limit:
-            shipment.next_poll_at = None  # a human decides now; never claimed again
-            delivery = await session.get(Delivery, shipment.delivery_id)
-            assert delivery is not None
             reason = (
                 f"outcome of booking {reference} still unknown after "
                 f"{shipment.reconcile_count} reconciliations"
             )
-            _move_delivery(session, delivery, DeliveryState.NEEDS_ATTENTION, now=now,
-                           actor=_actor(worker_id), reason=reason)
-            await _open_exception(
-                session,
-                now=now,
-                office_id=delivery.office_id,
-                delivery_id=delivery.id,
-                shipment_id=shipment.id,
-                kind="booking_unknown",
-                detail=reason,
+            await _give_to_human(
+                session, shipment, ctx=ctx, now=now, worker_id=worker_id, reason=reason,
                 next_step=f"Cek di portal kurir apakah pesanan {reference} ada; catat resinya "
                 "atau batalkan pengiriman ini. Jangan membuat pesanan baru sebelum jelas.",
-                dedupe_key=f"booking_unknown:{shipment.id}",
-            )
-            audit.record(
-                session, at=now, actor=_actor(worker_id), action="shipment.outcome_unknown",
-                entity="shipment", entity_id=shipment.id, office_id=delivery.office_id,
-                after={"reconcile_count": shipment.reconcile_count}, reason=reason,
             )
             log.warning("booking.gave_up", shipment_id=shipment_id, reference=reference,
                         count=shipment.reconcile_count)
             return Outcome("needs_attention", shipment_id, reference)
+        shipment.lease_owner = None
+        shipment.lease_until = None
+        shipment.status_reason = _status_reason(note, shipment.status_reason, not_created)
+        shipment.updated_at = now
         attempt = shipment.reconcile_count if unknown else shipment.claim_count - 1
         shipment.next_poll_at = now + timedelta(seconds=retry_delay(attempt, retry_after))
+        office_id = await session.scalar(
+            select(Delivery.office_id).where(Delivery.id == shipment.delivery_id)
+        )
         audit.record(
             session, at=now, actor=_actor(worker_id),
             action="shipment.outcome_unknown" if unknown else "shipment.retry_later",
-            entity="shipment", entity_id=shipment.id, office_id=None,
+            entity="shipment", entity_id=shipment.id, office_id=office_id,
             after={"reconcile_count": shipment.reconcile_count,
                    "next_poll_at": shipment.next_poll_at.isoformat()},
             reason=note,
@@ -388,6 +398,50 @@ async def _settle_later(
     log.info("booking.later", shipment_id=shipment_id, reference=reference,
              outcome="unknown" if unknown else "retry")
     return Outcome("unknown" if unknown else "retry", shipment_id, reference)
+
+
+async def _settle_unverifiable(
+    ctx: AppContext, shipment_id: int, worker_id: str, courier: str, why: str
+) -> Outcome:
+    """The order may exist and this courier can neither be asked nor is known to refuse a
+    second one with the same reference: never send it again; a human checks the portal."""
+    now = ctx.clock.now()
+    async with transaction(ctx.sessions) as session:
+        shipment = await _held_shipment(session, shipment_id, worker_id)
+        if shipment is None:
+            return Outcome("lost_lease", shipment_id)
+        reference = shipment.client_reference
+        name = COURIER_NAMES.get(courier, courier)
+        reason = (
+            f"{name}: order {reference} may exist ({why}); the courier cannot be asked "
+            "and a second send could make a second order"
+        )
+        await _give_to_human(
+            session, shipment, ctx=ctx, now=now, worker_id=worker_id, reason=reason,
+            next_step=f"Cek portal {name} untuk pesanan dengan referensi (orderid) {reference}. "
+            "Bila ada: catat barcode/resinya pada pengiriman ini. Bila tidak ada: batalkan "
+            "percobaan ini, lalu antrekan ulang. Jangan kirim ulang sebelum jelas.",
+        )
+    log.warning("booking.unverifiable", shipment_id=shipment_id, reference=reference,
+                courier=courier)
+    return Outcome("needs_attention", shipment_id, reference)
+
+
+async def _mark_sending(ctx: AppContext, shipment_id: int, worker_id: str) -> bool:
+    """Commit "a create may be in flight" before resending: a crash during the call must not
+    leave the :data:`NOT_CREATED` mark behind. False when the lease is no longer ours."""
+    now = ctx.clock.now()
+    async with transaction(ctx.sessions) as session:
+        result = await session.execute(
+            update(Shipment)
+            .where(
+                Shipment.id == shipment_id,
+                Shipment.lease_owner == worker_id,
+                Shipment.status == Status.BOOKING.value,
+            )
+            .values(status_reason="create sent again", updated_at=now)
+        )
+        return bool(getattr(result, "rowcount", 0))
 
 
 # --------------------------------------------------------------------------------------------
@@ -400,6 +454,14 @@ class _Intent:
     reference: str
     courier_code: str
     order: ShipmentOrder
+    not_created: bool = False  # the last create certainly did not reach the courier
+
+
+def _address_problem(delivery: Delivery) -> str | None:
+    address = delivery.address or {}
+    if not address.get("street") or not delivery.destination_regency_code:
+        return "the delivery address is incomplete"
+    return None
 
 
 async def _commit_intent(
@@ -408,12 +470,20 @@ async def _commit_intent(
     now = ctx.clock.now()
     actor = _actor(worker_id)
     async with transaction(ctx.sessions) as session:
+        # The row lock (PostgreSQL; BEGIN IMMEDIATE already serialises SQLite) orders this
+        # transaction against an address change (courier/services/optin.py locks the same row):
+        # either the change commits first and the order carries the new address, or the intent
+        # does and the change is refused (a shipment exists). populate_existing: never build
+        # the order from a copy read before the lock was granted.
         delivery = await session.scalar(
-            select(Delivery).where(
+            select(Delivery)
+            .where(
                 Delivery.id == delivery_id,
                 Delivery.lease_owner == worker_id,
                 Delivery.state == DeliveryState.QUEUED.value,
             )
+            .with_for_update()
+            .execution_options(populate_existing=True)
         )
         if delivery is None:
             return Outcome("lost_lease")
@@ -427,6 +497,7 @@ async def _commit_intent(
         )
         attempt_no = int(previous or 0) + 1
         problem = None
+        next_step = "Atur kurir kantor ini (atau kontraknya), lalu antrekan ulang."
         if courier_code not in ctx.couriers:
             problem = f"no courier adapter configured for '{courier_code}'"
         else:
@@ -434,19 +505,26 @@ async def _commit_intent(
                 reference = client_reference(office.code, application.application_no, attempt_no)
             except ValueError as err:
                 problem = f"cannot form a courier reference: {err}"
+        if problem is None and (problem := _address_problem(delivery)) is not None:
+            next_step = "Minta pemohon melengkapi alamat, lalu antrekan ulang."
         if problem is not None:
             delivery.lease_owner = None
             delivery.lease_until = None
             _move_delivery(session, delivery, DeliveryState.NEEDS_ATTENTION, now=now,
                            actor=actor, reason=problem)
-            await _open_exception(
+            await items.open_exception(
                 session, now=now, office_id=office.id, delivery_id=delivery.id,
-                shipment_id=None, kind="routing", detail=problem,
-                next_step="Atur kurir kantor ini (atau kontraknya), lalu antrekan ulang.",
+                shipment_id=None, kind="routing", detail=problem, next_step=next_step,
                 dedupe_key=f"routing:{delivery.id}:{attempt_no}",
             )
             log.warning("booking.unroutable", delivery_id=delivery_id, courier=courier_code)
             return Outcome("needs_attention")
+        # the order is built from the locked row, before anything else in this transaction
+        order = build_order(
+            reference=reference, office=office, application=application, delivery=delivery,
+            courier_code=courier_code,
+            courier_settings=ctx.settings.couriers.get(courier_code, {}),
+        )
         shipment = Shipment(
             delivery_id=delivery.id,
             attempt_no=attempt_no,
@@ -472,11 +550,6 @@ async def _commit_intent(
             after={"status": Status.BOOKING.value, "client_reference": reference,
                    "attempt_no": attempt_no, "courier": courier_code},
         )
-        order = build_order(
-            reference=reference, office=office, application=application, delivery=delivery,
-            courier_code=courier_code,
-            courier_settings=ctx.settings.couriers.get(courier_code, {}),
-        )
         shipment_id = shipment.id
     log.info("booking.intent", delivery_id=delivery_id, shipment_id=shipment_id,
              reference=reference, courier=courier_code, attempt=attempt_no)
@@ -500,7 +573,9 @@ async def _load_for_reconcile(
             delivery=delivery, courier_code=shipment.courier_code,
             courier_settings=ctx.settings.couriers.get(shipment.courier_code, {}),
         )
-        return _Intent(shipment.id, shipment.client_reference, shipment.courier_code, order)
+        not_created = (shipment.status_reason or "").startswith(NOT_CREATED)
+        return _Intent(shipment.id, shipment.client_reference, shipment.courier_code, order,
+                       not_created)
 
 
 # --------------------------------------------------------------------------------------------
@@ -514,16 +589,34 @@ async def book_delivery(ctx: AppContext, delivery_id: int, worker_id: str) -> Ou
         return intent
     _crash_point("before_book")
     adapter = ctx.couriers[intent.courier_code]
+    return await _send(ctx, intent, worker_id, adapter, resent=False)
+
+
+async def _send(
+    ctx: AppContext, intent: _Intent, worker_id: str, adapter: CourierAdapter, *, resent: bool
+) -> Outcome:
+    """One create call with the intent's reference, and its result committed. ``resent``: the
+    reference was sent before, so "unknown" may be the duplicate answer: look it up at once."""
     try:
         booking = await adapter.book(intent.order)
+    except OutcomeUnknown as err:
+        if not _dedupes(adapter):
+            return await _settle_unverifiable(ctx, intent.shipment_id, worker_id, adapter.code,
+                                              f"create outcome unknown: {err.message}")
+        if resent:
+            return await _duplicate_or_unknown(ctx, intent, worker_id, adapter, err)
+        return await _after_error(ctx, intent, worker_id, err, adapter, not_created=False)
     except CourierError as err:
-        return await _after_error(ctx, intent, worker_id, err, adapter)
+        # every other failure of a create means the courier did not make the order
+        return await _after_error(ctx, intent, worker_id, err, adapter, not_created=True)
     _crash_point("after_book")
-    return await _settle_booked(ctx, intent.shipment_id, worker_id, booking, "booked")
+    how = "reconciled: resent" if resent else "booked"
+    return await _settle_booked(ctx, intent.shipment_id, worker_id, booking, how)
 
 
 async def reconcile_shipment(ctx: AppContext, shipment_id: int, worker_id: str) -> Outcome:
-    """Settle a shipment left in ``booking`` (claimed by this worker) by its own reference."""
+    """Settle a shipment left in ``booking`` (claimed by this worker) by its own reference;
+    see the module docstring for what each kind of courier allows."""
     intent = await _load_for_reconcile(ctx, shipment_id, worker_id)
     if intent is None:
         return Outcome("lost_lease", shipment_id)
@@ -533,25 +626,47 @@ async def reconcile_shipment(ctx: AppContext, shipment_id: int, worker_id: str) 
                                    note=f"no courier adapter configured for "
                                    f"'{intent.courier_code}'")
     log.info("booking.reconcile", shipment_id=shipment_id, reference=intent.reference)
-    try:
-        found = await _find(adapter, intent.reference)
-        if found is not None:
-            return await _settle_booked(ctx, shipment_id, worker_id, found, "reconciled: found")
-        booking = await adapter.book(intent.order)  # same reference: at most one order exists
-    except OutcomeUnknown as err:
-        # the duplicate answer ("Orderid tidak boleh sama"): it exists; look once more
+    if adapter.capabilities.find:
         try:
             found = await _find(adapter, intent.reference)
-        except CourierError as again:
-            return await _after_error(ctx, intent, worker_id, again, adapter)
+        except CourierError as err:
+            return await _after_error(ctx, intent, worker_id, err, adapter, not_created=None)
         if found is not None:
-            return await _settle_booked(ctx, shipment_id, worker_id, found,
-                                        "reconciled: duplicate, then found")
-        return await _after_error(ctx, intent, worker_id, err, adapter)
-    except CourierError as err:
-        return await _after_error(ctx, intent, worker_id, err, adapter)
-    _crash_point("after_book")
-    return await _settle_booked(ctx, shipment_id, worker_id, booking, "reconciled: resent")
+            return await _settle_booked(ctx, shipment_id, worker_id, found, "reconciled: found")
+    if not (intent.not_created or _dedupes(adapter)):
+        if adapter.capabilities.find:
+            # the courier says "no such order" but may lag, and nothing stops a second order:
+            # look again later; after max_reconciliations a human decides
+            return await _settle_later(ctx, shipment_id, worker_id, unknown=True,
+                                       note=f"{intent.reference} not found at the courier yet")
+        return await _settle_unverifiable(ctx, shipment_id, worker_id, adapter.code,
+                                          "the last create may have reached the courier")
+    # resending the same reference cannot make a second order: the courier refuses a reused
+    # reference, or the last create certainly never reached it
+    if not await _mark_sending(ctx, shipment_id, worker_id):
+        return Outcome("lost_lease", shipment_id, intent.reference)
+    return await _send(ctx, intent, worker_id, adapter, resent=True)
+
+
+def _dedupes(adapter: CourierAdapter) -> bool:
+    return adapter.capabilities.dedupes_reference
+
+
+async def _duplicate_or_unknown(
+    ctx: AppContext, intent: _Intent, worker_id: str, adapter: CourierAdapter,
+    err: OutcomeUnknown,
+) -> Outcome:
+    """A create that may have happened (timeout, or the duplicate answer "Orderid tidak boleh
+    sama"): look it up once when the courier can be asked, else reconcile later."""
+    try:
+        found = await _find(adapter, intent.reference)
+    except CourierError as again:
+        return await _after_error(ctx, intent, worker_id, again, adapter, not_created=False)
+    if found is not None:
+        return await _settle_booked(ctx, intent.shipment_id, worker_id, found,
+                                    "reconciled: duplicate, then found")
+    return await _settle_later(ctx, intent.shipment_id, worker_id, unknown=True,
+                               note=f"outcome unknown: {err.message}", not_created=False)
 
 
 async def _find(adapter: CourierAdapter, reference: str) -> Booking | None:
@@ -564,26 +679,37 @@ async def _find(adapter: CourierAdapter, reference: str) -> Booking | None:
 
 
 async def _after_error(
-    ctx: AppContext, intent: _Intent, worker_id: str, err: CourierError, adapter: CourierAdapter
+    ctx: AppContext,
+    intent: _Intent,
+    worker_id: str,
+    err: CourierError,
+    adapter: CourierAdapter,
+    *,
+    not_created: bool | None,
 ) -> Outcome:
+    """``not_created``: True after a failed create that certainly made nothing, False when one
+    may have, None after a lookup (no create was sent: the mark stays as it was)."""
     sid = intent.shipment_id
     if isinstance(err, OutcomeUnknown):
         return await _settle_later(ctx, sid, worker_id, unknown=True,
-                                   note=f"outcome unknown: {err.message}")
+                                   note=f"outcome unknown: {err.message}", not_created=False)
     if isinstance(err, CourierRejected):
         return await _settle_rejected(ctx, sid, worker_id, err)
     if isinstance(err, RateLimited):
         return await _settle_later(ctx, sid, worker_id, unknown=False,
-                                   note="courier rate limit", retry_after=err.retry_after)
+                                   note="courier rate limit", retry_after=err.retry_after,
+                                   not_created=not_created)
     if isinstance(err, CourierUnavailable):
         return await _settle_later(ctx, sid, worker_id, unknown=False,
-                                   note=f"courier unavailable: {err.message}")
+                                   note=f"courier unavailable: {err.message}",
+                                   not_created=not_created)
     if isinstance(err, AuthFailed):
         await _auth_exception(ctx, intent, worker_id, err)
     log.error("booking.courier_error", shipment_id=sid, reference=intent.reference,
               courier=adapter.code, exc_type=type(err).__name__)
     return await _settle_later(ctx, sid, worker_id, unknown=False,
-                               note=f"{type(err).__name__}: {err.message}")
+                               note=f"{type(err).__name__}: {err.message}",
+                               not_created=not_created)
 
 
 async def _auth_exception(
@@ -600,7 +726,7 @@ async def _auth_exception(
         )
         if office_id is None:
             return
-        await _open_exception(
+        await items.open_exception(
             session, now=now, office_id=office_id, delivery_id=None, shipment_id=None,
             kind="courier_auth", detail=f"{err.courier}: credentials refused ({err.message})",
             next_step="Periksa kredensial API kurir di konfigurasi.",

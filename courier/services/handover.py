@@ -5,9 +5,9 @@
   member on the KK or a holder of a surat kuasa → needs review by a dispatcher; anyone else → an
   exception item and the delivery in needs-attention.
 * :func:`confirm_possession`: the applicant types the passport number printed in the passport on
-  the tracking page; it is checked against the stored argon2 hash (the intake's own function),
-  with :data:`MAX_CONFIRM_FAILURES` wrong tries before the handover locks → handover verified,
-  delivery handed over, custody → applicant.
+  the tracking page; it is checked against the stored argon2 hash (the intake's own function,
+  outside any transaction), with :data:`MAX_CONFIRM_FAILURES` wrong tries before the handover
+  locks → handover verified, delivery handed over, custody → applicant.
 * :func:`review`: a dispatcher approves (verified, handed over) or refuses (needs attention) a
   handover that the policy sent to review.
 """
@@ -22,12 +22,14 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from courier.db.engine import SessionFactory, transaction
 from courier.db.models import Application, Delivery, Handover, Proof, Shipment
 from courier.domain.handover import HandoverStep, Relation, handover_outcome, receiver_matches
 from courier.domain.states import DeliveryState
 from courier.services import audit, items, lifecycle
 from courier.services.errors import Kind, ServiceError
 from courier.services.intake import passport_matches
+from courier.services.optin import delivery_by_token_hash
 
 log = structlog.get_logger()
 
@@ -134,15 +136,19 @@ class Confirmation:
     handover_id: int
 
 
-async def _open_handover(session: AsyncSession, delivery_id: int) -> Handover | None:
-    result = await session.execute(
+async def _open_handover(
+    session: AsyncSession, delivery_id: int, *, for_update: bool
+) -> Handover | None:
+    """The delivery's latest handover."""
+    query = (
         select(Handover)
         .where(Handover.delivery_id == delivery_id)
         .order_by(Handover.id.desc())
         .limit(1)
-        .with_for_update()
     )
-    return result.scalar_one_or_none()
+    if for_update:
+        query = query.with_for_update()
+    return (await session.execute(query)).scalar_one_or_none()
 
 
 def confirmation_error(outcome: Confirmed) -> ServiceError | None:
@@ -162,8 +168,35 @@ def confirmation_error(outcome: Confirmed) -> ServiceError | None:
     return None
 
 
+@dataclass(frozen=True)
+class _Pending:
+    """What the confirmation read before the (slow) passport check."""
+
+    delivery_id: int
+    handover_id: int
+    stored_hash: str | None
+
+
+NOTHING_TO_CONFIRM = (
+    "Belum ada serah terima yang menunggu konfirmasi Anda. / There is no delivery waiting for "
+    "your confirmation."
+)
+
+
+def _gate(record: Handover | None, max_failures: int) -> tuple[Handover, Confirmation | None]:
+    """The handover, and the answer that needs no passport check (already verified, locked) or
+    None to go on; raises conflict when no handover awaits the applicant."""
+    if record is not None and record.verified:
+        return record, Confirmation(Confirmed.ALREADY, record.id)
+    if record is None or record.state != AWAITING:
+        raise ServiceError(Kind.CONFLICT, "nothing_to_confirm", NOTHING_TO_CONFIRM)
+    if record.confirm_failures >= max_failures:
+        return record, Confirmation(Confirmed.LOCKED, record.id)
+    return record, None
+
+
 async def confirm_possession(
-    session: AsyncSession,
+    sessions: SessionFactory,
     token_hash: str,
     passport_no: str,
     now: datetime,
@@ -173,32 +206,58 @@ async def confirm_possession(
 ) -> Confirmation:
     """Verify the handover of the delivery behind ``token_hash`` with the passport number.
 
+    Three steps, so that no transaction is open during the argon2 check (~0.1 s of CPU; on
+    SQLite a write transaction holds the one write lock and every writer would wait): a short
+    read of the handover and the stored hash; the check, off the event loop; a write transaction
+    that locks the delivery and handover, re-checks that the same handover still awaits this
+    confirmation, and commits the outcome.
+
     A wrong number is counted on the handover and *returned* (``WRONG``, or ``LOCKED`` once
-    the limit is reached) rather than raised, so the caller's transaction commits the count;
-    :func:`confirmation_error` then gives the refusal to show. Raises :class:`ServiceError`
-    not_found (no such delivery) and conflict (nothing to confirm yet).
+    the limit is reached) rather than raised; :func:`confirmation_error` gives the refusal to
+    show. Raises :class:`ServiceError` not_found (no such delivery) and conflict (nothing to
+    confirm, or the handover changed while the number was checked).
     """
-    delivery = (
-        await session.execute(
-            select(Delivery).where(Delivery.tracking_token_hash == token_hash).with_for_update()
+    async with sessions() as session:
+        delivery = await delivery_by_token_hash(session, token_hash)
+        if delivery is None:
+            raise ServiceError(Kind.NOT_FOUND, "unknown_tracking", "no delivery for this link")
+        record, early = _gate(
+            await _open_handover(session, delivery.id, for_update=False), max_failures
         )
-    ).scalar_one_or_none()
-    if delivery is None:
-        raise ServiceError(Kind.NOT_FOUND, "unknown_tracking", "no delivery for this link")
-    record = await _open_handover(session, delivery.id)
-    if record is not None and record.verified:
-        return Confirmation(Confirmed.ALREADY, record.id)
-    if record is None or record.state != AWAITING:
-        raise ServiceError(
-            Kind.CONFLICT, "nothing_to_confirm",
-            "Belum ada serah terima yang menunggu konfirmasi Anda. / There is no delivery "
-            "waiting for your confirmation.",
-        )  # fmt: skip
-    if record.confirm_failures >= max_failures:
-        return Confirmation(Confirmed.LOCKED, record.id)
-    application = await session.get(Application, delivery.application_id)
-    stored = application.passport_no_hash if application is not None else None
+        if early is not None:
+            return early
+        application = await session.get(Application, delivery.application_id)
+        pending = _Pending(
+            delivery.id, record.id, application.passport_no_hash if application else None
+        )
+    stored = pending.stored_hash
     matches = stored is not None and await passport_matches(pepper, stored, passport_no)
+    async with transaction(sessions) as session:
+        return await _record_confirmation(
+            session, pending, matches, now=now, max_failures=max_failures
+        )
+
+
+async def _record_confirmation(
+    session: AsyncSession, pending: _Pending, matches: bool, *, now: datetime, max_failures: int
+) -> Confirmation:
+    delivery = await session.get(Delivery, pending.delivery_id, with_for_update=True)
+    application = (
+        await session.get(Application, delivery.application_id) if delivery is not None else None
+    )
+    if delivery is None or application is None:
+        raise ServiceError(Kind.NOT_FOUND, "unknown_tracking", "no delivery for this link")
+    record, early = _gate(
+        await _open_handover(session, pending.delivery_id, for_update=True), max_failures
+    )
+    if early is not None:
+        return early
+    if record.id != pending.handover_id or application.passport_no_hash != pending.stored_hash:
+        # a new handover, or a new passport number, while the number was being checked
+        raise ServiceError(
+            Kind.CONFLICT, "handover_changed",
+            "Serah terima berubah; coba lagi. / The handover changed; please try again.",
+        )  # fmt: skip
     if not matches:
         record.confirm_failures += 1
         audit.record(
@@ -275,17 +334,17 @@ async def review(
     reason: str,
     *,
     now: datetime,
-    office_id: int | None = None,
+    office_id: int,
 ) -> Handover:
     """Approve (verified, handed over) or refuse (delivery needs attention) a handover.
 
-    ``reviewer`` is the staff user's id; ``office_id``, when given, must be the delivery's
-    office (staff act on their own office only).
+    ``reviewer`` is the staff user's id; ``office_id`` is the reviewer's office, which must be
+    the delivery's (invariant 5: staff act on their own office only; another office's handover
+    is "not found", not "forbidden", so ids of other offices are not confirmed to exist).
     """
     record = await session.get(Handover, handover_id, with_for_update=True)
     delivery = await session.get(Delivery, record.delivery_id) if record is not None else None
-    if record is None or delivery is None or (office_id is not None and
-                                              delivery.office_id != office_id):
+    if record is None or delivery is None or delivery.office_id != office_id:
         raise ServiceError(Kind.NOT_FOUND, "unknown_handover", "no such handover")
     if record.verified or record.state == REFUSED:
         raise ServiceError(Kind.CONFLICT, "handover_closed", "this handover is already decided")

@@ -13,19 +13,15 @@ Every call is idempotent: sending the same data again changes nothing and writes
 
 from __future__ import annotations
 
-import asyncio
-import os
 import re
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
 import structlog
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from courier.db.engine import SessionFactory
@@ -34,7 +30,7 @@ from courier.domain import deadlines
 from courier.domain.eligibility import PRIORITY_KINDS
 from courier.domain.phones import to_e164
 from courier.domain.states import DeliveryState, check_delivery_move
-from courier.services import audit
+from courier.services import audit, hashing
 from courier.services.errors import Kind, ServiceError
 from courier.services.wakeups import notify_queued
 from schemas import FieldError
@@ -48,14 +44,9 @@ _PII_FIELDS = frozenset({"applicant_name", "date_of_birth", "phone"})
 _FUTURE_SKEW = timedelta(minutes=10)  # clocks of the office's system and ours may disagree
 _OLDEST_ISSUE = timedelta(days=400)  # older passports are long past their collect-by date
 
-_hasher = PasswordHasher()
-# Each argon2 run costs ~0.1 s of CPU and 64 MiB of memory: run at most one per core, so a burst
-# of requests queues here instead of multiplying the memory (8 at once took 470 MiB).
-_ARGON2 = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="argon2")
-
 
 # --------------------------------------------------------------------------------------------
-# Passport numbers
+# Passport numbers (argon2id of the pepper plus the normalised number: courier/services/hashing)
 
 
 def normalise_passport_no(raw: str) -> str:
@@ -63,27 +54,24 @@ def normalise_passport_no(raw: str) -> str:
 
 
 def hash_passport_no(pepper: str, passport_no: str) -> str:
-    return _hasher.hash(pepper + normalise_passport_no(passport_no))
+    return hashing.argon2_hash(pepper + normalise_passport_no(passport_no))
 
 
 def verify_passport_no(pepper: str, stored_hash: str, passport_no: str) -> bool:
     """True when ``passport_no`` is the number ``stored_hash`` was made from."""
-    try:
-        return _hasher.verify(stored_hash, pepper + normalise_passport_no(passport_no))
-    except (VerificationError, InvalidHashError):
-        return False
+    return hashing.argon2_verify(stored_hash, pepper + normalise_passport_no(passport_no))
 
 
 async def passport_matches(pepper: str, stored_hash: str, passport_no: str) -> bool:
     """:func:`verify_passport_no` off the event loop, one argon2 run per core at a time."""
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(_ARGON2, verify_passport_no, pepper, stored_hash, passport_no)
+    return await hashing.argon2_verify_async(
+        stored_hash, pepper + normalise_passport_no(passport_no)
+    )
 
 
 async def new_passport_hash(pepper: str, passport_no: str) -> str:
     """:func:`hash_passport_no` off the event loop, one argon2 run per core at a time."""
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(_ARGON2, hash_passport_no, pepper, passport_no)
+    return await hashing.argon2_hash_async(pepper + normalise_passport_no(passport_no))
 
 
 # --------------------------------------------------------------------------------------------
@@ -219,6 +207,20 @@ async def delivery_of(session: AsyncSession, application_id: int) -> Delivery | 
     return (await session.execute(query)).scalar_one_or_none()
 
 
+async def _insert_application(session: AsyncSession, values: dict[str, Any]) -> int | None:
+    """INSERT … ON CONFLICT (office_id, application_no) DO NOTHING; the new id or None."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = (
+        insert(Application)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["office_id", "application_no"])
+        .returning(Application.id)
+    )
+    new_id = (await session.execute(stmt)).scalar_one_or_none()
+    return int(new_id) if new_id is not None else None
+
+
 def _audit_view(fields: Mapping[str, Any]) -> dict[str, Any]:
     return {k: (CHANGED if k in _PII_FIELDS else _plain(v)) for k, v in fields.items()}
 
@@ -238,18 +240,23 @@ async def upsert_application(
         "priority_kind": data.priority_kind,
         "express": data.express,
     }
-    app = await find_application(session, office.id, data.application_no)
-    if app is None:
-        app = Application(
-            office_id=office.id,
-            application_no=data.application_no,
-            state="registered",
-            created_at=now,
-            updated_at=now,
+    # insert unless it exists (ON CONFLICT waits for a racing identical request, then does
+    # nothing), then read it back, whoever inserted it: concurrent registrations never collide
+    new_id = await _insert_application(
+        session,
+        {
+            "office_id": office.id,
+            "application_no": data.application_no,
+            "state": "registered",
+            "created_at": now,
+            "updated_at": now,
             **fields,
-        )
-        session.add(app)
-        await session.flush()
+        },
+    )
+    app = await find_application(session, office.id, data.application_no)
+    if app is None:  # inserted or already there: the row is visible to this transaction
+        raise RuntimeError("application vanished after its insert")
+    if new_id is not None:
         audit.record(
             session, at=now, actor=actor, action="application.registered",
             entity="application", entity_id=app.id, office_id=office.id,

@@ -11,12 +11,19 @@ endpoint, the same identity proof, nothing new to remember). Until a shipment ex
 replaces the address and issues a NEW tracking token (the old link stops working: this is also
 how a lost link is recovered); once a shipment exists it is refused with 409.
 
-The tracking token is ``secrets.token_urlsafe(32)`` (256 bits), returned once, stored as sha256.
+The tracking token is ``secrets.token_urlsafe(32)`` (256 bits), returned once, stored as sha256
+(:func:`courier.services.hashing.hash_token`); :func:`delivery_by_token_hash` is the one lookup.
+
+Concurrency: identical requests at once must not fail. The delivery is inserted with INSERT … ON
+CONFLICT DO NOTHING and read back locked, so the second of two racing requests becomes an address
+change (a re-issued token) instead of a unique-key violation. The delivery row is locked (SELECT
+… FOR UPDATE; on SQLite ``BEGIN IMMEDIATE`` already serialises writers) before its shipments are
+counted, and booking locks the same row before it creates one: an address change and a booking
+never both win.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 from collections.abc import Mapping
@@ -36,7 +43,7 @@ from courier.domain import regions
 from courier.domain.eligibility import Eligibility, check_eligibility
 from courier.domain.phones import to_e164
 from courier.domain.states import DeliveryState
-from courier.services import audit, ratelimit
+from courier.services import audit, hashing, items, ratelimit
 from courier.services.errors import Kind, ServiceError, invalid
 from courier.services.intake import delivery_priority
 from courier.services.wakeups import notify_queued
@@ -83,17 +90,18 @@ class OptInResult:
     collect_by: datetime | None
 
 
-def hash_tracking_token(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
 def tracking_url(settings: Settings, token: str) -> str:
     return f"{settings.base_url.rstrip('/')}/t/{token}"
 
 
-async def delivery_by_token(session: AsyncSession, token: str) -> Delivery | None:
-    """The delivery a tracking token opens, or None (for the tracking page and its API)."""
-    query = select(Delivery).where(Delivery.tracking_token_hash == hash_tracking_token(token))
+async def delivery_by_token_hash(
+    session: AsyncSession, token_hash: str, *, for_update: bool = False
+) -> Delivery | None:
+    """The delivery a tracking token opens (give :func:`hashing.hash_token` of the token), or
+    None: for the tracking page, its API and the handover confirmation."""
+    query = select(Delivery).where(Delivery.tracking_token_hash == token_hash)
+    if for_update:
+        query = query.with_for_update()
     return (await session.execute(query)).scalar_one_or_none()
 
 
@@ -155,7 +163,7 @@ async def opt_in(
     if errors or address is None or dob is None:
         raise invalid(errors)
 
-    secret = settings.passport_pepper
+    secret = ratelimit.counter_key(settings.passport_pepper)
     application_no = request.application_no
     keys = (
         (SCOPE_APPLICATION, ratelimit.key_hash(secret, f"{request.office_code}/{application_no}")),
@@ -233,15 +241,19 @@ async def _opt_in_verified(
             "has passed.",
         )
     token = secrets.token_urlsafe(32)
-    existing = (
-        await session.execute(select(Delivery).where(Delivery.application_id == app.id))
-    ).scalar_one_or_none()
-    if existing is None:
-        delivery = _new_delivery(now, office, app, address, token)
-        session.add(delivery)
+    # insert unless a delivery exists (a racing identical request may be inserting it right now:
+    # ON CONFLICT waits for it), then read the row back locked, whoever inserted it
+    new_id = await items.insert_ignore(
+        session, Delivery, _new_delivery(now, office, app, address, token), key="application_id"
+    )
+    delivery = (
+        await session.execute(
+            select(Delivery).where(Delivery.application_id == app.id).with_for_update()
+        )
+    ).scalar_one()
+    if new_id is not None:
         if delivery.state == DeliveryState.QUEUED.value:
             await notify_queued(session)
-        await session.flush()
         audit.record(
             session, at=now, actor=ACTOR, action="delivery.opted_in", entity="delivery",
             entity_id=delivery.id, office_id=office.id,
@@ -250,7 +262,6 @@ async def _opt_in_verified(
         )
         outcome = "created"
     else:
-        delivery = existing
         outcome = await _change_address(session, now, delivery, address, token)
     log.info("optin_accepted", delivery_id=delivery.id, outcome=outcome, state=delivery.state)
     return OptInResult(
@@ -266,29 +277,32 @@ async def _opt_in_verified(
 
 def _new_delivery(
     now: datetime, office: Office, app: Application, address: dict[str, Any], token: str
-) -> Delivery:
+) -> dict[str, Any]:
+    """The columns of a new delivery row."""
     ready = app.state == "ready"
-    return Delivery(
-        application_id=app.id,
-        office_id=office.id,
-        address=address,
-        destination_regency_code=address["regency_code"],
-        consent_at=now,
-        consent_version=CONSENT_VERSION,
-        tracking_token_hash=hash_tracking_token(token),
-        state=(DeliveryState.QUEUED if ready else DeliveryState.REQUESTED).value,
-        priority=delivery_priority(app.priority_kind, app.express),
-        collect_by=app.collect_by,
-        next_attempt_at=now if ready else None,
-        claim_count=0,
-        created_at=now,
-        updated_at=now,
-    )
+    return {
+        "application_id": app.id,
+        "office_id": office.id,
+        "address": address,
+        "destination_regency_code": address["regency_code"],
+        "consent_at": now,
+        "consent_version": CONSENT_VERSION,
+        "tracking_token_hash": hashing.hash_token(token),
+        "state": (DeliveryState.QUEUED if ready else DeliveryState.REQUESTED).value,
+        "priority": delivery_priority(app.priority_kind, app.express),
+        "collect_by": app.collect_by,
+        "next_attempt_at": now if ready else None,
+        "claim_count": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 async def _change_address(
     session: AsyncSession, now: datetime, delivery: Delivery, address: dict[str, Any], token: str
 ) -> str:
+    """``delivery`` was read FOR UPDATE: booking, which locks it too, cannot add a shipment
+    between the count below and the commit."""
     shipments = (
         await session.execute(
             select(func.count()).select_from(Shipment).where(Shipment.delivery_id == delivery.id)
@@ -310,7 +324,7 @@ async def _change_address(
         after |= {"destination_regency_code": address["regency_code"], "address": "[changed]"}
         delivery.address = address
         delivery.destination_regency_code = address["regency_code"]
-    delivery.tracking_token_hash = hash_tracking_token(token)
+    delivery.tracking_token_hash = hashing.hash_token(token)
     delivery.consent_at = now
     delivery.updated_at = now
     action = "delivery.address_changed" if moved else "delivery.token_reissued"

@@ -8,8 +8,19 @@ Two steps, so that a crash between them loses nothing:
 2. :func:`fetch_pending` (called by the tracking and inbox loops) downloads pending artefacts
    while their signed links still work, stores each file content-addressed by sha256 under
    ``settings.pod_store`` (written to a temporary file, then renamed: a reader never sees half a
-   file, and storing the same bytes twice is a no-op), and replaces the link by the digest. A
-   link that keeps failing is given up after :data:`MAX_FETCH_ATTEMPTS` and reported.
+   file, and storing the same bytes twice is a no-op), and replaces the link by the digest.
+
+A link that fails is tried again later, each artefact on its own schedule (the next try time
+is kept in the artefact's JSON as ``next_try_at``; delays grow exponentially: the one backoff
+policy, adapters/backoff.py), and given up (``failed``) when the link refuses for good, when
+the next try would fall after the link stops working (its ``expires`` query parameter, at most
+:data:`LOOKBACK` after the delivery), or after :data:`MAX_FETCH_ATTEMPTS`. A given-up artefact
+opens one ``pod_missing`` exception item for the office.
+
+The links come from the courier, so they are not trusted: only ``http(s)`` URLs whose host is
+allowed for that courier are fetched (``pod_hosts`` in the courier's settings; by default the
+hosts of its own API URLs). Any other link is refused without a request (server-side request
+forgery: a push could otherwise make the worker fetch internal addresses).
 """
 
 from __future__ import annotations
@@ -18,18 +29,21 @@ import asyncio
 import hashlib
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import structlog
 from sqlalchemy import Text, cast, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from adapters.backoff import exponential_backoff
 from adapters.base import TrackingEvent
+from adapters.http import TransportPolicy, shared_session
 from courier.db.engine import SessionFactory, transaction
 from courier.db.models import Delivery, Proof, Shipment
 from courier.domain.handover import classify_relation
@@ -37,10 +51,20 @@ from courier.services import items
 
 log = structlog.get_logger()
 
-MAX_FETCH_ATTEMPTS = 5
+MAX_FETCH_ATTEMPTS = 12
 MAX_ARTEFACT_BYTES = 10 * 1024 * 1024
 LOOKBACK = timedelta(days=7)  # signed links do not live longer than this
-_TIMEOUT = aiohttp.ClientTimeout(total=20, connect=5, sock_connect=5, sock_read=15)
+# waits between tries of one link (clock seconds): 1, 2, 4 … minutes, at most 3 hours
+RETRY_FIRST = 60.0
+RETRY_CAP = 3 * 3600.0
+# the couriers' own timeouts (adapters/http.py), set on every request
+_POLICY = TransportPolicy()
+_TIMEOUT = aiohttp.ClientTimeout(
+    total=_POLICY.total_timeout,
+    connect=_POLICY.connect_timeout,
+    sock_connect=_POLICY.connect_timeout,
+    sock_read=_POLICY.read_timeout,
+)
 
 
 async def record_proof(
@@ -123,23 +147,105 @@ async def download(session: aiohttp.ClientSession, url: str) -> Fetched:
 
 
 # --------------------------------------------------------------------------------------------
+# Which links may be fetched, and until when
+
+
+def allowed_hosts(couriers: Mapping[str, Mapping[str, Any]]) -> dict[str, frozenset[str]]:
+    """Per courier code, the host names its POD links may point at: ``pod_hosts`` when set,
+    else the hosts of the courier's own API URLs (``base_url``, ``track_url`` …)."""
+    out: dict[str, frozenset[str]] = {}
+    for code, settings in couriers.items():
+        configured = settings.get("pod_hosts")
+        if configured is not None:
+            out[code] = frozenset(str(h).lower() for h in configured)
+            continue
+        hosts = set()
+        for key, value in settings.items():
+            if key.endswith("url") and isinstance(value, str):
+                host = urlsplit(value).hostname
+                if host:
+                    hosts.add(host.lower())
+        out[code] = frozenset(hosts)
+    return out
+
+
+def link_allowed(url: str, hosts: Collection[str]) -> bool:
+    """An ``http(s)`` URL whose host is one of ``hosts`` (credentials in the URL refused)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return False
+    if parts.scheme not in ("http", "https") or not host or "@" in parts.netloc:
+        return False
+    return host.lower() in hosts
+
+
+def link_deadline(url: str, recorded_at: datetime) -> datetime:
+    """When the link stops working: its ``expires`` (epoch seconds) when it says so, never
+    later than :data:`LOOKBACK` after the proof was recorded."""
+    limit = recorded_at + LOOKBACK
+    try:
+        query = parse_qs(urlsplit(url).query)
+    except ValueError:
+        return limit
+    for key in ("expires", "Expires"):
+        for value in query.get(key, []):
+            try:
+                expires = datetime.fromtimestamp(int(value), UTC)
+            except (ValueError, OverflowError, OSError):
+                continue
+            return min(limit, expires)
+    return limit
+
+
+def _next_try(artefact: dict[str, Any]) -> datetime | None:
+    raw = artefact.get("next_try_at")
+    if not raw:
+        return None
+    try:
+        when = datetime.fromisoformat(str(raw))
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def is_due(artefact: dict[str, Any], now: datetime) -> bool:
+    """Pending and not waiting for its next try."""
+    if artefact.get("state") != "pending":
+        return False
+    when = _next_try(artefact)
+    return when is None or when <= now
+
+
+# --------------------------------------------------------------------------------------------
 # Fetching pending artefacts
 
 
-async def _pending(sessions: SessionFactory, now: datetime, limit: int) -> list[Proof]:
+@dataclass(frozen=True)
+class _Pending:
+    proof: Proof
+    courier_code: str
+
+
+async def _pending(sessions: SessionFactory, now: datetime, limit: int) -> list[_Pending]:
+    """Recent proofs with an artefact due now, oldest first. Proofs waiting for a later try are
+    filtered here, not by a LIMIT before the filter: they must not hide a due one."""
     async with sessions() as session:
         result = await session.execute(
-            select(Proof)
+            select(Proof, Shipment.courier_code)
+            .join(Shipment, Shipment.id == Proof.shipment_id)
             .where(
                 Proof.created_at >= now - LOOKBACK,
                 # JSON as text on both backends: a cheap pre-filter, checked exactly below
                 cast(Proof.artefacts, Text).like('%"pending"%'),
             )
             .order_by(Proof.id)
-            .limit(limit * 5)
         )
         found = [
-            p for p in result.scalars() if any(a.get("state") == "pending" for a in p.artefacts)
+            _Pending(proof, str(code))
+            for proof, code in result.all()
+            if any(is_due(a, now) for a in proof.artefacts)
         ]
     return found[:limit]
 
@@ -149,41 +255,74 @@ async def fetch_pending(
     store: str | os.PathLike[str],
     *,
     now: datetime,
+    hosts: Mapping[str, Collection[str]],
     http: aiohttp.ClientSession | None = None,
     limit: int = 20,
 ) -> int:
-    """Fetch and store every pending artefact of recent proofs; the number stored."""
-    proofs = await _pending(sessions, now, limit)
-    if not proofs:
+    """Fetch and store the artefacts of recent proofs that are due for a try; the number
+    stored. ``hosts``: per courier code, the hosts its links may point at
+    (:func:`allowed_hosts`). ``http`` defaults to the process's shared session."""
+    pending = await _pending(sessions, now, limit)
+    if not pending:
         return 0
-    own = http is None
-    client = http or aiohttp.ClientSession(timeout=_TIMEOUT, trust_env=False)
+    client = http or shared_session()
     stored = 0
-    try:
-        for proof in proofs:
-            outcomes = [await _fetch_one(client, store, a) for a in proof.artefacts]
-            stored += sum(1 for o in outcomes if o.get("state") == "stored")
+    for item in pending:
+        proof = item.proof
+        allowed = hosts.get(item.courier_code, frozenset())
+        outcomes = [
+            await _fetch_one(client, store, a, allowed=allowed, recorded_at=proof.created_at,
+                             now=now, proof_id=proof.id, courier=item.courier_code)
+            for a in proof.artefacts
+        ]  # fmt: skip
+        stored += sum(1 for o, a in zip(outcomes, proof.artefacts, strict=True)
+                      if o.get("state") == "stored" and a.get("state") != "stored")  # fmt: skip
+        if outcomes != list(proof.artefacts):
             await _save(sessions, proof.id, proof.artefacts, outcomes, now)
-    finally:
-        if own:
-            await client.close()
     return stored
 
 
+def _failed(artefact: dict[str, Any], error: str, attempts: int) -> dict[str, Any]:
+    # the link is useless now: drop it, keep why
+    return {"kind": artefact["kind"], "state": "failed", "error": error, "attempts": attempts}
+
+
 async def _fetch_one(
-    client: aiohttp.ClientSession, store: str | os.PathLike[str], artefact: dict[str, Any]
+    client: aiohttp.ClientSession,
+    store: str | os.PathLike[str],
+    artefact: dict[str, Any],
+    *,
+    allowed: Collection[str],
+    recorded_at: datetime,
+    now: datetime,
+    proof_id: int,
+    courier: str,
 ) -> dict[str, Any]:
-    if artefact.get("state") != "pending":
+    if not is_due(artefact, now):
         return artefact
-    attempts = int(artefact.get("attempts", 0)) + 1
+    url = str(artefact.get("url", ""))
+    attempts = int(artefact.get("attempts", 0))
+    if not link_allowed(url, allowed):
+        log.warning("pod.link_refused", proof_id=proof_id, courier=courier,
+                    scheme=urlsplit(url).scheme if url else "")  # fmt: skip
+        return _failed(artefact, "link refused: not an http(s) link to a host allowed for "
+                       f"{courier} (pod_hosts)", attempts)  # fmt: skip
+    deadline = link_deadline(url, recorded_at)
+    if now >= deadline:
+        return _failed(artefact, "the link expired before it could be fetched", attempts)
+    attempts += 1
     try:
-        fetched = await download(client, str(artefact["url"]))
+        fetched = await download(client, url)
     except FetchFailed as err:
+        wait = exponential_backoff(attempts - 1, initial=RETRY_FIRST, cap=RETRY_CAP,
+                                   jitter=RETRY_FIRST / 2)  # fmt: skip
+        retry_at = now + timedelta(seconds=wait)
         if err.final or attempts >= MAX_FETCH_ATTEMPTS:
-            # the link is useless now: drop it, keep why
-            return {"kind": artefact["kind"], "state": "failed", "error": str(err),
-                    "attempts": attempts}
-        return {**artefact, "attempts": attempts, "error": str(err)}
+            return _failed(artefact, str(err), attempts)
+        if retry_at >= deadline:
+            return _failed(artefact, f"{err}; the link expires before the next try", attempts)
+        return {**artefact, "attempts": attempts, "error": str(err),
+                "next_try_at": retry_at.isoformat()}  # fmt: skip
     digest = await asyncio.to_thread(store_bytes, store, fetched.data)
     return {
         "kind": artefact["kind"],
@@ -221,8 +360,8 @@ async def _save(
                     delivery_id=delivery.id,
                     shipment_id=shipment.id,
                     kind="pod_missing",
-                    detail=f"{len(failed)} proof-of-delivery artefact(s) could not be fetched "
-                    "before the courier's link stopped working",
+                    detail=f"{len(failed)} proof-of-delivery artefact(s) could not be kept: "
+                    + "; ".join(f"{a['kind']}: {a.get('error', 'failed')}" for a in failed),
                     next_step="ask the courier for the photo/signature under the contract",
                     dedupe_key=f"pod_missing:{proof.id}",
                     now=now,

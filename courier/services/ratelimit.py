@@ -2,7 +2,9 @@
 
 Used where a guess must stay expensive: opt-in identity checks, handover confirmations. Keys
 are HMAC-SHA256 of the value under a server secret, so the table never holds an application
-number or a client address in the clear.
+number or a client address in the clear. That secret is derived from the pepper for this one
+purpose (:func:`counter_key`): the pepper that guards the passport hashes is never used as a key
+anywhere else.
 """
 
 from __future__ import annotations
@@ -18,6 +20,14 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from courier.db.models import RateCounter, UTCDateTime
+from courier.services import hashing
+
+PURPOSE = "rate-limit"
+
+
+def counter_key(pepper: str) -> str:
+    """The secret of the counters' keys: HMAC(pepper, "rate-limit"), never the pepper itself."""
+    return hashing.derive_key(pepper, PURPOSE).hex()
 
 
 def key_hash(secret: str, value: str) -> str:

@@ -1,29 +1,27 @@
 """Offices, staff accounts and API tokens.
 
 Every staff member and every token belongs to one office and sees only its data (invariant 5).
-Passwords are argon2id hashes (argon2-cffi). API tokens are 256-bit random strings shown once;
-only their sha256 is stored (a slow hash buys nothing for a 256-bit secret and would slow every
-request), with an 8-character prefix kept for listings and revocation.
+Passwords are argon2id hashes. API tokens are 256-bit random strings shown once; only their
+sha256 is stored (a slow hash buys nothing for a 256-bit secret and would slow every request),
+with an 8-character prefix kept for listings and revocation. Both through
+:mod:`courier.services.hashing`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import schemas
 from courier.db.models import ApiToken, Office, StaffUser
 from courier.domain.deadlines import DEFAULT_COLLECT_DAYS
-from courier.services import audit
+from courier.services import audit, hashing
 from courier.services.errors import Kind, ServiceError, invalid
 from schemas import FieldError
 
@@ -31,23 +29,6 @@ ROLES: tuple[str, ...] = ("admin", "intake", "dispatcher", "contract_manager")
 TOKEN_PREFIX = "cpt_"  # "courier personal token": recognisable in a leaked paste
 _PREFIX_LEN = len(TOKEN_PREFIX) + 8
 _USERNAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789._-")
-
-_hasher = PasswordHasher()
-
-
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
-
-
-def verify_password(stored: str, password: str) -> bool:
-    try:
-        return _hasher.verify(stored, password)
-    except (VerificationError, InvalidHashError):
-        return False
-
-
-def hash_api_token(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 def _check_role(role: str) -> None:
@@ -151,7 +132,7 @@ async def add_user(
     user = StaffUser(
         office_id=office.id,
         username=username,
-        password_hash=hash_password(password),
+        password_hash=hashing.argon2_hash(password),
         role=role,
         active=True,
         created_at=now,
@@ -208,7 +189,7 @@ async def create_token(
         staff_user_id=staff_user_id,
         name=name,
         role=role,
-        token_hash=hash_api_token(plaintext),
+        token_hash=hashing.hash_token(plaintext),
         prefix=plaintext[:_PREFIX_LEN],
         created_at=now,
     )
@@ -225,7 +206,7 @@ async def create_token(
 async def find_active_token(session: AsyncSession, plaintext: str) -> ApiToken | None:
     token = (
         await session.execute(
-            select(ApiToken).where(ApiToken.token_hash == hash_api_token(plaintext))
+            select(ApiToken).where(ApiToken.token_hash == hashing.hash_token(plaintext))
         )
     ).scalar_one_or_none()
     if token is None or token.revoked_at is not None:

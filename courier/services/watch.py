@@ -90,11 +90,11 @@ async def on_returned(
     )
 
 
-async def _delivery_for_staff(
-    session: AsyncSession, delivery_id: int, office_id: int | None
-) -> Delivery:
+async def _delivery_for_staff(session: AsyncSession, delivery_id: int, office_id: int) -> Delivery:
+    """The delivery, locked, when it belongs to the caller's office (invariant 5: another
+    office's delivery is "not found", exactly like one that does not exist)."""
     delivery = await session.get(Delivery, delivery_id, with_for_update=True)
-    if delivery is None or (office_id is not None and delivery.office_id != office_id):
+    if delivery is None or delivery.office_id != office_id:
         raise ServiceError(Kind.NOT_FOUND, "unknown_delivery", "no such delivery")
     return delivery
 
@@ -121,12 +121,13 @@ async def reship(
     actor: str,
     *,
     now: datetime,
-    office_id: int | None = None,
+    office_id: int,
 ) -> str:
     """Dispatcher's action on a returned passport: ``"queued"`` (back to the booking queue for a
     new shipment attempt) when there is time, else ``"collect_at_counter"`` (it stays at the
     office, the applicant is told to collect it). Records the passport back in the office's
-    custody. ``actor`` as in the audit log (``staff:7``)."""
+    custody. ``actor`` as in the audit log (``staff:7``); ``office_id`` is the caller's office:
+    a delivery of another office is not found."""
     delivery = await _delivery_for_staff(session, delivery_id, office_id)
     if delivery.state != DeliveryState.RETURNED.value:
         raise ServiceError(
@@ -174,9 +175,10 @@ async def collected_at_counter(
     actor: str,
     *,
     now: datetime,
-    office_id: int | None = None,
+    office_id: int,
 ) -> None:
-    """The applicant collected the passport in person at the counter (final)."""
+    """The applicant collected the passport in person at the counter (final). ``office_id`` is
+    the caller's office: a delivery of another office is not found."""
     delivery = await _delivery_for_staff(session, delivery_id, office_id)
     if not lifecycle.move_delivery(
         session, delivery, DeliveryState.COLLECTED_AT_OFFICE, actor=actor, now=now,

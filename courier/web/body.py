@@ -14,7 +14,8 @@ from typing import Any
 from aiohttp import web
 
 import schemas
-from courier.web.errors import bad_request, invalid, too_large
+from courier.services.errors import invalid
+from courier.web.errors import bad_request, too_large
 from courier.web.keys import context_of
 from schemas import FieldError
 
@@ -34,7 +35,8 @@ def _nul_characters(node: Any, path: str) -> Iterator[FieldError]:
 
 
 async def read_json(request: web.Request, schema: str) -> dict[str, Any]:
-    """The body as a dict valid against ``schemas/<schema>.json``, or an :class:`ApiError`."""
+    """The body as a dict valid against ``schemas/<schema>.json``; else an :class:`ApiError`
+    (400, 413) or an invalid-fields :class:`ServiceError` (422)."""
     try:
         raw = await request.read()  # aiohttp enforces client_max_size while reading chunks
     except web.HTTPRequestEntityTooLarge as err:

@@ -85,10 +85,6 @@ def bad_request(message: str, path: str = "$") -> ApiError:
     return ApiError(400, "bad_request", message, [FieldError(path, message)])
 
 
-def invalid(details: Sequence[FieldError], message: str = "request has invalid fields") -> ApiError:
-    return ApiError(422, "invalid_fields", message, details)
-
-
 def not_found(message: str = "not found") -> ApiError:
     return ApiError(404, "not_found", message)
 

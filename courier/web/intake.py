@@ -16,9 +16,9 @@ from adapters.clock import to_wib
 from courier.db.engine import transaction
 from courier.db.models import Application, Office
 from courier.services import intake
+from courier.services.errors import invalid
 from courier.web.auth import require
 from courier.web.body import read_json
-from courier.web.errors import invalid
 from courier.web.keys import context_of
 
 routes = web.RouteTableDef()

@@ -19,10 +19,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.clock import WIB
-from courier.db.engine import transaction
 from courier.db.models import Delivery, Handover, Shipment, TrackingEventRow
-from courier.services import handover
-from courier.services.optin import hash_tracking_token
+from courier.services import handover, hashing
+from courier.services.optin import delivery_by_token_hash
 from courier.web.body import read_json
 from courier.web.errors import ApiError, json_ok, not_found
 from courier.web.keys import context_of
@@ -198,13 +197,9 @@ async def view(session: AsyncSession, delivery: Delivery) -> dict[str, Any]:
 @routes.get("/api/v1/track/{token}")
 async def track(request: web.Request) -> web.Response:
     ctx = context_of(request)
-    token_hash = hash_tracking_token(request.match_info["token"])
+    token_hash = hashing.hash_token(request.match_info["token"])
     async with ctx.sessions() as session:
-        delivery = (
-            await session.execute(
-                select(Delivery).where(Delivery.tracking_token_hash == token_hash)
-            )
-        ).scalar_one_or_none()
+        delivery = await delivery_by_token_hash(session, token_hash)
         if delivery is None:
             raise not_found("no delivery for this tracking link")
         return json_ok(await view(session, delivery))
@@ -214,12 +209,12 @@ async def track(request: web.Request) -> web.Response:
 async def confirm(request: web.Request) -> web.Response:
     ctx = context_of(request)
     body = await read_json(request, "api/track_confirm")
-    token_hash = hash_tracking_token(request.match_info["token"])
-    async with transaction(ctx.sessions) as session:
-        result = await handover.confirm_possession(
-            session, token_hash, body["passport_no"], ctx.clock.now(),
-            pepper=ctx.settings.passport_pepper,
-        )  # fmt: skip
+    token_hash = hashing.hash_token(request.match_info["token"])
+    # the use case opens its own transactions: the slow passport check runs outside them
+    result = await handover.confirm_possession(
+        ctx.sessions, token_hash, body["passport_no"], ctx.clock.now(),
+        pepper=ctx.settings.passport_pepper,
+    )  # fmt: skip
     # committed: a wrong number stays counted even though the answer is a refusal
     refusal = handover.confirmation_error(result.outcome)
     if refusal is not None:

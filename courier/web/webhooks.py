@@ -6,8 +6,9 @@ The order matters (reliability-anchors §3):
    undeclared one at ``client_max_size``);
 2. verify the courier's signature over exactly those bytes (re-serialised JSON would break it):
    a forged or altered push gets 401 in the one error shape and **nothing is stored**;
-3. parse it with the courier's parser (schema and shape): a push we cannot read gets the
-   courier's own refusal, so the courier sends it again;
+3. parse it with the courier's parser (schema and shape): a push we cannot read (bad UTF-8, bad
+   JSON, JSON nested too deep to parse) gets the courier's own refusal, so the courier sends it
+   again, and nothing is stored;
 4. store one inbox row keyed by the sha256 of the body (a re-sent push is a no-op);
 5. answer at once with the courier's exact ACK bytes. The inbox loop (worker/inbox.py) applies it.
 
@@ -57,7 +58,9 @@ async def receive(request: web.Request) -> web.Response:
     try:
         events = adapter.parse_push(raw)
         text = raw.decode("utf-8")
-    except (CourierError, UnicodeDecodeError) as err:
+    except (CourierError, ValueError, RecursionError) as err:
+        # ValueError covers UnicodeDecodeError and a parser's own JSON errors; RecursionError is
+        # what json.loads raises on a (signed, so the courier's own) body nested too deeply
         log.warning("webhook.unparseable", courier=code, error=type(err).__name__)
         return _reply(adapter.push_ack(False))
     now = ctx.clock.now()

@@ -153,3 +153,37 @@ async def test_second_signal_exits_at_once(db_url: str, sessions: SessionFactory
             assert await _shipment_statuses(sessions) == [("BLT20260000000101", "booking")]
         except AssertionError as err:
             raise AssertionError(f"{err}\n{procs.logs()}") from err
+
+
+async def test_sigterm_past_grace_leaves_a_cut_off_booking_leased(
+    db_url: str, sessions: SessionFactory, tmp_path: Path
+):
+    office = await seed.office(sessions)
+    await seed.deliveries(sessions, office, 3)
+    reference = "BLT20260000000101"
+    # one create at a time, each far longer than the grace: the first is cut off mid-call
+    faults = {"endpoints": {"create": {"latency_ms": [20000, 20000]}}}
+    with wp.processes(tmp_path) as procs:
+        sim = wp.Simulator(procs, faults)
+        await sim.ready()
+        config = wp.write_config(tmp_path, db_url, sim.url, grace_seconds=0.5,
+                                 concurrency_per_courier=1, lease_seconds=300)
+        worker = wp.start_worker(procs, config, "w1")
+        try:
+            async def in_flight() -> bool:
+                return await _shipment_statuses(sessions) == [(reference, "booking")]
+
+            await wp.wait_for(in_flight, "a booking in flight")
+            wp.terminate(worker)
+            assert await wp.wait_exit(worker, within=10) == 0
+            # the cut-off call may have reached the courier: its lease is left to expire so
+            # a reconciliation by reference settles it, never a fresh send right away
+            [ship] = await seed.shipments(sessions)
+            assert (ship.client_reference, ship.status, ship.lease_owner) == (
+                reference, "booking", "w1")
+            async with sessions() as session:
+                held = await session.scalar(select(func.count()).select_from(Delivery).where(
+                    Delivery.lease_owner.is_not(None)))
+            assert held == 0  # deliveries not yet sent were handed back at once
+        except AssertionError as err:
+            raise AssertionError(f"{err}\n{procs.logs()}") from err

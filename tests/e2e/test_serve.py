@@ -1,5 +1,5 @@
-"""`courier serve` as a real process: refuses an unmigrated database, serves /healthz and
-/readyz on the port it reports, and exits 0 on SIGTERM."""
+"""`courier serve` as a real process: refuses the placeholder passport pepper and an unmigrated
+database, serves /healthz and /readyz on the port it reports, and exits 0 on SIGTERM."""
 
 from __future__ import annotations
 
@@ -11,6 +11,11 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import pytest
+
+from courier import config
+from courier.cli.base import require_secrets
+
 COURIER = Path(sys.executable).with_name("courier")
 
 
@@ -20,7 +25,31 @@ def _env(tmp_path: Path) -> dict[str, str]:
         **{k: v for k, v in os.environ.items() if not k.startswith("COURIER_")},
         "COURIER_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'serve.sqlite3'}",
         "COURIER_LOG__FORMAT": "json",
+        "COURIER_SECURITY__PASSPORT_PEPPER": "serve-test-pepper-0123456789",
     }
+
+
+def test_serve_refuses_the_placeholder_pepper(tmp_path: Path) -> None:
+    env = {k: v for k, v in _env(tmp_path).items() if k != "COURIER_SECURITY__PASSPORT_PEPPER"}
+    done = subprocess.run(
+        [str(COURIER), "serve", "--port", "0"], env=env, cwd=tmp_path, capture_output=True,
+        text=True, timeout=60,
+    )
+    assert done.returncode == 2
+    assert "security.passport_pepper" in done.stderr
+    assert "COURIER_SECURITY__PASSPORT_PEPPER" in done.stderr
+    assert "listening" not in done.stdout
+
+
+def test_the_placeholder_pepper_needs_an_explicit_allowance(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as refused:
+        require_secrets(config.from_mapping({}))
+    assert refused.value.code == 2
+    assert "allow_default_pepper" in capsys.readouterr().err
+    require_secrets(config.from_mapping({"security": {"allow_default_pepper": True}}))
+    require_secrets(config.from_mapping({"security": {"passport_pepper": "x" * 32}}))
 
 
 def test_serve_refuses_an_unmigrated_database(tmp_path: Path) -> None:

@@ -1,22 +1,36 @@
 """Invariant 4: the intake, ready, opt-in, address-change and refusal flows over real HTTP, plus a
-CSV import, write no name, phone, date of birth, passport number, address or token to the logs
-— whatever logged it (our code, aiohttp, the standard library), at debug level."""
+CSV import; a database error logged by the error middleware; and the worker's booking, tracking
+and delivery against the J&T simulator with the applicant's confirmation on the tracking API:
+none writes a name, phone, date of birth, passport number, address or token to the logs —
+whatever logged it (our code, aiohttp, SQLAlchemy, the standard library), at debug level."""
 
 from __future__ import annotations
 
 import io
 import json
 import logging
+import secrets
 from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
 
 import pytest
 import structlog
+import tracking_kit as kit_
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
-from web.webapi import APPLICANT, MALANG, PASSPORT_NO, make_api
+from web.webapi import APPLICANT, MALANG, PASSPORT_NO, START, make_api, settings_for
 
+from adapters.clock import ManualClock
 from courier import logging as courier_logging
-from courier.db.engine import SessionFactory
-from courier.services import csv_import
+from courier.context import AppContext
+from courier.db.engine import SessionFactory, transaction
+from courier.db.models import Application, Delivery, Handover, Office
+from courier.services import csv_import, hashing, staff
+from courier.web.app import create_app
+from courier.web.keys import context_of
 
 SECOND = {
     "applicant_name": "Bambang Pamungkas Wibowo",
@@ -109,3 +123,86 @@ async def test_flows_leave_no_pii_in_logs(
     assert "optin_identity_refused" in names and "careless" in names
     leaked = [value for value in _forbidden(tokens) if value in text]
     assert leaked == []
+
+
+def _leaks(text: str, values: list[str]) -> list[str]:
+    return [value for value in values if value in text]
+
+
+async def test_a_database_error_in_a_handler_logs_no_pii(
+    captured: io.StringIO, db_url: str, engine: AsyncEngine, sessions: SessionFactory
+) -> None:
+    """A forced IntegrityError (a NOT NULL column left empty) whose statement carries the
+    applicant's details: the middleware's traceback keeps neither the bound values nor
+    PostgreSQL's DETAIL line quoting the row."""
+    clock = ManualClock(START)
+    async with transaction(sessions) as session:
+        office, _ = await staff.upsert_office(
+            session, {"code": "BLT", "name": "Kantor Imigrasi Blitar",
+                      "home_regency_codes": ["35.05"]}, now=clock.now(), actor="test",
+        )  # fmt: skip
+        office_id = office.id
+
+    async def broken(request: web.Request) -> web.Response:
+        async with transaction(context_of(request).sessions) as session:
+            session.add(Application(
+                office_id=office_id, application_no="BLT-2026-0999",
+                applicant_name=APPLICANT["applicant_name"], date_of_birth=date(1984, 3, 17),
+                phone=None, priority_kind="elderly", express=False,
+                state="registered", created_at=clock.now(), updated_at=clock.now(),
+            ))  # fmt: skip
+        return web.Response(text="unreachable")
+
+    app = create_app(AppContext(settings_for(db_url), engine, sessions, clock))
+    app.router.add_post("/broken", broken)
+    async with TestClient(TestServer(app)) as client:
+        resp = await client.post("/broken")
+        assert resp.status == 500
+        assert (await resp.json())["error"]["code"] == "internal"
+    text = captured.getvalue()
+    [failure] = [json.loads(x) for x in text.splitlines() if "unhandled_error" in x]
+    assert "IntegrityError" in failure["exception"]  # the error is there, its values are not
+    assert "[SQL: redacted]" in failure["exception"]
+    values = [APPLICANT["applicant_name"], "Rahayu", "1984-03-17"]
+    assert _leaks(text, values) == []
+
+
+async def test_worker_flows_and_handover_confirmation_log_no_pii(
+    captured: io.StringIO, engine: AsyncEngine, sessions: SessionFactory, tmp_path: Path
+) -> None:
+    """Booking, tracking polls, the proof of delivery and the applicant's confirmation over
+    HTTP, against the J&T simulator: the applicant's (and receiver's) name, phone, date of
+    birth, street, passport number and tracking token never reach a log line."""
+    name, phone, street = "Kusumawati Handayani", "+6281399887766", "Jl. Kawi Atas No. 77"
+    token = secrets.token_urlsafe(32)
+    async with kit_.make_kit(engine, sessions, tmp_path) as kit:
+        _, delivery_id = await kit_.seed_delivery(kit, courier="jnt", outcome="delivered_self")
+        async with transaction(sessions) as session:
+            delivery = await session.get_one(Delivery, delivery_id)
+            delivery.address = {**delivery.address, "street": street}
+            delivery.tracking_token_hash = hashing.hash_token(token)
+            application = await session.get_one(Application, delivery.application_id)
+            application.applicant_name = name  # the receiver's name too: delivered to self
+            application.phone = phone
+            application.date_of_birth = date(1977, 5, 21)
+        await kit_.drive(kit, kit_.state_is(kit, delivery_id, "delivered"))
+        async with kit.http.get(kit.url(f"/api/v1/track/{token}")) as resp:
+            assert resp.status == 200
+        confirm = kit.url(f"/api/v1/track/{token}/confirm")
+        async with kit.http.post(confirm, json={"passport_no": "X7654321"}) as resp:
+            assert resp.status == 422
+        async with kit.http.post(confirm, json={"passport_no": kit_.PASSPORT_NO}) as resp:
+            assert resp.status == 200, await resp.text()
+        assert await kit_.delivery_state(kit, delivery_id) == "handed_over"
+        async with sessions() as session:
+            record = await session.scalar(select(Handover).where(
+                Handover.delivery_id == delivery_id))
+            assert record is not None and record.verified
+            assert await session.scalar(select(Office.code)) == kit_.office_code("jnt")
+
+    text = captured.getvalue()
+    events = {json.loads(x)["event"] for x in text.splitlines() if x.startswith("{")}
+    assert {"http_request", "handover_verified"} <= events  # the flows did log
+    values = [name, "Kusumawati", "Handayani", phone, phone[3:], "1977-05-21", street,
+              "Kawi Atas", kit_.PASSPORT_NO, "X7654321", token]  # fmt: skip
+    assert _leaks(text, values) == []

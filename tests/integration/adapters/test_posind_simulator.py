@@ -393,6 +393,8 @@ async def test_cancel_find_and_push_are_not_supported(h: Harness) -> None:
     booking = await adapter.book(order())
     caps = adapter.capabilities
     assert (caps.cancel, caps.push, caps.find, caps.track_batch_size) == (False, False, False, 1)
+    # "102" on a reused orderid is our inference, not documented: never relied on to resend
+    assert caps.dedupes_reference is False
     with pytest.raises(NotSupported, match="no cancel"):
         await adapter.cancel(booking, "applicant moved")
     with pytest.raises(NotSupported, match="no lookup"):

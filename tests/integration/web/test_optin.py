@@ -15,7 +15,8 @@ from webapi import BLITAR, MALANG, Api, make_api
 
 import schemas
 from courier.db.engine import SessionFactory, transaction
-from courier.db.models import AuditEntry, Delivery, Shipment
+from courier.db.models import AuditEntry, Delivery, RateCounter, Shipment
+from courier.services import ratelimit
 
 
 async def _delivery(api: Api) -> Delivery:
@@ -126,6 +127,21 @@ async def test_wrong_identity_gets_one_generic_error(api: Api, overrides: dict[s
     assert after["deliveries"] == before["deliveries"] == []
     assert after["counts"]["audit_log"] == before["counts"]["audit_log"]
     assert after["counts"]["rate_counters"] == 2
+
+
+async def test_rate_counter_keys_use_a_key_derived_from_the_pepper(api: Api) -> None:
+    """The counters are keyed by HMAC under HMAC(pepper, "rate-limit"), never the pepper itself:
+    one secret, one job."""
+    await api.put_application("BLT-2026-0108")
+    assert (await api.opt_in("BLT-2026-0108", date_of_birth="1990-01-01")).status == 422
+    async with api.ctx.sessions() as session:
+        stored = set((await session.execute(select(RateCounter.key))).scalars())
+    pepper = api.ctx.settings.passport_pepper
+    derived = ratelimit.counter_key(pepper)
+    assert derived != pepper
+    assert ratelimit.key_hash(derived, "BLT/BLT-2026-0108") in stored
+    assert ratelimit.key_hash(pepper, "BLT/BLT-2026-0108") not in stored
+    assert len(stored) == 2
 
 
 async def test_identity_errors_are_identical_whatever_failed(api: Api) -> None:

@@ -7,7 +7,9 @@ clock advance, never a wait.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -16,16 +18,16 @@ import aiohttp
 import pytest
 import worker_seed as seed
 from aiohttp.test_utils import TestServer
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters import registry
-from adapters.clock import ManualClock
+from adapters.clock import ManualClock, ScaledClock
 from adapters.jnt import simulator as jnt_sim
 from adapters.posind import simulator as pos_sim
 from courier.config import Settings
 from courier.context import AppContext
-from courier.db.engine import SessionFactory
+from courier.db.engine import SessionFactory, transaction
 from courier.db.models import AuditEntry, Delivery, ExceptionItem
 from worker import book, claim
 
@@ -171,35 +173,82 @@ async def test_rejected_order_needs_attention(ctx: AppContext, sims: dict[str, S
     assert await book.once(ctx, "w1") == 0  # a human decides now
 
 
-async def test_unknown_after_max_reconciliations_never_books_twice(
+async def test_pos_unknown_outcome_is_never_resent_and_needs_attention_at_once(
     ctx: AppContext, sims: dict[str, Sim], clock: ManualClock
 ):
     office = await seed.office(ctx.sessions, courier="posind")
     [d] = await seed.deliveries(ctx.sessions, office, 1)
-    # Pos has no lookup: once the answer is lost, every resend is "already used"
+    # Pos can neither be asked nor is known to refuse a reused orderid: once the answer is lost,
+    # nothing may be sent again
     await sims["posind"].fault({"endpoints": {"create": {"timeout_seconds": HOLD_SECONDS}},
                                 "force": [{"endpoint": "create", "kind": "timeout_processed"}]})
     assert await book.once(ctx, "w1") == 1
-    for expected in (1, 2, 3):
-        [ship] = await seed.shipments(ctx.sessions)
-        assert ship.status == "booking" and ship.next_poll_at is not None
-        clock.set(ship.next_poll_at)
-        assert await book.once(ctx, "w1") == 1
-        [ship] = await seed.shipments(ctx.sessions)
-        assert ship.reconcile_count == expected
-    assert ship.next_poll_at is None  # parked for a human
-    clock.advance(timedelta(days=1))
-    assert await book.once(ctx, "w1") == 0
+    [ship] = await seed.shipments(ctx.sessions)
+    assert (ship.status, ship.lease_owner, ship.next_poll_at) == ("booking", None, None)
     assert await seed.delivery_states(ctx.sessions) == {d: "needs_attention"}
     [item] = await _exceptions(ctx.sessions)
-    assert item.kind == "booking_unknown" and ship.client_reference in item.detail
+    assert (item.kind, item.delivery_id, item.shipment_id) == ("booking_unknown", d, ship.id)
+    assert ship.client_reference in item.next_step and "Pos" in item.next_step
+    clock.advance(timedelta(days=1))
+    assert await book.once(ctx, "w1") == 0  # parked for a human, never claimed again
     orders = await sims["posind"].orders()
-    assert [o["reference"] for o in orders["orders"]] == [ship.client_reference]  # one order
-    assert orders["create_counts"] == {ship.client_reference: 4}  # 1 call + 3 same-ref resends
+    assert [o["reference"] for o in orders["orders"]] == [ship.client_reference]
+    assert orders["create_counts"] == {ship.client_reference: 1}  # exactly one create call
     assert len(await seed.shipments(ctx.sessions)) == 1  # and no second attempt minted
 
 
-async def test_courier_down_retries_later_with_the_same_reference(
+async def test_pos_shipment_left_in_booking_by_a_crash_is_not_resent(
+    ctx: AppContext, sims: dict[str, Sim], clock: ManualClock
+):
+    office = await seed.office(ctx.sessions, courier="posind")
+    [d] = await seed.deliveries(ctx.sessions, office, 1)
+    # a worker committed the intent, then died before (or while) calling Pos
+    await claim.claim_deliveries(ctx.sessions, owner="dead", now=clock.now(), lease_seconds=60,
+                                 limit=1)
+    from courier.services import booking
+
+    intent = await booking._commit_intent(ctx, d, "dead")
+    assert not isinstance(intent, booking.Outcome)
+    clock.advance(timedelta(seconds=61))
+    assert await book.once(ctx, "w2") == 1  # reconciliation
+    [ship] = await seed.shipments(ctx.sessions)
+    assert ship.status == "booking" and ship.next_poll_at is None
+    assert await seed.delivery_states(ctx.sessions) == {d: "needs_attention"}
+    [item] = await _exceptions(ctx.sessions)
+    assert item.kind == "booking_unknown" and intent.reference in item.next_step
+    assert (await sims["posind"].orders())["create_counts"] == {}  # nothing sent blindly
+
+
+async def test_pos_create_that_never_left_is_retried_with_the_same_reference(
+    ctx: AppContext, sims: dict[str, Sim], clock: ManualClock
+):
+    office = await seed.office(ctx.sessions, courier="posind")
+    [d] = await seed.deliveries(ctx.sessions, office, 1)
+    adapter: Any = ctx.couriers["posind"]
+    real_url = adapter._posting_url
+    adapter._posting_url = _refused_url()  # connection refused: certainly nothing was sent
+    assert await book.once(ctx, "w1") == 1
+    [ship] = await seed.shipments(ctx.sessions)
+    assert ship.status == "booking" and ship.reconcile_count == 0
+    assert ship.status_reason is not None and ship.status_reason.startswith("not created: ")
+    assert await seed.delivery_states(ctx.sessions) == {d: "shipping"}
+    adapter._posting_url = real_url
+    assert ship.next_poll_at is not None
+    clock.set(ship.next_poll_at)
+    assert await book.once(ctx, "w1") == 1
+    [after] = await seed.shipments(ctx.sessions)
+    assert after.status == "booked" and after.client_reference == ship.client_reference
+    assert (await sims["posind"].orders())["create_counts"] == {ship.client_reference: 1}
+    assert await _exceptions(ctx.sessions) == []
+
+
+def _refused_url() -> str:
+    with socket.socket() as s:  # bound, never listening: connections are refused
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}/create"
+
+
+async def test_5xx_on_create_is_reconciled_not_blindly_resent(
     ctx: AppContext, sims: dict[str, Sim], clock: ManualClock
 ):
     office = await seed.office(ctx.sessions)
@@ -208,8 +257,33 @@ async def test_courier_down_retries_later_with_the_same_reference(
     assert await book.once(ctx, "w1") == 1
     [ship] = await seed.shipments(ctx.sessions)
     assert (ship.status, ship.reconcile_count) == ("booking", 0)
+    assert ship.status_reason is not None and ship.status_reason.startswith("outcome unknown")
+    assert ship.next_poll_at is not None
+    clock.set(ship.next_poll_at)
+    assert await book.once(ctx, "w1") == 1  # find says none, J&T dedupes: resent, same ref
+    [after] = await seed.shipments(ctx.sessions)
+    assert after.status == "booked" and after.client_reference == ship.client_reference
+    assert (await sims["jnt"].orders())["create_counts"] == {ship.client_reference: 1}
+
+
+async def test_courier_down_retries_later_with_the_same_reference(
+    ctx: AppContext, sims: dict[str, Sim], clock: ManualClock
+):
+    office = await seed.office(ctx.sessions)
+    await seed.deliveries(ctx.sessions, office, 1)
+    adapter: Any = ctx.couriers["jnt"]
+    real_url = adapter.urls["create"]
+    adapter.urls["create"] = _refused_url()
+    assert await book.once(ctx, "w1") == 1
+    [ship] = await seed.shipments(ctx.sessions)
+    assert (ship.status, ship.reconcile_count) == ("booking", 0)
     assert ship.status_reason is not None and "unavailable" in ship.status_reason
     assert ship.next_poll_at is not None
+    async with ctx.sessions() as session:
+        audits = list(await session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "shipment.retry_later")))
+    assert [a.office_id for a in audits] == [office]  # staff of the office see it
+    adapter.urls["create"] = real_url
     clock.set(ship.next_poll_at)
     assert await book.once(ctx, "w1") == 1
     [after] = await seed.shipments(ctx.sessions)
@@ -230,3 +304,127 @@ async def test_worker_that_lost_its_lease_cannot_overwrite(ctx: AppContext):
     outcome = await booking.book_delivery(ctx, d, "old")
     assert outcome.result == "lost_lease"
     assert await seed.shipments(ctx.sessions) == []
+
+
+async def _eventually(check: Callable[[], Awaitable[bool]], within: float = 10) -> None:
+    """Poll ``check`` until it holds, or fail after ``within`` wall seconds."""
+    deadline = asyncio.get_running_loop().time() + within
+    while asyncio.get_running_loop().time() < deadline:
+        if await check():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("condition never held")
+
+
+async def _until_blocked_on_a_lock(sessions: SessionFactory) -> None:
+    """Until some other PostgreSQL backend waits on a lock."""
+
+    async def waiting() -> bool:
+        async with sessions() as session:
+            return bool(await session.scalar(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND pid <> pg_backend_pid()")))
+
+    await _eventually(waiting)
+
+
+async def test_address_change_racing_the_intent_is_ordered_by_the_row_lock(
+    ctx: AppContext, backend: str
+):
+    if backend != "postgresql":
+        pytest.skip("SQLite serialises every write transaction (BEGIN IMMEDIATE)")
+    from courier.services import booking
+
+    office = await seed.office(ctx.sessions)
+    [d] = await seed.deliveries(ctx.sessions, office, 1)
+    await claim.claim_deliveries(ctx.sessions, owner="w1", now=seed.T0, lease_seconds=60,
+                                 limit=1)
+    moved = {**seed.address(), "street": "Jl. Baru No. 2"}
+    # the applicant's address change holds the delivery row (as opt-in does) ...
+    async with transaction(ctx.sessions) as session:
+        row = await session.scalar(select(Delivery).where(Delivery.id == d).with_for_update())
+        assert row is not None
+        row.address = moved
+        await session.flush()
+        # ... while booking commits its intent: it must wait, then build from the new address
+        intent_task = asyncio.create_task(booking._commit_intent(ctx, d, "w1"))
+        await _until_blocked_on_a_lock(ctx.sessions)
+    intent = await intent_task
+    assert not isinstance(intent, booking.Outcome)
+    assert intent.order.receiver.address.street == "Jl. Baru No. 2"
+
+
+async def test_concurrent_exception_items_do_not_fail_the_booking(
+    ctx: AppContext, backend: str
+):
+    if backend != "postgresql":
+        pytest.skip("SQLite serialises every write transaction (BEGIN IMMEDIATE)")
+    from courier.services import booking
+
+    office = await seed.office(ctx.sessions, courier="dhl")  # no such adapter: unroutable
+    [d] = await seed.deliveries(ctx.sessions, office, 1)
+    await claim.claim_deliveries(ctx.sessions, owner="w1", now=seed.T0, lease_seconds=60,
+                                 limit=1)
+    # another process is opening the very same item and has not committed yet
+    async with transaction(ctx.sessions) as session:
+        session.add(ExceptionItem(office_id=office, delivery_id=d, kind="routing",
+                                  detail="seen elsewhere", next_step="",
+                                  dedupe_key=f"routing:{d}:1", opened_at=seed.T0))
+        await session.flush()
+        task = asyncio.create_task(booking.book_delivery(ctx, d, "w1"))
+        await _until_blocked_on_a_lock(ctx.sessions)
+    assert (await task).result == "needs_attention"  # not an IntegrityError
+    assert await seed.delivery_states(ctx.sessions) == {d: "needs_attention"}
+    [item] = await _exceptions(ctx.sessions)
+    assert item.detail == "seen elsewhere"
+    async with ctx.sessions() as session:
+        moves = list(await session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "delivery.state")))
+    assert [(m.entity_id, m.office_id, (m.after or {}).get("state")) for m in moves] == [
+        (d, office, "needs_attention")]
+
+
+async def test_leases_are_renewed_on_the_service_clock_during_a_slow_call(
+    db_url: str, engine: AsyncEngine, sessions: SessionFactory, sims: dict[str, Sim]
+):
+    # the service clock runs 1000× the wall; the settings' clock_speed (default 1) says nothing
+    # about it: renewal must follow the clock itself, or the lease runs out mid-call
+    fast = ScaledClock(seed.T0, speed=1000)
+    couriers = courier_settings(sims)
+    couriers["jnt"]["transport"] = {**FAST_TRANSPORT, "read_timeout": 5, "total_timeout": 5}
+    settings = Settings(raw={}, database_url=db_url, lease_seconds=60, max_reconciliations=3,
+                        concurrency_per_courier=2, couriers=couriers)
+    adapter = registry.create("jnt", couriers["jnt"], clock=fast)
+    ctx = AppContext(settings=settings, engine=engine, sessions=sessions, clock=fast,
+                     couriers={"jnt": adapter})
+    office = await seed.office(sessions)
+    await seed.deliveries(sessions, office, 1)
+    # 0.5 s of wall = 500 s of service time: eight leases' worth
+    await sims["jnt"].fault({"endpoints": {"create": {"latency_ms": [500, 500]}}})
+    try:
+        job = asyncio.create_task(book.once(ctx, "w1"))
+
+        async def intent_committed() -> bool:
+            return bool(await seed.shipments(sessions))
+
+        await _eventually(intent_committed)
+        [ship] = await seed.shipments(sessions)
+        first_until = ship.lease_until
+        assert first_until is not None and ship.status == "booking"
+
+        async def first_lease_over() -> bool:
+            return fast.now() > first_until + timedelta(seconds=30)
+
+        await _eventually(first_lease_over)
+        # the first lease is long over on the service clock; the call is still in flight
+        assert not job.done()
+        stolen = await claim.claim_stuck_bookings(
+            sessions, owner="thief", now=fast.now(), lease_seconds=60, limit=5,
+            max_reconciliations=3)
+        assert stolen == []  # renewed in time: nobody can take the job over
+        assert await job == 1
+    finally:
+        await adapter.close()
+    [after] = await seed.shipments(sessions)
+    assert after.status == "booked"
+    assert (await sims["jnt"].orders())["create_counts"] == {after.client_reference: 1}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 from datetime import timedelta
 
 import worker_seed as seed
@@ -10,7 +12,7 @@ from sqlalchemy import select, update
 
 from courier.db.engine import SessionFactory, make_engine, make_sessions, transaction
 from courier.db.models import Delivery, Shipment
-from worker import claim
+from worker import claim, runner
 
 LEASE = 60.0
 
@@ -138,3 +140,61 @@ async def test_stuck_bookings_claimable_after_expiry_until_max_reconciliations(
     # d3 is due now, and a's lease on d1 ran out without renewal: both are b's
     assert await claim.claim_stuck_bookings(
         sessions, owner="b", now=later, **kwargs) == sorted([by_delivery[d1], by_delivery[d3]])
+
+
+async def test_release_all_keeps_leases_on_shipments_whose_call_may_be_in_flight(
+    sessions: SessionFactory,
+):
+    office = await seed.office(sessions)
+    waiting, calling = await seed.deliveries(sessions, office, 2)
+    assert await claim.claim_deliveries(
+        sessions, owner="a", now=seed.T0, lease_seconds=LEASE, limit=1) == [waiting]
+    async with transaction(sessions) as session:  # an intent committed, its create under way
+        await session.execute(
+            update(Delivery).where(Delivery.id == calling).values(state="shipping"))
+        session.add(Shipment(
+            delivery_id=calling, attempt_no=1, courier_code="jnt", client_reference="BLT0101",
+            status="booking", lease_owner="a", claim_count=1, reconcile_count=0,
+            lease_until=seed.T0 + timedelta(seconds=LEASE), created_at=seed.T0,
+            updated_at=seed.T0,
+        ))
+    assert await claim.release_all(sessions, owner="a") == 1  # the delivery only
+    async with sessions() as session:
+        ship = await session.scalar(select(Shipment))
+        assert ship is not None and ship.lease_owner == "a"
+    # the delivery is anyone's at once; the shipment only once its lease has run out
+    assert await claim.claim_deliveries(
+        sessions, owner="b", now=seed.T0, lease_seconds=LEASE, limit=5) == [waiting]
+    kwargs = {"lease_seconds": LEASE, "limit": 5, "max_reconciliations": 3}
+    assert await claim.claim_stuck_bookings(sessions, owner="b", now=seed.T0, **kwargs) == []
+    expired = seed.T0 + timedelta(seconds=LEASE + 1)
+    assert await claim.claim_stuck_bookings(sessions, owner="b", now=expired, **kwargs) == [
+        ship.id]
+
+
+def test_worker_ids_differ_between_runs_of_the_same_pid() -> None:
+    first, second = runner.default_worker_id(), runner.default_worker_id()
+    assert first != second  # a restarted container (PID 1 again) is a new worker
+    for worker_id in (first, second):
+        assert worker_id.startswith(f"{socket.gethostname()}:{os.getpid()}:"[:40])
+        assert len(worker_id) <= 64 and len(worker_id.rsplit(":", 1)[1]) == 8
+
+
+async def test_backoff_waits_on_the_given_clock_with_the_shared_policy() -> None:
+    from adapters.clock import ManualClock
+    from courier.services.booking import retry_delay
+    from worker.backoff import Backoff
+
+    clock = ManualClock(seed.T0)
+    backoff = Backoff(first=0.5, cap=30.0, clock=clock)
+    await backoff.wait()  # on the service clock: no wall time passes, the clock moves
+    first = (clock.now() - seed.T0).total_seconds()
+    assert 0.5 <= first <= 0.75
+    stopping = asyncio.Event()
+    stopping.set()
+    before = clock.now()
+    await backoff.wait(stopping)  # already stopping: returns without waiting
+    assert clock.now() == before and backoff.failures == 2
+    # booking's courier retry follows the same curve: 30 s doubling to an hour, no jitter
+    assert [retry_delay(n) for n in (0, 1, 2, 7, 20)] == [30, 60, 120, 3600, 3600]
+    assert retry_delay(0, retry_after=90) == 90

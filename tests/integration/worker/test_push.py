@@ -4,7 +4,7 @@ and a forged or altered push is refused with 401 and leaves nothing behind."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tracking_kit import Kit, make_kit, seed_delivery
 
 from adapters.jnt import codec, push
-from courier.db.engine import SessionFactory
+from courier.db.engine import SessionFactory, transaction
 from courier.db.models import InboxItem, Proof, Shipment, TrackingEventRow
 from worker import book, inbox
 
@@ -133,3 +133,110 @@ async def test_unknown_courier_and_courier_without_push_are_404(
         for courier in ("dhl", "posind"):
             status, answer = await _post(kit, headers, body, courier)
             assert status == 404 and b'"not_found"' in answer
+
+
+def _pickup(waybill: str, at: datetime) -> dict[str, Any]:
+    return {"billCode": waybill, "details": [{
+        "scanTime": codec.wall_time(at), "scanTypeCode": "10", "scanTypeName": "Pickup",
+        "desc": "Pickup scan",
+    }]}  # fmt: skip
+
+
+async def _row(sessions: SessionFactory, row_id: int) -> InboxItem:
+    async with sessions() as session:
+        row = await session.get(InboxItem, row_id)
+        assert row is not None
+        return row
+
+
+async def test_a_due_push_is_not_hidden_behind_rows_waiting_for_a_later_try(
+    engine: AsyncEngine, sessions: SessionFactory, tmp_path: Path
+) -> None:
+    """Rows waiting for their next try are filtered in SQL: however many there are, a due row
+    behind them is taken in the same cycle."""
+    async with make_kit(engine, sessions, tmp_path, jnt_push=True) as kit:
+        _, delivery_id = await seed_delivery(kit, courier="jnt")
+        shipment_id = await kit_.booked_shipment(sessions, delivery_id, waybill="JOKNOWN0001")
+        now = kit.clock.now()
+        async with transaction(sessions) as session:
+            for i in range(inbox.BATCH * 6):  # more waiting rows than any batch or old window
+                _, body = _signed(kit, [_pickup(f"JOWAIT{i:05d}", now)])
+                session.add(InboxItem(
+                    courier_code="jnt", dedupe_key=f"wait{i}", body=body.decode(),
+                    received_at=now, attempts=1, error="not known yet",
+                    next_attempt_at=now + timedelta(hours=1),
+                ))  # fmt: skip
+            _, body = _signed(kit, [_pickup("JOKNOWN0001", now - timedelta(minutes=30))])
+            due = InboxItem(
+                courier_code="jnt", dedupe_key="due", body=body.decode(),
+                received_at=now - timedelta(hours=1), attempts=1, error="not known yet",
+                next_attempt_at=now - timedelta(minutes=1),
+            )  # fmt: skip
+            session.add(due)
+        assert await inbox.once(kit.ctx, "w1") == 1
+        row = await _row(sessions, due.id)
+        assert row.processed_at == now and row.error is None
+        async with sessions() as session:
+            shipment = await session.get(Shipment, shipment_id)
+            waiting = await session.scalar(select(func.count()).select_from(InboxItem).where(
+                InboxItem.processed_at.is_(None), InboxItem.attempts == 1))
+        assert shipment is not None and shipment.status == "picked_up"
+        assert waiting == inbox.BATCH * 6  # untouched: not due
+
+
+async def test_push_before_the_waybill_is_recorded_waits_with_growing_delays(
+    engine: AsyncEngine, sessions: SessionFactory, tmp_path: Path
+) -> None:
+    """J&T pushes the pickup of a parcel whose booking has not recorded its waybill yet (a
+    courier outage held the booking's answer for hours): the push waits, then applies."""
+    async with make_kit(engine, sessions, tmp_path, jnt_push=True) as kit:
+        _, delivery_id = await seed_delivery(kit, courier="jnt")
+        received = kit.clock.now()
+        status, _ = await _post(kit, *_signed(kit, [_pickup("JOLATE00001", received)]))
+        assert status == 200
+        [row] = await _inbox_rows(sessions)
+        waits: list[timedelta] = []
+        recorded = False
+        while row.processed_at is None:
+            assert await inbox.once(kit.ctx, "w1") == 1
+            row = await _row(sessions, row.id)
+            if row.processed_at is not None:
+                break
+            assert row.next_attempt_at is not None and "not known" in (row.error or "")
+            waits.append(row.next_attempt_at - kit.clock.now())
+            assert await inbox.once(kit.ctx, "w1") == 0  # nothing due before its time
+            kit.clock.set(row.next_attempt_at)
+            if not recorded and kit.clock.now() - received >= timedelta(hours=3):
+                await kit_.booked_shipment(sessions, delivery_id, waybill="JOLATE00001")
+                recorded = True
+        assert recorded and row.error is None
+        assert waits == sorted(waits) and waits[-1] >= 8 * waits[0]  # exponential
+        assert row.attempts == len(waits) + 1 < inbox.MAX_ATTEMPTS
+        async with sessions() as session:
+            shipment = await session.scalar(select(Shipment))
+        assert shipment is not None and shipment.status == "picked_up"
+
+
+async def test_push_for_a_waybill_never_recorded_is_escalated_not_dropped(
+    engine: AsyncEngine, sessions: SessionFactory, tmp_path: Path
+) -> None:
+    async with make_kit(engine, sessions, tmp_path, jnt_push=True) as kit:
+        jnt_office, _ = await seed_delivery(kit, courier="jnt")
+        await seed_delivery(kit, courier="posind", i=2)
+        received = kit.clock.now()
+        status, _ = await _post(kit, *_signed(kit, [_pickup("JONEVER0001", received)]))
+        assert status == 200
+        [row] = await _inbox_rows(sessions)
+        waits: list[timedelta] = []
+        while row.processed_at is None:
+            assert await inbox.once(kit.ctx, "w1") == 1
+            row = await _row(sessions, row.id)
+            if row.next_attempt_at is not None:
+                waits.append(row.next_attempt_at - kit.clock.now())
+                kit.clock.set(row.next_attempt_at)
+        assert max(waits) <= timedelta(days=1)  # capped
+        assert kit.clock.now() - received >= inbox.UNKNOWN_GIVE_UP
+        assert row.attempts < inbox.MAX_ATTEMPTS and "unknown" in (row.error or "")
+        [item] = await kit_.exceptions(kit, "push_unknown_waybill")
+        assert item.office_id == jnt_office and "JONEVER0001" in item.detail
+        assert item.resolved_at is None

@@ -5,11 +5,16 @@ apply_events (dedupe, no regression, unmapped codes) on hand-made events."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import tracking_kit as kit_
 import worker_seed as seed
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from tracking_kit import PASSPORT_NO, booked_shipment, event, make_kit, seed_delivery, state_is
@@ -20,6 +25,7 @@ from courier.db.models import (
     AuditEntry,
     CustodyEvent,
     Delivery,
+    ExceptionItem,
     Handover,
     Proof,
     Shipment,
@@ -118,7 +124,7 @@ async def test_failed_attempts_return_then_reship_delivers(
     engine: AsyncEngine, sessions: SessionFactory, tmp_path: Path
 ) -> None:
     async with make_kit(engine, sessions, tmp_path) as kit:
-        _, delivery_id = await seed_delivery(kit, courier="posind", outcome="returned")
+        office_id, delivery_id = await seed_delivery(kit, courier="posind", outcome="returned")
         await kit_.drive(kit, state_is(kit, delivery_id, "returned"))
         [first] = await _shipments(sessions, delivery_id)
         assert first.status == "returned"
@@ -134,7 +140,9 @@ async def test_failed_attempts_return_then_reship_delivers(
         kit.force_outcome("posind", kit_.reference(kit_.office_code("posind"), 1, 2),
                           "delivered_self")
         async with transaction(sessions) as session:
-            outcome = await watch.reship(session, delivery_id, "staff:1", now=kit.clock.now())
+            outcome = await watch.reship(
+                session, delivery_id, "staff:1", now=kit.clock.now(), office_id=office_id
+            )
         assert outcome == "queued"
         assert await kit_.delivery_state(kit, delivery_id) == "queued"
 
@@ -247,18 +255,17 @@ async def test_family_receiver_needs_review_and_a_dispatcher_approves(
     assert await _custody(sessions, delivery_id) == ["courier", "family"]
     [item] = [i for i in await _items(sessions) if i.kind == "handover_review"]
     assert "KK" in item.next_step
-    async with transaction(sessions) as session:  # the applicant cannot confirm a review case
-        token_hash = delivery.tracking_token_hash
-        try:
-            await handover.confirm_possession(
-                session, token_hash, PASSPORT_NO, seed.T0, pepper=kit_.PEPPER)
-        except handover.ServiceError as err:
-            assert err.code == "nothing_to_confirm"
-        else:
-            raise AssertionError("confirmation accepted for a handover under review")
+    token_hash = delivery.tracking_token_hash  # the applicant cannot confirm a review case
+    try:
+        await handover.confirm_possession(
+            sessions, token_hash, PASSPORT_NO, seed.T0, pepper=kit_.PEPPER)
+    except handover.ServiceError as err:
+        assert err.code == "nothing_to_confirm"
+    else:
+        raise AssertionError("confirmation accepted for a handover under review")
     async with transaction(sessions) as session:
         await handover.review(session, handover_id, reviewer, True, "KK checked",
-                              now=seed.T0 + timedelta(days=2))
+                              now=seed.T0 + timedelta(days=2), office_id=delivery.office_id)
     async with sessions() as session:
         record = await session.get(Handover, handover_id)
         delivery = await session.get(Delivery, delivery_id)
@@ -278,7 +285,7 @@ async def test_someone_else_is_an_exception_and_refusal_needs_attention(
     assert delivery is not None and delivery.state == "needs_attention"
     async with transaction(sessions) as session:
         await handover.review(session, handover_id, reviewer, False, "guard is not family",
-                              now=seed.T0 + timedelta(days=2))
+                              now=seed.T0 + timedelta(days=2), office_id=delivery.office_id)
     async with sessions() as session:
         record = await session.get(Handover, handover_id)
     assert record is not None and record.state == "refused" and not record.verified
@@ -299,9 +306,8 @@ async def test_confirmation_locks_after_repeated_wrong_numbers(sessions: Session
         token_hash = delivery.tracking_token_hash
     outcomes = []
     for number in ["X0000001"] * handover.MAX_CONFIRM_FAILURES + [PASSPORT_NO]:
-        async with transaction(sessions) as session:
-            result = await handover.confirm_possession(
-                session, token_hash, number, seed.T0, pepper=kit_.PEPPER)
+        result = await handover.confirm_possession(
+            sessions, token_hash, number, seed.T0, pepper=kit_.PEPPER)
         outcomes.append(result.outcome)
     assert outcomes == [Confirmed.WRONG] * 4 + [Confirmed.LOCKED, Confirmed.LOCKED]
     assert "handover_locked" in [i.kind for i in await _items(sessions)]
@@ -314,3 +320,144 @@ async def _items(sessions: SessionFactory) -> list[kit_.ExceptionItem]:
     async with sessions() as session:
         return list(await session.scalars(select(kit_.ExceptionItem).order_by(
             kit_.ExceptionItem.id)))
+
+
+# --------------------------------------------------------------------------------------------
+# Proof-of-delivery artefacts: per-link backoff, bounded by the link's life; allowed hosts only
+
+
+@dataclass
+class _Links:
+    """A courier's artefact host on loopback: answers ``status`` (200 serves a PNG), counts hits."""
+
+    status: int = 503
+    hits: list[str] = field(default_factory=list)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.hits.append(request.path)
+        if self.status == 200:
+            return web.Response(body=b"\x89PNG-" + request.path.encode(), content_type="image/png")
+        return web.Response(status=self.status)
+
+
+async def _delivered_with(sessions: SessionFactory, *urls: str) -> tuple[int, int]:
+    """A J&T shipment delivered at T0+30h whose proof links to ``urls``; (office, proof id)."""
+    office_id = await seed.office(sessions)
+    [delivery_id] = await seed.deliveries(sessions, office_id, 1)
+    shipment_id = await booked_shipment(sessions, delivery_id)
+    artefacts = tuple(Artefact(f"photo{i}", url) for i, url in enumerate(urls))
+    async with transaction(sessions) as session:
+        shipment = await tracking.lock_shipment(session, shipment_id)
+        assert shipment is not None
+        applied = await tracking.apply_events(session, shipment, [
+            event(Status.DELIVERED, seed.T0 + timedelta(hours=30), receiver_name="Pemohon 1",
+                  relation="YBS", artefacts=artefacts),
+        ], source="poll", now=seed.T0 + timedelta(hours=30))  # fmt: skip
+    assert applied.proof_id is not None
+    return office_id, applied.proof_id
+
+
+async def _artefacts(sessions: SessionFactory, proof_id: int) -> list[dict[str, Any]]:
+    async with sessions() as session:
+        proof = await session.get(Proof, proof_id)
+        assert proof is not None
+        return list(proof.artefacts)
+
+
+async def test_failing_pod_link_waits_longer_each_time_then_is_reported_before_it_expires(
+    sessions: SessionFactory, tmp_path: Path
+) -> None:
+    links = _Links(status=503)
+    app = web.Application()
+    app.router.add_get("/pod/{name}", links.handle)
+    async with TestServer(app, host="127.0.0.1") as server, aiohttp.ClientSession() as http:
+        recorded = seed.T0 + timedelta(hours=30)
+        expires = int((recorded + timedelta(hours=3)).timestamp())  # the link lives three hours
+        url = str(server.make_url(f"/pod/a.png?expires={expires}&signature=s"))
+        office_id, proof_id = await _delivered_with(sessions, url)
+        hosts = {"jnt": {"127.0.0.1"}}
+
+        async def fetch(now: datetime) -> int:
+            return await pod.fetch_pending(sessions, tmp_path, now=now, hosts=hosts, http=http)
+
+        for _ in range(5):  # every track cycle of the same minute: one request, not five
+            assert await fetch(recorded) == 0
+        assert len(links.hits) == 1
+        [artefact] = await _artefacts(sessions, proof_id)
+        assert artefact["state"] == "pending" and artefact["attempts"] == 1
+
+        now, waits = recorded, []
+        while artefact["state"] == "pending":
+            due = datetime.fromisoformat(artefact["next_try_at"])
+            assert await fetch(due - timedelta(seconds=1)) == 0  # not before its time
+            waits.append(due - now)
+            now = due
+            await fetch(now)
+            [artefact] = await _artefacts(sessions, proof_id)
+        assert waits == sorted(waits) and waits[0] >= timedelta(minutes=1)
+        assert waits[-1] >= 2 * waits[0]  # exponential, not a fixed step
+        assert now < datetime.fromtimestamp(expires, UTC)  # given up while the link still lived
+        assert artefact["state"] == "failed" and "url" not in artefact
+        assert len(links.hits) == artefact["attempts"] == len(waits) + 1 < pod.MAX_FETCH_ATTEMPTS
+        async with sessions() as session:
+            [item] = list(await session.scalars(
+                select(ExceptionItem).where(ExceptionItem.kind == "pod_missing")))
+        assert item.office_id == office_id and "HTTP 503" in item.detail
+        hits = len(links.hits)
+        await fetch(now + timedelta(days=1))
+        assert len(links.hits) == hits  # given up for good: no more requests
+
+
+async def test_pod_link_that_recovers_is_stored_on_a_later_try(
+    sessions: SessionFactory, tmp_path: Path
+) -> None:
+    links = _Links(status=503)
+    app = web.Application()
+    app.router.add_get("/pod/{name}", links.handle)
+    async with TestServer(app, host="127.0.0.1") as server, aiohttp.ClientSession() as http:
+        _, proof_id = await _delivered_with(sessions, str(server.make_url("/pod/b.png")))
+        now = seed.T0 + timedelta(hours=30)
+        hosts = {"jnt": {"127.0.0.1"}}
+        assert await pod.fetch_pending(sessions, tmp_path, now=now, hosts=hosts, http=http) == 0
+        links.status = 200
+        [artefact] = await _artefacts(sessions, proof_id)
+        due = datetime.fromisoformat(artefact["next_try_at"])
+        assert await pod.fetch_pending(sessions, tmp_path, now=due, hosts=hosts, http=http) == 1
+        [artefact] = await _artefacts(sessions, proof_id)
+        assert artefact["state"] == "stored" and artefact["attempts"] == 2
+        assert kit_.sha256_file(pod.artefact_path(tmp_path, artefact["sha256"])) == (
+            artefact["sha256"]
+        )
+
+
+async def test_pod_links_outside_the_couriers_hosts_are_refused_without_a_request(
+    sessions: SessionFactory, tmp_path: Path
+) -> None:
+    links = _Links(status=200)
+    app = web.Application()
+    app.router.add_get("/pod/{name}", links.handle)
+    async with TestServer(app, host="127.0.0.1") as server, aiohttp.ClientSession() as http:
+        port = server.port
+        urls = (
+            f"http://127.0.0.1:{port}/pod/ok.png",  # the courier's own host: fetched
+            f"http://localhost:{port}/pod/internal.png",  # same machine, another name: refused
+            f"http://user@127.0.0.1:{port}/pod/creds.png",  # credentials in the link: refused
+            "file:///etc/passwd",  # not http(s): refused
+        )
+        office_id, proof_id = await _delivered_with(sessions, *urls)
+        # the J&T settings' own URLs point at 127.0.0.1: the default allows that host only
+        hosts = pod.allowed_hosts({"jnt": {"track_url": f"http://127.0.0.1:{port}/track"}})
+        now = seed.T0 + timedelta(hours=30)
+        assert await pod.fetch_pending(sessions, tmp_path, now=now, hosts=hosts, http=http) == 1
+        assert links.hits == ["/pod/ok.png"]
+        states = [a["state"] for a in await _artefacts(sessions, proof_id)]
+        assert states == ["stored", "failed", "failed", "failed"]
+        async with sessions() as session:
+            [item] = list(await session.scalars(
+                select(ExceptionItem).where(ExceptionItem.kind == "pod_missing")))
+        assert item.office_id == office_id and item.detail.count("link refused") == 3
+        # a courier whose artefacts live elsewhere lists the host: then it is fetched
+        assert pod.allowed_hosts({"jnt": {"track_url": "http://x.test/t",
+                                          "pod_hosts": ["LocalHost"]}}) == {
+            "jnt": frozenset({"localhost"})
+        }

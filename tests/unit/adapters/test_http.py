@@ -15,9 +15,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from structlog.testing import capture_logs
 
+from adapters.backoff import exponential_backoff
 from adapters.base import CourierUnavailable, OutcomeUnknown, RateLimited, ResponseInvalid
 from adapters.clock import ManualClock
 from adapters.http import (
+    MAX_BODY_BYTES,
     CircuitOpen,
     CourierTransport,
     HttpReply,
@@ -146,15 +148,81 @@ async def test_5xx_after_all_attempts_is_unavailable(rig: Rig) -> None:
 
 async def test_unsafe_call_is_never_repeated(rig: Rig) -> None:
     rig.script.answers = [503, 200]
-    with pytest.raises(CourierUnavailable):
+    with pytest.raises(OutcomeUnknown):
         await rig.transport().send("create", "POST", rig.url, safe_to_repeat=False)
     assert rig.script.hits == 1
 
 
-async def test_504_on_an_unsafe_call_is_outcome_unknown(rig: Rig) -> None:
-    rig.script.answers = [504]
-    with pytest.raises(OutcomeUnknown):
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+async def test_5xx_on_an_unsafe_call_is_outcome_unknown(rig: Rig, status: int) -> None:
+    # the request reached a server: the order may exist behind any 5xx, never "nothing happened"
+    rig.script.answers = [status]
+    with pytest.raises(OutcomeUnknown) as caught:
         await rig.transport().send("create", "POST", rig.url, safe_to_repeat=False)
+    assert not isinstance(caught.value, CourierUnavailable)
+    assert rig.script.hits == 1
+    assert rig.observed.calls == [("create", "unknown")]
+
+
+async def test_5xx_on_a_safe_call_stays_unavailable(rig: Rig) -> None:
+    rig.script.answers = [500]
+    with pytest.raises(CourierUnavailable):
+        await rig.transport(max_attempts=2).send("track", "GET", rig.url, safe_to_repeat=True)
+    assert rig.script.hits == 2
+
+
+async def test_connection_refused_on_an_unsafe_call_is_unavailable(rig: Rig) -> None:
+    with socket.socket() as s:  # a port nobody listens on: nothing can have been sent
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(CourierUnavailable) as caught:
+        await rig.transport().send("create", "POST", f"http://127.0.0.1:{port}/api/x",
+                                   safe_to_repeat=False)
+    assert not isinstance(caught.value, OutcomeUnknown)
+
+
+async def _raw_server(answer: bytes) -> tuple[asyncio.Server, str]:
+    """A server that reads the request, writes ``answer`` verbatim and closes."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        head, _, rest = answer.partition(b"\r\n")
+        writer.write(head + b"\r\nConnection: close\r\n" + rest)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    return server, f"http://127.0.0.1:{port}/api/create"
+
+
+async def test_truncated_2xx_body_on_an_unsafe_call_is_outcome_unknown(rig: Rig) -> None:
+    # 200 with Content-Length 100, then the connection drops after 10 bytes
+    server, url = await _raw_server(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+        b'{"awb":"J'
+    )
+    async with server:
+        with pytest.raises(OutcomeUnknown):
+            await rig.transport().send("create", "POST", url, safe_to_repeat=False)
+        with pytest.raises(CourierUnavailable):
+            await rig.transport(max_attempts=1).send("track", "POST", url, safe_to_repeat=True)
+
+
+async def test_oversized_body_is_refused_without_buffering_it(rig: Rig) -> None:
+    big = b"x" * (MAX_BODY_BYTES + 1)
+    for framing in (  # declared up front, and streamed without a length
+        b"Content-Length: %d\r\n\r\n" % len(big) + big,
+        b"Transfer-Encoding: chunked\r\n\r\n"
+        + b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in (big[:1 << 20], big[1 << 20:]))
+        + b"0\r\n\r\n",
+    ):
+        server, url = await _raw_server(b"HTTP/1.1 200 OK\r\n" + framing)
+        async with server:
+            with pytest.raises(ResponseInvalid, match="larger than"):
+                await rig.transport().send("track", "POST", url, safe_to_repeat=True)
+            with pytest.raises(OutcomeUnknown, match="larger than"):
+                await rig.transport().send("create", "POST", url, safe_to_repeat=False)
 
 
 async def test_4xx_is_returned_for_the_adapter_to_read(rig: Rig) -> None:
@@ -319,6 +387,15 @@ def test_backoff_grows_with_jitter_and_is_capped() -> None:
     waits = [backoff(policy, n) for n in range(1, 6)]
     assert 0.5 <= waits[0] <= 1.0 and 1.0 <= waits[1] <= 1.5
     assert waits[-1] == 3
+
+
+def test_one_exponential_backoff_policy() -> None:
+    assert [exponential_backoff(n, initial=30, cap=3600) for n in range(9)] == [
+        30, 60, 120, 240, 480, 960, 1920, 3600, 3600]
+    assert exponential_backoff(10_000, initial=1, cap=5) == 5  # no overflow far out
+    assert exponential_backoff(-1, initial=2, cap=5) == 2
+    jittered = {exponential_backoff(2, initial=1, cap=100, jitter=0.5) for _ in range(50)}
+    assert all(4 <= w <= 4.5 for w in jittered) and len(jittered) > 1
 
 
 def test_policy_rejects_nonsense() -> None:

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     text,
+    true,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -162,6 +163,9 @@ class Shipment(Base):
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     claim_count: Mapped[int] = mapped_column(Integer, default=0)
     reconcile_count: Mapped[int] = mapped_column(Integer, default=0)
+    # False only when the last create certainly never reached the courier (refused connection,
+    # open circuit, rate limit): only then may a courier that cannot be asked get it again
+    create_may_exist: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     next_poll_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cost: Mapped[int | None] = mapped_column(Integer)  # rupiah

@@ -17,7 +17,7 @@ allows (``adapter.capabilities``):
   "it exists" and look again;
 * it can neither find nor is known to dedupe (Pos Indonesia): the order is NEVER sent again
   unless the last create is known not to have reached the courier (connection refused, circuit
-  open, rate limit, 401: ``status_reason`` starts with :data:`NOT_CREATED`, and is cleared in a
+  open, rate limit, 401: ``Shipment.create_may_exist`` is False, and set back to True in a
   committed write before any resend). Otherwise the shipment stays in ``booking`` and the
   delivery goes to needs_attention at once, with an item asking staff to check the courier's
   portal for that reference.
@@ -84,9 +84,6 @@ DEFAULT_DECLARED_VALUE = 650_000  # rupiah: the fee of a 10-year e-passport, wha
 
 FIRST_RETRY_DELAY = 30.0
 MAX_RETRY_DELAY = 3600.0
-#: ``status_reason`` of a shipment in ``booking`` whose last create certainly did not reach the
-#: courier: only then may a courier that cannot be asked "does it exist" get the order again.
-NOT_CREATED = "not created: "
 
 
 @dataclass(frozen=True)
@@ -290,14 +287,6 @@ async def _settle_rejected(
     return Outcome("rejected", shipment_id, reference)
 
 
-def _status_reason(note: str, previous: str | None, not_created: bool | None) -> str:
-    """``note``, carrying the :data:`NOT_CREATED` mark when the create certainly did not reach
-    the courier (True), certainly may have (False), or as before (None: no create was sent)."""
-    if not_created is None:
-        not_created = previous is not None and previous.startswith(NOT_CREATED)
-    return NOT_CREATED + note if not_created else note
-
-
 async def _give_to_human(
     session: AsyncSession,
     shipment: Shipment,
@@ -353,8 +342,9 @@ async def _settle_later(
 ) -> Outcome:
     """Leave the shipment in ``booking`` and let go of it. ``unknown``: the order may exist
     (counts towards ``max_reconciliations``); otherwise the courier was unreachable and the
-    attempt is simply retried later with the same reference. ``not_created``: see
-    :func:`_status_reason`."""
+    attempt is simply retried later with the same reference. ``not_created``: True after a
+    create that certainly made nothing, False after one that may have, None when no create was
+    sent (``create_may_exist`` stays as it was)."""
     now = ctx.clock.now()
     limit = ctx.settings.max_reconciliations
     async with transaction(ctx.sessions) as session:
@@ -380,7 +370,9 @@ async def _settle_later(
             return Outcome("needs_attention", shipment_id, reference)
         shipment.lease_owner = None
         shipment.lease_until = None
-        shipment.status_reason = _status_reason(note, shipment.status_reason, not_created)
+        shipment.status_reason = note
+        if not_created is not None:
+            shipment.create_may_exist = not not_created
         shipment.updated_at = now
         attempt = shipment.reconcile_count if unknown else shipment.claim_count - 1
         shipment.next_poll_at = now + timedelta(seconds=retry_delay(attempt, retry_after))
@@ -428,8 +420,8 @@ async def _settle_unverifiable(
 
 
 async def _mark_sending(ctx: AppContext, shipment_id: int, worker_id: str) -> bool:
-    """Commit "a create may be in flight" before resending: a crash during the call must not
-    leave the :data:`NOT_CREATED` mark behind. False when the lease is no longer ours."""
+    """Commit "a create may be in flight" before resending: a crash during the call must leave
+    ``create_may_exist`` True. False when the lease is no longer ours."""
     now = ctx.clock.now()
     async with transaction(ctx.sessions) as session:
         result = await session.execute(
@@ -439,7 +431,7 @@ async def _mark_sending(ctx: AppContext, shipment_id: int, worker_id: str) -> bo
                 Shipment.lease_owner == worker_id,
                 Shipment.status == Status.BOOKING.value,
             )
-            .values(status_reason="create sent again", updated_at=now)
+            .values(create_may_exist=True, status_reason="create sent again", updated_at=now)
         )
         return bool(getattr(result, "rowcount", 0))
 
@@ -573,9 +565,8 @@ async def _load_for_reconcile(
             delivery=delivery, courier_code=shipment.courier_code,
             courier_settings=ctx.settings.couriers.get(shipment.courier_code, {}),
         )
-        not_created = (shipment.status_reason or "").startswith(NOT_CREATED)
         return _Intent(shipment.id, shipment.client_reference, shipment.courier_code, order,
-                       not_created)
+                       not_created=not shipment.create_may_exist)
 
 
 # --------------------------------------------------------------------------------------------

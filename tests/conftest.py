@@ -16,6 +16,7 @@ import structlog
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.http import close_shared_session
 from courier.db.engine import SessionFactory, make_engine, make_sessions
 from courier.db.migrate import upgrade
 
@@ -75,6 +76,14 @@ def _logging_restored() -> Iterator[None]:
     root.handlers[:] = handlers
     root.setLevel(level)
     structlog.contextvars.clear_contextvars()
+
+
+@pytest.fixture(autouse=True)
+async def _shared_http_session_closed() -> AsyncIterator[None]:
+    """The composition root closes the adapters' shared HTTP session at shutdown; a test is a
+    shutdown too."""
+    yield
+    await close_shared_session()
 
 
 @pytest.fixture(params=BACKENDS)

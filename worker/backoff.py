@@ -36,7 +36,7 @@ def is_db_outage(err: BaseException) -> bool:
         )
     if isinstance(err, sa_exc.DisconnectionError | sa_exc.TimeoutError):
         return True  # TimeoutError: pool checkout timed out while connections were being rebuilt
-    return isinstance(err, _ASYNCPG_OUTAGES | OSError | ConnectionError)
+    return isinstance(err, (*_ASYNCPG_OUTAGES, OSError, ConnectionError))
 
 
 class Backoff:

@@ -192,4 +192,5 @@ def _log_task_error(task: asyncio.Task[Any]) -> None:
         return
     err = task.exception()
     if err is not None:
-        log.error("worker.loop_crashed", loop=task.get_name(), exc_type=type(err).__name__)
+        log.error("worker.loop_crashed", loop=task.get_name(), exc_type=type(err).__name__,
+                  exc_info=err)

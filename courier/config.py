@@ -56,6 +56,7 @@ class Settings:
     pod_store: str = "var/pod"
     clock_epoch: datetime | None = None
     clock_speed: float = 1.0
+    clock_started: float | None = None
     lease_seconds: int = 120
     poll_seconds: float = 2.0
     concurrency_per_courier: int = 4
@@ -77,7 +78,7 @@ class Settings:
         if self.clock_epoch is None and self.clock_speed == 1.0:
             return SystemClock()
         epoch = self.clock_epoch or SystemClock().now()
-        return ScaledClock(epoch, self.clock_speed)
+        return ScaledClock(epoch, self.clock_speed, started=self.clock_started)
 
 
 def _subschema(path: list[str]) -> Mapping[str, Any]:
@@ -184,6 +185,7 @@ def from_mapping(data: Mapping[str, Any], source: str = "mapping") -> Settings:
         pod_store=data.get("pod_store", defaults.pod_store),
         clock_epoch=datetime.fromisoformat(epoch) if epoch else None,
         clock_speed=float(clock.get("speed", 1.0)),
+        clock_started=clock.get("started"),
         lease_seconds=work.get("lease_seconds", defaults.lease_seconds),
         poll_seconds=float(work.get("poll_seconds", defaults.poll_seconds)),
         concurrency_per_courier=work.get("concurrency_per_courier", 4),

@@ -111,11 +111,12 @@ async def on_delivered(
         dedupe_key=f"handover:{record.id}",
         now=now,
     )
-    if exception:
-        lifecycle.move_delivery(
-            session, delivery, DeliveryState.NEEDS_ATTENTION, actor=actor, now=now,
-            reason=outcome.reason,
-        )
+    # a review waits for a dispatcher as much as an exception does: either way the delivery
+    # rests visibly in needs-attention (invariant 3) until a person approves or refuses it
+    lifecycle.move_delivery(
+        session, delivery, DeliveryState.NEEDS_ATTENTION, actor=actor, now=now,
+        reason=outcome.reason,
+    )
     return record
 
 

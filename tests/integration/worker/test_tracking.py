@@ -251,7 +251,8 @@ async def test_family_receiver_needs_review_and_a_dispatcher_approves(
         record = await session.get(Handover, handover_id)
         delivery = await session.get(Delivery, delivery_id)
     assert record is not None and delivery is not None
-    assert record.state == "needs_review" and delivery.state == "delivered"
+    # waiting for a dispatcher: visibly in needs-attention (invariant 3)
+    assert record.state == "needs_review" and delivery.state == "needs_attention"
     assert await _custody(sessions, delivery_id) == ["courier", "family"]
     [item] = [i for i in await _items(sessions) if i.kind == "handover_review"]
     assert "KK" in item.next_step

@@ -22,10 +22,12 @@ from typing import Any
 from bench.api import bench_api
 from bench.booking import bench_booking
 from bench.claims import bench_claims
-from bench.common import fresh_db
+from bench.common import fresh_db, fresh_pg_db
 from courier import logging as courier_logging
 
 RESULTS = Path(__file__).with_name("results") / "latest.json"
+# optional: the claim benchmark also runs on PostgreSQL (a database created and dropped here)
+PG_URL = os.environ.get("COURIER_BENCH_PG_URL", "")
 
 
 def _rss_mib(who: int) -> float:
@@ -50,6 +52,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         out["booking_jnt_simulator"] = await bench_booking(api_url)
         claims_url = await asyncio.to_thread(fresh_db, Path(tmp) / "claims.sqlite3")
         out["claims"] = await bench_claims(claims_url, args.claims)
+        if PG_URL:
+            async with fresh_pg_db(PG_URL) as pg_url:
+                out["claims_postgresql"] = await bench_claims(pg_url, args.claims, claimers=4)
         out["total_seconds"] = round(time.perf_counter() - started, 1)
     out["peak_rss_mib"] = {
         "bench_process": _rss_mib(resource.RUSAGE_SELF),
@@ -70,8 +75,13 @@ def report(r: dict[str, Any]) -> str:
             f"concurrency {api['concurrency']})"
         )
     c = r["claims"]
-    lines.append(f"  claims               {c['per_second']:>8.1f} deliveries/s  "
-                 f"({c['claimed']} in batches of {c['batch']})")
+    lines.append(f"  claims (SQLite)      {c['per_second']:>8.1f} deliveries/s  "
+                 f"({c['claimed']} in batches of {c['batch']}, 1 claimer)")
+    if "claims_postgresql" in r:
+        c = r["claims_postgresql"]
+        lines.append(f"  claims (PostgreSQL)  {c['per_second']:>8.1f} deliveries/s  "
+                     f"({c['claimed']} in batches of {c['batch']}, {c['claimers']} claimers, "
+                     "each exactly once)")
     b = r["booking_jnt_simulator"]
     lines.append(f"  booking (J&T sim)    {b['per_second']:>8.1f} bookings/s    "
                  f"({b['booked']}/{b['queued']} booked, {b['concurrency_per_courier']} in flight)")

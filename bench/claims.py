@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, date, datetime
 from typing import Any
@@ -17,7 +18,9 @@ from worker import claim
 BATCH = 50
 
 
-async def bench_claims(url: str, deliveries: int) -> dict[str, Any]:
+async def bench_claims(url: str, deliveries: int, claimers: int = 1) -> dict[str, Any]:
+    """``claimers`` workers, each with its own engine, drain the queue at once; every delivery
+    must be claimed exactly once (checked, not assumed)."""
     engine = make_engine(url)
     sessions = make_sessions(engine)
     now = datetime.now(UTC)
@@ -50,22 +53,36 @@ async def bench_claims(url: str, deliveries: int) -> dict[str, Any]:
                     for app_id in ids
                 ],
             )  # fmt: skip
-        claimed = 0
         started = time.perf_counter()
-        while True:
-            got = await claim.claim_deliveries(
-                sessions, owner="bench", now=now, lease_seconds=600, limit=BATCH
-            )
-            if not got:
-                break
-            claimed += len(got)
+        taken = await asyncio.gather(
+            *(_drain(url, f"bench-{k}", now) for k in range(claimers))
+        )
         seconds = time.perf_counter() - started
     finally:
         await engine.dispose()
+    every = [d for ids_ in taken for d in ids_]
+    if len(every) != len(set(every)) or len(every) != deliveries:
+        raise AssertionError(f"claims were not exactly once: {len(every)} for {deliveries}")
+    claimed = len(every)
     return {
         "deliveries": deliveries,
+        "claimers": claimers,
         "claimed": claimed,
         "batch": BATCH,
         "seconds": round(seconds, 3),
         "per_second": round(claimed / seconds, 1) if seconds else 0.0,
     }
+
+
+async def _drain(url: str, owner: str, now: datetime) -> list[int]:
+    engine = make_engine(url)
+    sessions = make_sessions(engine)
+    got: list[int] = []
+    try:
+        while batch := await claim.claim_deliveries(
+            sessions, owner=owner, now=now, lease_seconds=600, limit=BATCH
+        ):
+            got.extend(batch)
+    finally:
+        await engine.dispose()
+    return got

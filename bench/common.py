@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import statistics
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy.engine import make_url
 
 from courier import config
 from courier.db.migrate import upgrade
@@ -64,3 +70,27 @@ def figures(latencies: list[float], seconds: float, errors: int = 0) -> Figures:
     return Figures(
         len(latencies), seconds, statistics.median(ordered) * 1000, p95 * 1000, errors
     )
+
+
+@asynccontextmanager
+async def fresh_pg_db(server_url: str) -> AsyncIterator[str]:
+    """A new, migrated database on the PostgreSQL server of ``server_url``, dropped after."""
+    import asyncpg
+
+    name = f"courier_bench_{uuid.uuid4().hex[:10]}"
+    admin = make_url(server_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    conn = await asyncpg.connect(admin)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        await asyncio.to_thread(upgrade, url)
+        yield url
+    finally:
+        conn = await asyncpg.connect(admin)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()

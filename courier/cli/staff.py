@@ -43,7 +43,7 @@ def _register_office(sub: Sub) -> None:
         help="create or update one office",
         description="Create an office, or update the one with this code.",
     )
-    add.add_argument("--code", required=True, help="2-8 upper-case letters or digits, e.g. BLT")
+    add.add_argument("--code", required=True, help="2-6 upper-case letters or digits, e.g. BLT")
     add.add_argument("--name", required=True, help="full name, e.g. 'Kantor Imigrasi Blitar'")
     add.add_argument(
         "--home-regency", action="append", required=True, dest="home_regencies",
@@ -108,6 +108,11 @@ def _register_token(sub: Sub) -> None:
     add.add_argument("--office", required=True, help="office code, e.g. BLT")
     add.add_argument("--role", required=True, choices=staff.ROLES, help="what the token may do")
     add.add_argument("--name", required=True, help="what uses it, e.g. 'SIMKIM intake'")
+    add.add_argument(
+        "--user", metavar="USERNAME", default=None,
+        help="the staff account this token acts for (same office and role); needed for "
+        "actions recorded against a person, such as a dispatcher's handover review",
+    )
     add.set_defaults(func=_token_add)
     revoke = actions.add_parser(
         "revoke",
@@ -251,7 +256,7 @@ def _token_add(args: argparse.Namespace) -> int:
         async with transaction(sessions) as session:
             token, plaintext = await staff.create_token(
                 session, office_code=args.office, role=args.role, name=args.name,
-                now=settings.clock().now(), actor=ACTOR,
+                now=settings.clock().now(), actor=ACTOR, username=args.user,
             )
             return token.prefix, plaintext
 

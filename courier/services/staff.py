@@ -177,12 +177,31 @@ async def create_token(
     now: datetime,
     actor: str,
     staff_user_id: int | None = None,
+    username: str | None = None,
 ) -> tuple[ApiToken, str]:
-    """A new token for ``office_code``; returns the row and the plaintext (shown once)."""
+    """A new token for ``office_code``; returns the row and the plaintext (shown once).
+
+    A token that acts for a person (``username`` or ``staff_user_id``: a dispatcher approving
+    handovers) is tied to that staff account of the same office and has that account's role;
+    a token for a system (the office's intake software) is tied to no one."""
     _check_role(role)
     if not (1 <= len(name) <= 64):
         raise invalid([FieldError("$.name", "name must have 1-64 characters")])
     office = await office_by_code(session, office_code)
+    if username is not None:
+        user = await session.scalar(
+            select(StaffUser).where(
+                StaffUser.office_id == office.id, StaffUser.username == username,
+                StaffUser.active.is_(True),
+            )
+        )  # fmt: skip
+        if user is None:
+            raise invalid([FieldError("$.user", "no active staff account with that username "
+                                                "at this office")])
+        if user.role != role:
+            raise invalid([FieldError("$.role", f"the account's role is {user.role}: a token "
+                                                "acting for a person has that person's role")])
+        staff_user_id = user.id
     plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(
         office_id=office.id,

@@ -30,6 +30,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "courier.web.health",
     "courier.web.intake",
     "courier.web.optin",
+    "courier.web.dispatch",
 )
 OPTIONAL_ROUTE_MODULES: tuple[str, ...] = (
     "courier.web.metrics",  # first: its middleware times every request, including refusals

@@ -36,9 +36,10 @@ UNDOCUMENTED_PATHS = frozenset({"/openapi.json", "/metrics"})
 @dataclass(frozen=True)
 class Param:
     name: str
-    schema: str  # a $defs entry of schemas/api/parameters.json
+    schema: str  # a $defs entry of ``source``
     where: str = "path"
     required: bool = True
+    source: str = "api/parameters"  # the schema file whose $defs hold ``schema``
 
 
 @dataclass(frozen=True)
@@ -84,11 +85,19 @@ TAGS = {
     "tracking": "Applicants follow their passport and confirm they received it",
     "couriers": "Couriers push status updates",
     "operations": "Health and readiness for load balancers",
+    "dispatch": "Dispatchers work the exceptions queue and act on deliveries of their office",
 }
 
 APPLICATION_NO = Param("application_no", "application_no")
 TRACKING_TOKEN = Param("token", "tracking_token")
 COURIER = Param("courier", "courier")
+_DISPATCH_PARAMS = "api/dispatch_parameters"
+RECORD_ID = Param("id", "id", source=_DISPATCH_PARAMS)
+QUEUE_PARAMS = tuple(
+    Param(name, name, where="query", required=False, source=_DISPATCH_PARAMS)
+    for name in ("kind", "open", "limit", "cursor")
+)
+_OFFICE_SCOPED = "Another office's ids answer 404, exactly like ids that do not exist."
 
 CATALOGUE: tuple[Operation, ...] = (
     Operation(
@@ -159,6 +168,51 @@ CATALOGUE: tuple[Operation, ...] = (
         "is stored), stored in the inbox deduplicated, answered at once with the courier's "
         "exact ACK. Couriers that do not push (Pos Indonesia) are 404.",
     ),
+    Operation(
+        "GET", "/api/v1/exceptions", "listExceptions",
+        "The office's exceptions queue, newest first", "dispatch",
+        auth="staff", roles=("dispatcher",), response="api/dispatch_queue", params=QUEUE_PARAMS,
+        errors=(422,),
+        description="Open items by default (open=false: the resolved ones), each with what to do "
+        "next. Keyset pagination: pass next_cursor as cursor for the next page. No applicant "
+        "names, phones or addresses: the queue is shown on shared screens.",
+    ),
+    Operation(
+        "GET", "/api/v1/deliveries/{id}", "getDelivery",
+        "One delivery as a dispatcher acts on it", "dispatch",
+        auth="staff", roles=("dispatcher",), response="api/dispatch_delivery",
+        params=(RECORD_ID,), errors=(404,),
+        description="State and reason, shipments, tracking events with the couriers' raw codes, "
+        "custody chain, handover and open items, with the applicant's name and phone. "
+        + _OFFICE_SCOPED,
+    ),
+    Operation(
+        "POST", "/api/v1/handovers/{id}/review", "reviewHandover",
+        "Approve or refuse a handover under review", "dispatch",
+        auth="staff", roles=("dispatcher",), request="api/dispatch_review",
+        response="api/dispatch_handover", params=(RECORD_ID,), errors=(404, 409),
+        description="Approved: the handover is verified and the delivery handed over. Refused: "
+        "the delivery needs attention. 409 when the handover is already decided or awaits the "
+        "applicant's own confirmation; 403 also for a token not issued to a staff user (a "
+        "review is signed by a person). " + _OFFICE_SCOPED,
+    ),
+    Operation(
+        "POST", "/api/v1/deliveries/{id}/reship", "reshipDelivery",
+        "A returned passport: re-ship it, or keep it for collection at the counter", "dispatch",
+        auth="staff", roles=("dispatcher",), request="api/dispatch_action",
+        response="api/dispatch_reship_result", params=(RECORD_ID,), errors=(404, 409),
+        description="Records the passport back in the office's custody; queues it for a new "
+        "shipment attempt when there is time before the deadline, else keeps it at the counter "
+        "and tells the applicant. 409 when the delivery is not returned. " + _OFFICE_SCOPED,
+    ),
+    Operation(
+        "POST", "/api/v1/deliveries/{id}/collected", "collectedAtCounter",
+        "The applicant collected the passport in person at the counter", "dispatch",
+        auth="staff", roles=("dispatcher",), request="api/dispatch_action",
+        response="api/dispatch_collected_result", params=(RECORD_ID,), errors=(404, 409),
+        description="Final. 409 when the delivery cannot be collected at the counter (e.g. it "
+        "is with the courier or already handed over). " + _OFFICE_SCOPED,
+    ),
 )
 
 _ERROR_DESCRIPTIONS = {
@@ -227,7 +281,7 @@ def _schema_ref(name: str) -> dict[str, str]:
 
 
 def _parameter(param: Param) -> dict[str, Any]:
-    source = schemas.load("api/parameters")["$defs"][param.schema]
+    source = schemas.load(param.source)["$defs"][param.schema]
     schema = {k: v for k, v in source.items() if k != "description"}
     return {
         "name": param.name,

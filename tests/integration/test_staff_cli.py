@@ -158,3 +158,24 @@ def test_token_add_works_over_http_until_revoked(
     assert main(["--config", cfg, "token", "revoke", "zz"]) == 1  # too short to be safe
     actions = [e.action for e in _rows(db_url, AuditEntry)]
     assert actions.count("api_token.created") == 1 and actions.count("api_token.revoked") == 1
+
+
+def test_token_for_a_person_is_tied_to_their_account(
+    cfg: str, db_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    main(["--config", cfg, "office", "sync"])
+    monkeypatch.setattr("sys.stdin", io.StringIO("kuda-lumping-2026\n"))
+    assert main(["--config", cfg, "user", "add", "--office", "BLT", "--username", "dewi.k",
+                 "--role", "dispatcher", "--password-stdin"]) == 0
+    capsys.readouterr()
+    add = ["token", "add", "--office", "BLT", "--name", "dewi's laptop"]
+    # a token acting for a person has that person's role, at that person's office
+    assert main(["--config", cfg, *add, "--role", "intake", "--user", "dewi.k"]) == 1
+    assert "$.role" in capsys.readouterr().err
+    assert main(["--config", cfg, *add, "--role", "dispatcher", "--user", "nobody"]) == 1
+    assert "$.user" in capsys.readouterr().err
+    assert _rows(db_url, ApiToken) == []
+    assert main(["--config", cfg, *add, "--role", "dispatcher", "--user", "dewi.k"]) == 0
+    (user,) = _rows(db_url, StaffUser)
+    (token,) = _rows(db_url, ApiToken)
+    assert token.staff_user_id == user.id and token.role == "dispatcher"

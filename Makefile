@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test lint typecheck unit demo bench clean
+.PHONY: install browser test lint typecheck unit demo bench clean
 
 install: $(STAMP)
 
@@ -14,6 +14,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# Browser tests drive the system's Chromium (Debian package `chromium`); Playwright's own browser
+# download does not work here. Installed when missing and we may (root), else a clear failure.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's chromium for the browser tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "browser tests need Chromium: apt-get install chromium (as root)" >&2; exit 1; \
+	  fi; }
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
@@ -21,7 +32,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy schemas adapters courier worker
 
-test: lint typecheck
+test: lint typecheck browser
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 unit: install

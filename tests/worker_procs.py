@@ -113,7 +113,7 @@ def write_config(tmp: Path, db_url: str, sim_url: str, **worker: Any) -> Path:
     config = {
         "database_url": db_url,
         "log": {"level": "info", "format": "json"},
-        "worker": {"lease_seconds": 10, "poll_seconds": 0.1, "grace_seconds": 10,
+        "worker": {"lease_seconds": 200, "poll_seconds": 0.1, "grace_seconds": 10,
                    "concurrency_per_courier": 2, **worker},
         "couriers": {"jnt": jnt},
         "security": {"passport_pepper": "chaos-test-pepper-0123456789"},

@@ -8,6 +8,7 @@ import sys
 
 from adapters import registry
 from adapters.base import CourierAdapter
+from adapters.http import TransportPolicy
 from courier import config, logging
 from courier.config import Settings
 from courier.context import AppContext
@@ -59,3 +60,28 @@ def build_context(settings: Settings) -> AppContext:
         settings=settings, engine=engine, sessions=make_sessions(engine), clock=clock,
         couriers=couriers,
     )  # fmt: skip
+
+
+def longest_courier_call(settings: Settings) -> float:
+    """Seconds the slowest configured courier call can take with all its retries and waits."""
+    worst = 0.0
+    for courier_settings in settings.couriers.values():
+        policy = TransportPolicy.from_settings(courier_settings.get("transport", {}))
+        retries = max(0, policy.max_attempts - 1)
+        worst = max(worst, policy.total_timeout * policy.max_attempts
+                    + policy.backoff_max * retries)
+    return worst
+
+
+def require_lease_covers_calls(settings: Settings) -> None:
+    """A lease must outlast the longest courier call with its retries: should renewal stall
+    (a frozen event loop, a paused VM), the lease still holds while the call may be running."""
+    longest = longest_courier_call(settings)
+    if settings.lease_seconds <= longest:
+        print(
+            f"configuration error: worker.lease_seconds ({settings.lease_seconds}) must be longer "
+            f"than the longest courier call with its retries ({longest:.0f} s): raise it, or "
+            "lower the couriers' transport timeouts or max_attempts",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)

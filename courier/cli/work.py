@@ -10,7 +10,12 @@ import structlog
 
 from adapters import registry
 from adapters.http import close_shared_session
-from courier.cli.base import build_context, require_secrets, settings_from
+from courier.cli.base import (
+    build_context,
+    require_lease_covers_calls,
+    require_secrets,
+    settings_from,
+)
 from courier.config import Settings
 from courier.metrics import serve_standalone
 
@@ -74,6 +79,7 @@ def _work(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     require_secrets(settings)
+    require_lease_covers_calls(settings)
     loops = [name.strip() for name in args.loops.split(",") if name.strip()]
     unknown = sorted(set(loops) - set(LOOPS))
     if unknown:

@@ -9,6 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import tomli_w
+
+from adapters.jnt import simulator as jnt_simulator
 from courier.cli import build_parser
 
 COURIER = Path(sys.executable).with_name("courier")
@@ -68,3 +71,22 @@ def test_every_sub_action_has_useful_help() -> None:
     assert {"user add", "token add", "token revoke", "office sync"} <= set(checked)
     user_add = _subcommands(_subcommands(build_parser())["user"])["add"].format_help()
     assert "--password-stdin" in user_add
+
+
+
+def test_work_refuses_a_lease_shorter_than_a_courier_call(tmp_path: Path) -> None:
+    """worker.lease_seconds must outlast the longest courier call with its retries."""
+    config = tmp_path / "courier.toml"
+    jnt = jnt_simulator.adapter_settings("http://127.0.0.1:9")
+    config.write_bytes(tomli_w.dumps({
+        "database_url": f"sqlite+aiosqlite:///{tmp_path / 'c.sqlite3'}",
+        "security": {"passport_pepper": "a-real-pepper-for-this-test"},
+        "worker": {"lease_seconds": 30},
+        "couriers": {"jnt": jnt},
+    }).encode())
+    done = subprocess.run(
+        [COURIER, "--config", str(config), "work", "--once"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "worker.lease_seconds (30)" in done.stderr and "longest courier call" in done.stderr

@@ -8,6 +8,7 @@ clock advance, never a wait.
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -109,6 +110,15 @@ async def _drain(ctx: AppContext, worker_id: str) -> list[int]:
     while claimed := await book.once(ctx, worker_id):
         counts.append(claimed)
     return counts
+
+# Row locks only matter where writers run at once: SQLite serialises every write transaction
+# (BEGIN IMMEDIATE), so these run on PostgreSQL only (always in CI).
+POSTGRESQL_ONLY = pytest.mark.parametrize(
+    "backend",
+    [pytest.param("postgresql", marks=pytest.mark.skipif(
+        not os.environ.get("COURIER_TEST_PG_URL"), reason="needs PostgreSQL"))],
+)
+
 
 
 async def test_books_each_delivery_exactly_once(ctx: AppContext, sims: dict[str, Sim]):
@@ -328,11 +338,8 @@ async def _until_blocked_on_a_lock(sessions: SessionFactory) -> None:
     await _eventually(waiting)
 
 
-async def test_address_change_racing_the_intent_is_ordered_by_the_row_lock(
-    ctx: AppContext, backend: str
-):
-    if backend != "postgresql":
-        pytest.skip("SQLite serialises every write transaction (BEGIN IMMEDIATE)")
+@POSTGRESQL_ONLY
+async def test_address_change_racing_the_intent_is_ordered_by_the_row_lock(ctx: AppContext):
     from courier.services import booking
 
     office = await seed.office(ctx.sessions)
@@ -354,11 +361,8 @@ async def test_address_change_racing_the_intent_is_ordered_by_the_row_lock(
     assert intent.order.receiver.address.street == "Jl. Baru No. 2"
 
 
-async def test_concurrent_exception_items_do_not_fail_the_booking(
-    ctx: AppContext, backend: str
-):
-    if backend != "postgresql":
-        pytest.skip("SQLite serialises every write transaction (BEGIN IMMEDIATE)")
+@POSTGRESQL_ONLY
+async def test_concurrent_exception_items_do_not_fail_the_booking(ctx: AppContext):
     from courier.services import booking
 
     office = await seed.office(ctx.sessions, courier="dhl")  # no such adapter: unroutable

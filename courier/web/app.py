@@ -31,6 +31,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "courier.web.intake",
     "courier.web.optin",
     "courier.web.dispatch",
+    "courier.web.pages",
 )
 OPTIONAL_ROUTE_MODULES: tuple[str, ...] = (
     "courier.web.metrics",  # first: its middleware times every request, including refusals

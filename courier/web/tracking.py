@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.clock import WIB
+from courier.context import AppContext
 from courier.db.models import Delivery, Handover, Shipment, TrackingEventRow
 from courier.services import handover, hashing
 from courier.services.optin import delivery_by_token_hash
@@ -140,6 +141,19 @@ async def _latest(session: AsyncSession, model: Any, delivery_id: int) -> Any:
     return result.scalar_one_or_none()
 
 
+def attempts_left(record: Handover | None) -> int:
+    """Wrong passport numbers the applicant may still type before the confirmation locks
+    (0 when no handover awaits the applicant)."""
+    if record is None or record.state != handover.AWAITING:
+        return 0
+    return max(0, handover.MAX_CONFIRM_FAILURES - record.confirm_failures)
+
+
+async def confirm_attempts_left(session: AsyncSession, delivery_id: int) -> int:
+    """:func:`attempts_left` of the delivery's latest handover."""
+    return attempts_left(await _latest(session, Handover, delivery_id))
+
+
 async def view(session: AsyncSession, delivery: Delivery) -> dict[str, Any]:
     """The applicant's view of one delivery (pure data, no personal details)."""
     shipment: Shipment | None = await _latest(session, Shipment, delivery.id)
@@ -173,11 +187,7 @@ async def view(session: AsyncSession, delivery: Delivery) -> dict[str, Any]:
             "status": shipment.status,
             "label": STATUS_TEXT.get(shipment.status, UNKNOWN_EVENT),
         }
-    can_confirm = (
-        record is not None
-        and record.state == handover.AWAITING
-        and record.confirm_failures < handover.MAX_CONFIRM_FAILURES
-    )
+    can_confirm = attempts_left(record) > 0
     return {
         "state": delivery.state,
         "headline": meaning,
@@ -205,16 +215,23 @@ async def track(request: web.Request) -> web.Response:
         return json_ok(await view(session, delivery))
 
 
+async def confirm_for_token(
+    ctx: AppContext, token: str, passport_no: str
+) -> handover.Confirmation:
+    """The applicant behind tracking ``token`` confirms possession (the JSON API and the
+    tracking page both come here)."""
+    # the use case opens its own transactions: the slow passport check runs outside them
+    return await handover.confirm_possession(
+        ctx.sessions, hashing.hash_token(token), passport_no, ctx.clock.now(),
+        pepper=ctx.settings.passport_pepper,
+    )  # fmt: skip
+
+
 @routes.post("/api/v1/track/{token}/confirm")
 async def confirm(request: web.Request) -> web.Response:
     ctx = context_of(request)
     body = await read_json(request, "api/track_confirm")
-    token_hash = hashing.hash_token(request.match_info["token"])
-    # the use case opens its own transactions: the slow passport check runs outside them
-    result = await handover.confirm_possession(
-        ctx.sessions, token_hash, body["passport_no"], ctx.clock.now(),
-        pepper=ctx.settings.passport_pepper,
-    )  # fmt: skip
+    result = await confirm_for_token(ctx, request.match_info["token"], body["passport_no"])
     # committed: a wrong number stays counted even though the answer is a refusal
     refusal = handover.confirmation_error(result.outcome)
     if refusal is not None:

@@ -1,0 +1,312 @@
+"""The applicant's tracking page: ``GET /t/{token}``, the link the opt-in hands out.
+
+The same data as the JSON view (:func:`courier.web.tracking.view`) and the same confirmation
+(:func:`courier.web.tracking.confirm_for_token` → ``handover.confirm_possession``), as plain HTML
+that works with no JavaScript at all: Bahasa Indonesia first and English under it, times in WIB
+("Senin, 30 November 2026 14.05 WIB"), the passport's journey, what happens next, the collect-by
+deadline and, once the courier has delivered, a form to confirm receipt with the passport number.
+
+Privacy: the tracking token is the credential and a link can be forwarded, so the page shows no
+name, phone, address, date of birth or receiver; an unknown token gets one 404 page whatever it
+looks like. Every page answer carries ``Cache-Control: no-store``, ``Referrer-Policy:
+no-referrer`` (the token is in the URL), ``X-Content-Type-Options: nosniff`` and a strict
+Content-Security-Policy (own stylesheet only, no script at all, forms post only to this origin,
+no framing).
+
+CSRF: the form carries ``csrf = nonce.HMAC(key, token_hash, nonce)`` with a fresh random nonce per
+render; the POST is refused (403, nothing read from or written to the database) unless the HMAC
+checks out for *this* token. The key is derived from the server's passport pepper
+(:func:`hashing.derive_key`, its own purpose), so every ``courier serve`` process behind a load
+balancer accepts the others' forms and no state is kept between render and POST; no cookie is
+needed. We chose this over a SameSite cookie double-submit because the page must work for an
+applicant whose browser refuses cookies, and a cookie would be one more thing tied to the token.
+A request a browser marks ``Sec-Fetch-Site: cross-site`` is refused too. The field has no expiry:
+the token in the URL is already a long-lived credential (a forger who holds it needs no victim's
+browser), and the demo runs on an accelerated clock where any clock-time expiry would be seconds.
+What this protects against is another site making the applicant's browser post to the page.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from hashlib import sha256
+from importlib import resources
+from typing import Any
+
+import jinja2
+import structlog
+from aiohttp import web
+
+import schemas
+from adapters.clock import WIB
+from courier.context import AppContext
+from courier.db.models import Office
+from courier.services import handover, hashing
+from courier.services.errors import ServiceError
+from courier.services.optin import delivery_by_token_hash
+from courier.web import tracking
+from courier.web.keys import context_of
+
+routes = web.RouteTableDef()
+log = structlog.get_logger()
+
+Text = dict[str, str]
+
+# Paths that are HTML for people, not the JSON API (kept out of the OpenAPI document).
+PAGE_PREFIXES = ("/t/",)
+
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+        "base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+}
+CSRF_PURPOSE = "tracking-page-csrf"
+
+DAYS = {
+    "id": ("Senin", "Selasa", "Rabu", "Kamis", "Jumat", "Sabtu", "Minggu"),
+    "en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
+}
+MONTHS = {
+    "id": ("Januari", "Februari", "Maret", "April", "Mei", "Juni", "Juli", "Agustus",
+           "September", "Oktober", "November", "Desember"),
+    "en": ("January", "February", "March", "April", "May", "June", "July", "August",
+           "September", "October", "November", "December"),
+}  # fmt: skip
+
+FLASHES: dict[str, Text] = {
+    "confirmed": {
+        "id": "Terima kasih, penerimaan paspor Anda sudah tercatat.",
+        "en": "Thank you: your receipt of the passport is recorded.",
+    },
+}
+BAD_FORMAT: Text = {
+    "id": "Tulis nomor paspor seperti yang tercetak: satu atau dua huruf lalu tujuh angka, "
+    "misalnya X1234567. Percobaan ini tidak dihitung.",
+    "en": "Type the passport number as printed: one or two letters then seven digits, "
+    "e.g. X1234567. This try was not counted.",
+}
+
+
+def wib_text(when: datetime) -> Text:
+    """How a person reads ``when`` in WIB, in both languages:
+    ``{"id": "Senin, 30 November 2026 14.05 WIB", "en": "Monday, 30 November 2026 14:05 WIB"}``.
+    (Indonesian writes the time with a dot; babel is not needed for twelve names.)"""
+    local = when.astimezone(WIB)
+    out = {}
+    for lang, sep in (("id", "."), ("en", ":")):
+        day = DAYS[lang][local.weekday()]
+        month = MONTHS[lang][local.month - 1]
+        out[lang] = (
+            f"{day}, {local.day} {month} {local.year} {local.hour:02d}{sep}{local.minute:02d} WIB"
+        )
+    return out
+
+
+def both(message: str) -> Text:
+    """A service's ``"Indonesian / English"`` message split into its two languages."""
+    id_text, sep, en_text = message.partition(" / ")
+    return {"id": id_text, "en": en_text} if sep else {"id": message, "en": message}
+
+
+# --------------------------------------------------------------------------------------------
+# CSRF (see the module docstring)
+
+
+def _csrf_key(ctx: AppContext) -> bytes:
+    return hashing.derive_key(ctx.settings.passport_pepper, CSRF_PURPOSE)
+
+
+def _csrf_mac(key: bytes, token: str, nonce: str) -> str:
+    message = f"confirm\x00{hashing.hash_token(token)}\x00{nonce}".encode()
+    return hmac.new(key, message, sha256).hexdigest()
+
+
+def csrf_field(key: bytes, token: str) -> str:
+    """A fresh form field for ``token``: ``nonce.mac``."""
+    nonce = secrets.token_urlsafe(16)
+    return f"{nonce}.{_csrf_mac(key, token, nonce)}"
+
+
+def csrf_ok(key: bytes, token: str, field: str) -> bool:
+    nonce, sep, mac = field.partition(".")
+    if not sep or not nonce or len(field) > 200:
+        return False
+    return hmac.compare_digest(mac, _csrf_mac(key, token, nonce))
+
+
+# --------------------------------------------------------------------------------------------
+# Rendering
+
+
+@cache
+def _templates() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("courier.web", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def _with_wib_texts(when: dict[str, str] | None) -> Text | None:
+    return None if when is None else wib_text(datetime.fromisoformat(when["iso"]))
+
+
+@dataclass
+class Page:
+    """What the tracking page shows besides the JSON view."""
+
+    view: dict[str, Any]
+    attempts_left: int
+    office_name: str
+    office_phone: str | None
+
+
+def _page_context(page: Page) -> dict[str, Any]:
+    view = page.view
+    record = view["handover"]
+    events = [
+        {**event, "when": _with_wib_texts(event["at"])} for event in reversed(view["events"])
+    ]
+    return {
+        "view": view,
+        "collect_by": _with_wib_texts(view["collect_by"]),
+        "events": events,
+        "can_confirm": record is not None and record["can_confirm"],
+        "locked": record is not None
+        and record["state"] == handover.AWAITING
+        and not record["can_confirm"],
+        "verified_at": None if record is None else _with_wib_texts(record["verified_at"]),
+        "attempts_left": page.attempts_left,
+        "office_name": page.office_name,
+        "office_phone": page.office_phone,
+    }
+
+
+def _html(template: str, status: int = 200, **values: Any) -> web.Response:
+    body = _templates().get_template(template).render(**values)
+    response = web.Response(text=body, status=status, content_type="text/html", charset="utf-8")
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
+def not_found_page() -> web.Response:
+    """The one answer for a token that opens nothing (never says whether it ever did)."""
+    return _html("not_found.html", status=404)
+
+
+async def _load(ctx: AppContext, token: str) -> Page | None:
+    async with ctx.sessions() as session:
+        delivery = await delivery_by_token_hash(session, hashing.hash_token(token))
+        if delivery is None:
+            return None
+        view = await tracking.view(session, delivery)
+        left = await tracking.confirm_attempts_left(session, delivery.id)
+        office = await session.get(Office, delivery.office_id)
+    sender = office.sender if office is not None and isinstance(office.sender, dict) else {}
+    phone = sender.get("phone")
+    return Page(
+        view=view,
+        attempts_left=left,
+        office_name=office.name if office is not None else "",
+        office_phone=phone if isinstance(phone, str) and phone else None,
+    )
+
+
+async def _render_track(
+    request: web.Request,
+    *,
+    status: int = 200,
+    flash: Text | None = None,
+    error: Text | None = None,
+) -> web.Response:
+    ctx = context_of(request)
+    token = request.match_info["token"]
+    page = await _load(ctx, token)
+    if page is None:
+        return not_found_page()
+    if flash is not None and not (page.view["handover"] or {}).get("verified"):
+        flash = None  # a hand-typed ?m=confirmed claims nothing that has not happened
+    return _html(
+        "track.html",
+        status=status,
+        flash=flash,
+        error=error,
+        csrf=csrf_field(_csrf_key(ctx), token),
+        action=f"/t/{token}/confirm",
+        **_page_context(page),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Routes
+
+
+@routes.get("/t/{token}")
+async def track_page(request: web.Request) -> web.Response:
+    flash = FLASHES.get(request.query.get("m", ""))
+    return await _render_track(request, flash=flash)
+
+
+@routes.post("/t/{token}/confirm")
+async def confirm_page(request: web.Request) -> web.StreamResponse:
+    ctx = context_of(request)
+    token = request.match_info["token"]
+    form = await request.post()
+    field, passport_no = form.get("csrf"), form.get("passport_no")
+    cross_site = request.headers.get("Sec-Fetch-Site", "") == "cross-site"
+    if cross_site or not isinstance(field, str) or not csrf_ok(_csrf_key(ctx), token, field):
+        # before any database read: the answer is the same for every token
+        log.info("tracking_page_csrf_refused")
+        return _html("forbidden.html", status=403, back=f"/t/{token}")
+    if not isinstance(passport_no, str) or schemas.check(
+        "api/track_confirm", {"passport_no": passport_no}
+    ):
+        return await _render_track(request, status=422, error=BAD_FORMAT)
+    try:
+        result = await tracking.confirm_for_token(ctx, token, passport_no)
+    except ServiceError as err:
+        if err.code == "unknown_tracking":
+            return not_found_page()
+        # nothing awaits confirmation, or the handover changed meanwhile: show where it stands
+        return await _render_track(request, status=409, error=both(err.message))
+    refusal = handover.confirmation_error(result.outcome)
+    if refusal is not None:
+        status = 429 if result.outcome is handover.Confirmed.LOCKED else 422
+        return await _render_track(request, status=status, error=both(refusal.message))
+    # post/redirect/get: a reload does not post the number again
+    raise web.HTTPSeeOther(f"/t/{token}?m=confirmed", headers=SECURITY_HEADERS)
+
+
+@routes.get("/t/{rest:.+}")
+async def unknown_page(request: web.Request) -> web.Response:
+    """Anything else under /t/ looks exactly like an unknown token."""
+    return not_found_page()
+
+
+@cache
+def _stylesheet() -> bytes:
+    return resources.files("courier.web").joinpath("static", "site.css").read_bytes()
+
+
+@routes.get("/static/site.css")
+async def stylesheet(request: web.Request) -> web.Response:
+    response = web.Response(body=_stylesheet(), content_type="text/css", charset="utf-8")
+    response.headers["Cache-Control"] = "public, max-age=3600"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def is_page_path(path: str) -> bool:
+    """True for the HTML pages (not part of the JSON API's OpenAPI document)."""
+    return path.startswith(PAGE_PREFIXES)

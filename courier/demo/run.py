@@ -62,8 +62,6 @@ from courier.db.models import (
 from courier.demo import seed as demo_seed
 from courier.domain.states import FINAL_DELIVERY_STATES, DeliveryState
 from courier.services import handover, watch
-from courier.web import metrics as web_metrics
-from courier.web import openapi
 from courier.web.app import create_app
 
 log = structlog.get_logger("courier.demo")
@@ -157,18 +155,6 @@ def build_settings(
         },
         source="courier demo",
     )
-
-
-def ensure_ops_routes(app: web.Application) -> None:
-    """/openapi.json, /docs and /metrics with request metrics, whether or not app.py mounts
-    them itself yet."""
-    paths = {r.resource.canonical for r in app.router.routes() if r.resource is not None}
-    if "/openapi.json" not in paths:
-        app.router.add_routes(openapi.routes)
-    if "/metrics" not in paths:
-        app.router.add_routes(web_metrics.routes)
-    if web_metrics.middleware not in app.middlewares:
-        app.middlewares.insert(0, web_metrics.middleware)
 
 
 @contextlib.asynccontextmanager
@@ -479,7 +465,6 @@ async def run_demo(opts: DemoOptions, out: Console, run_worker: WorkerRunner) ->
             adapters[code_] = registry.create(code_, spec, clock=clock, observer=observer)
         ctx = AppContext(settings, engine, sessions, clock, couriers=adapters)
         app = create_app(ctx)
-        ensure_ops_routes(app)
         async with (
             serving(jnt_simulator.create_app(clock, options=jnt_options), opts.host, jnt_port),
             serving(pos_simulator.create_app(clock), opts.host, pos_port),

@@ -3,8 +3,6 @@ limit) and the route tables of the modules in :data:`ROUTE_MODULES`.
 
 Each route module exposes ``routes: web.RouteTableDef`` and may expose ``middleware`` (an aiohttp
 middleware that must see every request, e.g. metrics): those run outermost, in list order.
-Modules in :data:`OPTIONAL_ROUTE_MODULES` are mounted when they exist (they are built by other
-work); any other import error is a bug and is raised.
 """
 
 from __future__ import annotations
@@ -27,14 +25,12 @@ from courier.web.keys import CONTEXT
 
 # The one list of what the HTTP surface serves.
 ROUTE_MODULES: tuple[str, ...] = (
+    "courier.web.metrics",  # first: its middleware times every request, including refusals
     "courier.web.health",
     "courier.web.intake",
     "courier.web.optin",
     "courier.web.dispatch",
     "courier.web.pages",
-)
-OPTIONAL_ROUTE_MODULES: tuple[str, ...] = (
-    "courier.web.metrics",  # first: its middleware times every request, including refusals
     "courier.web.webhooks",
     "courier.web.tracking",
     "courier.web.openapi",
@@ -116,14 +112,7 @@ async def body_limit(request: web.Request, handler: Handler) -> web.StreamRespon
 
 
 def _route_modules() -> list[ModuleType]:
-    found = [importlib.import_module(name) for name in ROUTE_MODULES]
-    for name in OPTIONAL_ROUTE_MODULES:
-        try:
-            found.append(importlib.import_module(name))
-        except ModuleNotFoundError as err:
-            if err.name != name:
-                raise
-    return found
+    return [importlib.import_module(name) for name in ROUTE_MODULES]
 
 
 def create_app(ctx: AppContext) -> web.Application:

@@ -85,8 +85,9 @@ STATE_TEXT: dict[str, tuple[Text, Text]] = {
     "handed_over": (
         {"id": "Serah terima paspor sudah terverifikasi. Terima kasih.",
          "en": "The handover is verified. Thank you."},
-        {"id": "Tidak ada lagi yang perlu dilakukan; silakan beri penilaian layanan kami.",
-         "en": "Nothing more to do; please rate our service."},
+        {"id": "Tidak ada lagi yang perlu dilakukan. Terima kasih telah memakai layanan antar "
+               "paspor.",
+         "en": "Nothing more to do. Thank you for using the passport delivery service."},
     ),
     "returned": (
         {"id": "Paspor kembali ke kantor imigrasi.",

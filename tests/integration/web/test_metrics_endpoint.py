@@ -31,14 +31,7 @@ NOW = datetime(2026, 11, 4, 3, 0, tzinfo=UTC)
 
 
 def _app(ctx: AppContext) -> web.Application:
-    """The app as the lead wires it (middleware outermost, /metrics mounted)."""
-    app = create_app(ctx)
-    if web_metrics.middleware not in app.middlewares:
-        app.middlewares.insert(0, web_metrics.middleware)
-    paths = {r.resource.canonical for r in app.router.routes() if r.resource is not None}
-    if "/metrics" not in paths:
-        app.router.add_routes(web_metrics.routes)
-    return app
+    return create_app(ctx)
 
 
 def _ctx(db_url: str, engine: AsyncEngine, sessions: SessionFactory) -> AppContext:

@@ -17,7 +17,6 @@ from adapters.clock import ManualClock
 from courier import config
 from courier.context import AppContext
 from courier.db.engine import SessionFactory
-from courier.web import metrics as web_metrics
 from courier.web import openapi, pages
 from courier.web.app import create_app
 
@@ -36,16 +35,6 @@ def _served(app: web.Application) -> set[tuple[str, str]]:
             continue  # aiohttp adds HEAD beside every GET
         out.add((route.method, info))
     return out
-
-
-def with_ops_routes(app: web.Application) -> web.Application:
-    """The app as the lead wires it: mount the docs and metrics routes if app.py does not yet."""
-    paths = {r.resource.canonical for r in app.router.routes() if r.resource is not None}
-    if "/openapi.json" not in paths:
-        app.router.add_routes(openapi.routes)
-    if "/metrics" not in paths:
-        app.router.add_routes(web_metrics.routes)
-    return app
 
 
 def test_every_app_route_is_documented_and_every_documented_route_exists(
@@ -118,7 +107,7 @@ def test_a_ref_between_schema_files_is_rewritten_into_the_document() -> None:
 
 
 async def test_openapi_json_and_the_docs_page_are_served_locally(ctx: AppContext) -> None:
-    app = with_ops_routes(create_app(ctx))
+    app = create_app(ctx)
     async with TestClient(TestServer(app)) as client:
         resp = await client.get("/openapi.json")
         assert resp.status == 200

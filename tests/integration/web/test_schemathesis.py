@@ -30,7 +30,6 @@ from courier import config
 from courier.context import AppContext
 from courier.db.engine import make_engine, make_sessions, transaction
 from courier.services import intake, staff
-from courier.web import metrics as web_metrics
 from courier.web import openapi
 from courier.web.app import create_app
 
@@ -48,15 +47,6 @@ MAX_EXAMPLES = 60
 class LiveApp:
     base_url: str
     token: str
-
-
-def _mount_ops_routes(app: web.Application) -> None:
-    """Mount /openapi.json and /metrics when app.py does not (yet) mount them itself."""
-    paths = {r.resource.canonical for r in app.router.routes() if r.resource is not None}
-    if "/openapi.json" not in paths:
-        app.router.add_routes(openapi.routes)
-    if "/metrics" not in paths:
-        app.router.add_routes(web_metrics.routes)
 
 
 async def _seed(ctx: AppContext) -> str:
@@ -118,7 +108,6 @@ class _Server:
         )
         token = await _seed(ctx)
         app = create_app(ctx)
-        _mount_ops_routes(app)
         self.runner = web.AppRunner(app)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)

@@ -7,40 +7,18 @@ The page is served on 127.0.0.1 over a SQLite database whose delivery the worker
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import tracking_kit as kit_
-from playwright.async_api import Browser, Page, ViewportSize, async_playwright
+from playwright.async_api import Browser, Page, ViewportSize
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from courier.db.engine import SessionFactory
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
 PHONE: ViewportSize = {"width": 390, "height": 844}
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"])  # one backend is enough here
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    if not os.path.exists(CHROMIUM):  # noqa: ASYNC240 (one stat, before any await)
-        pytest.fail(
-            f"{CHROMIUM} is missing: install the system Chromium (apt-get install chromium; "
-            "`make test` does) — never `playwright install`"
-        )
-    async with async_playwright() as pw:
-        launched = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            yield launched
-        finally:
-            await launched.close()
 
 
 async def _visible(page: Page) -> str:

@@ -120,11 +120,18 @@ class Running:
     confirmed: set[str] = field(default_factory=set)
 
 
-def free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        port: int = s.getsockname()[1]
-        return port
+def free_port(host: str, wanted: int = 0) -> int:
+    """``wanted`` when it is free (0: any), else any free port: a busy 8080 must not stop
+    `make demo`; the banner prints the URL actually served."""
+    for port in dict.fromkeys((wanted, 0)):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            chosen: int = s.getsockname()[1]
+            return chosen
+    raise OSError(f"no free port on {host}")
 
 
 def fresh_files(db: Path) -> None:
@@ -430,7 +437,7 @@ async def run_demo(opts: DemoOptions, out: Console, run_worker: WorkerRunner) ->
     url = f"sqlite+aiosqlite:///{opts.db}"
     await asyncio.to_thread(upgrade, url)
     epoch = await _epoch_for(opts, url)
-    port = opts.port or free_port(opts.host)
+    port = free_port(opts.host, opts.port)
     jnt_port, pos_port = free_port(opts.host), free_port(opts.host)
     base_url = f"http://{opts.host}:{port}"
     jnt_url, pos_url = f"http://{opts.host}:{jnt_port}", f"http://{opts.host}:{pos_port}"

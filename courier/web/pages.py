@@ -138,8 +138,8 @@ def csrf_field(key: bytes, token: str) -> str:
 
 def csrf_ok(key: bytes, token: str, field: str) -> bool:
     nonce, sep, mac = field.partition(".")
-    if not sep or not nonce or len(field) > 200:
-        return False
+    if not sep or not nonce or len(field) > 200 or not field.isascii():
+        return False  # compare_digest raises on non-ASCII text: refuse it first
     return hmac.compare_digest(mac, _csrf_mac(key, token, nonce))
 
 
@@ -262,7 +262,12 @@ async def track_page(request: web.Request) -> web.Response:
 async def confirm_page(request: web.Request) -> web.StreamResponse:
     ctx = context_of(request)
     token = request.match_info["token"]
-    form = await request.post()
+    try:
+        form = await request.post()
+    except (UnicodeDecodeError, LookupError, ValueError):
+        # not a form a browser of ours sent (bytes that are not text, an unknown charset)
+        log.info("tracking_page_form_unreadable")
+        return _html("forbidden.html", status=403, back=f"/t/{token}")
     field, passport_no = form.get("csrf"), form.get("passport_no")
     cross_site = request.headers.get("Sec-Fetch-Site", "") == "cross-site"
     if cross_site or not isinstance(field, str) or not csrf_ok(_csrf_key(ctx), token, field):

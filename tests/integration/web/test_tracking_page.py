@@ -230,6 +230,29 @@ async def test_a_form_without_a_valid_csrf_field_is_refused_and_changes_nothing(
     assert (state, record.confirm_failures, record.verified) == ("delivered", 0, False)
 
 
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        ("csrf=a.%C3%A9&passport_no=X1234567", "application/x-www-form-urlencoded"),
+        (b"csrf=\xff\xfe&passport_no=X1234567", "application/x-www-form-urlencoded"),
+        ("csrf=a.b&passport_no=X1234567", "application/x-www-form-urlencoded; charset=nope"),
+    ],
+    ids=["non-ascii-csrf", "not-utf8", "unknown-charset"],
+)
+async def test_an_unreadable_form_is_refused_not_a_server_error(
+    delivered: Delivered, body: str | bytes, content_type: str
+) -> None:
+    async with delivered.kit.http.post(
+        delivered.url("/confirm"), data=body, headers={"Content-Type": content_type},
+        allow_redirects=False,
+    ) as resp:
+        text = await resp.text()
+    assert resp.status == 403
+    assert "Formulir tidak dapat diterima" in _text(text)
+    state, record = await delivered.record()
+    assert (state, record.confirm_failures, record.verified) == ("delivered", 0, False)
+
+
 async def test_an_unknown_token_gets_one_404_page_whatever_it_looks_like(
     delivered: Delivered,
 ) -> None:

@@ -85,8 +85,8 @@ async def _process(ctx: AppContext, session: AsyncSession, item: InboxItem, now:
         events = adapter.parse_push(item.body.encode("utf-8"))
     except CourierError as err:
         item.attempts = MAX_ATTEMPTS  # the body will not change: retrying cannot help
-        item.error = str(err)[:500]
         log.warning("inbox.unparseable", inbox_id=item.id, courier=item.courier_code)
+        await _give_up(session, item, now, f"not a push we can read: {err.message}"[:500])
         return
     per_waybill: dict[str, list[TrackingEvent]] = defaultdict(list)
     for event in events:
@@ -117,6 +117,30 @@ async def _process(ctx: AppContext, session: AsyncSession, item: InboxItem, now:
     await _unknown_waybills(session, item, unknown, now)
     log.warning("inbox.unknown_waybills", inbox_id=item.id, courier=item.courier_code,
                 count=len(unknown))  # fmt: skip
+
+
+async def _give_up(session: AsyncSession, item: InboxItem, now: datetime, why: str) -> None:
+    """Stop retrying a push and say so: the row is closed (it no longer counts as inbox lag)
+    with its reason, and dispatch of every office using the courier gets an item (invariant 3:
+    a push we cannot apply is reported, never silently dropped)."""
+    item.processed_at = now
+    item.next_attempt_at = None
+    item.error = why
+    offices = (
+        await session.scalars(select(Office.id).where(Office.courier_code == item.courier_code))
+    ).all()
+    for office_id in offices:
+        await items.open_exception(
+            session,
+            office_id=office_id,
+            kind="inbox_unprocessable",
+            detail=f"a {item.courier_code} push could not be applied (inbox row {item.id}): "
+            f"{why}",
+            next_step="tell support: the push is kept as received; until it is fixed, the "
+            "shipments it concerns are still polled",
+            dedupe_key=f"inbox_dead:{item.id}:{office_id}",
+            now=now,
+        )
 
 
 async def _unknown_waybills(
@@ -167,6 +191,10 @@ async def _batch(ctx: AppContext) -> int:
                             next_attempt_at=retry_at(attempts + 1, now),
                         )
                     )
+                    if attempts + 1 >= MAX_ATTEMPTS:
+                        row = await session.get_one(InboxItem, item_id)
+                        await _give_up(session, row, now,
+                                       f"failed {MAX_ATTEMPTS} times: {type(err).__name__}")
         return len(taken)
 
 

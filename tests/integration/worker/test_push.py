@@ -240,3 +240,25 @@ async def test_push_for_a_waybill_never_recorded_is_escalated_not_dropped(
         [item] = await kit_.exceptions(kit, "push_unknown_waybill")
         assert item.office_id == jnt_office and "JONEVER0001" in item.detail
         assert item.resolved_at is None
+
+
+async def test_a_signed_push_we_cannot_read_is_closed_and_reported(
+    engine: AsyncEngine, sessions: SessionFactory, tmp_path: Path
+) -> None:
+    """A verified push whose body we cannot parse (a new payload format) is not retried for
+    ever, does not hold the inbox-lag gauge up, and dispatch is told."""
+    async with make_kit(engine, sessions, tmp_path, jnt_push=True) as kit:
+        jnt_office, _ = await seed_delivery(kit, courier="jnt")
+        now = kit.clock.now()
+        async with transaction(sessions) as session:
+            session.add(InboxItem(
+                courier_code="jnt", dedupe_key="odd", body="bizContent=%7B%22odd%22%3A1%7D",
+                received_at=now,
+            ))  # fmt: skip
+        assert await inbox.once(kit.ctx, "w1") == 1
+        [row] = await _inbox_rows(sessions)
+        assert row.processed_at == now and row.attempts == inbox.MAX_ATTEMPTS
+        assert row.error is not None and row.error.startswith("not a push we can read")
+        [item] = await kit_.exceptions(kit, "inbox_unprocessable")
+        assert item.office_id == jnt_office and f"inbox row {row.id}" in item.detail
+        assert await inbox.once(kit.ctx, "w1") == 0  # closed: never taken again

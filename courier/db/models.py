@@ -336,3 +336,37 @@ class RateCounter(Base):
     key: Mapped[str] = mapped_column(String(128))  # hashed: an application no or a client address
     window_start: Mapped[datetime] = mapped_column(UTCDateTime)
     count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Manifest(Base):
+    """The day's pickup batch of one courier at one office, signed by both sides at handover
+    (DESIGN §2 step 5): office → courier custody for every passport on it."""
+
+    __tablename__ = "manifests"
+    __table_args__ = (UniqueConstraint("office_id", "number"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    office_id: Mapped[int] = mapped_column(ForeignKey("offices.id"), index=True)
+    courier_code: Mapped[str] = mapped_column(String(16))
+    number: Mapped[str] = mapped_column(String(40))  # BLT-20261130-JNT-1
+    state: Mapped[str] = mapped_column(String(16), default="open")  # open | handed_over
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(String(64))
+    handed_over_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    courier_agent_name: Mapped[str | None] = mapped_column(String(120))
+    # the courier agent's signature: only its sha256 (the image is in the POD store)
+    courier_agent_signature_sha256: Mapped[str | None] = mapped_column(String(64))
+    office_signer_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+
+
+class ManifestItem(Base):
+    """One passport on a manifest; a shipment is on at most one manifest, and a seal number is
+    used once per office (the numbered tamper-evident envelope)."""
+
+    __tablename__ = "manifest_items"
+    __table_args__ = (UniqueConstraint("office_id", "seal_number"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    manifest_id: Mapped[int] = mapped_column(ForeignKey("manifests.id"), index=True)
+    office_id: Mapped[int] = mapped_column(ForeignKey("offices.id"))
+    shipment_id: Mapped[int] = mapped_column(ForeignKey("shipments.id"), unique=True)
+    seal_number: Mapped[str | None] = mapped_column(String(40))
+    sealed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

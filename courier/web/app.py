@@ -30,6 +30,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "courier.web.intake",
     "courier.web.optin",
     "courier.web.dispatch",
+    "courier.web.manifests",
     "courier.web.pages",
     "courier.web.webhooks",
     "courier.web.tracking",

@@ -86,6 +86,7 @@ TAGS = {
     "couriers": "Couriers push status updates",
     "operations": "Health and readiness for load balancers",
     "dispatch": "Dispatchers work the exceptions queue and act on deliveries of their office",
+    "pickup": "The day's pickup manifest: sealed passports handed over to the courier",
 }
 
 APPLICATION_NO = Param("application_no", "application_no")
@@ -212,6 +213,44 @@ CATALOGUE: tuple[Operation, ...] = (
         response="api/dispatch_collected_result", params=(RECORD_ID,), errors=(404, 409),
         description="Final. 409 when the delivery cannot be collected at the counter (e.g. it "
         "is with the courier or already handed over). " + _OFFICE_SCOPED,
+    ),
+    Operation(
+        "POST", "/api/v1/manifests", "openManifest",
+        "Open the day's pickup manifest of one courier", "pickup",
+        auth="staff", roles=("dispatcher",), request="api/manifest_create",
+        response="api/manifest_view", status=201, errors=(409,),
+        description="Lists every booked shipment of the courier at the office that the courier "
+        "has not picked up yet and that is on no other manifest (a shipment is on at most one). "
+        "409 when there is none.",
+    ),
+    Operation(
+        "GET", "/api/v1/manifests/{id}", "getManifest",
+        "A pickup manifest: its passports, seals and signatures", "pickup",
+        auth="staff", roles=("dispatcher",), response="api/manifest_view",
+        params=(RECORD_ID,), errors=(404,),
+        description="References, waybills, seals and destination regencies; no applicant names, "
+        "phones or addresses (the manifest is printed for the courier). " + _OFFICE_SCOPED,
+    ),
+    Operation(
+        "POST", "/api/v1/manifests/{id}/seals", "sealManifestItems",
+        "Record the seal number of each passport's tamper-evident envelope", "pickup",
+        auth="staff", roles=("dispatcher",), request="api/manifest_seals",
+        response="api/manifest_view", params=(RECORD_ID,), errors=(404, 409),
+        description="Seal numbers are unique per office: a number already used, a shipment not "
+        "on the manifest or one named twice is a 422 naming $.items[i]. 409 once the manifest is "
+        "handed over. " + _OFFICE_SCOPED,
+    ),
+    Operation(
+        "POST", "/api/v1/manifests/{id}/handover", "handOverManifest",
+        "The courier's agent signs for the sealed passports", "pickup",
+        auth="staff", roles=("dispatcher",), request="api/manifest_handover",
+        response="api/manifest_view", params=(RECORD_ID,), errors=(404, 409),
+        description="Every passport must be sealed (else 409 naming the shipments without a "
+        "seal). The signature is a base64 PNG of at most 40 KB (also bounded by the server's "
+        "body limit); only its sha256 is kept with the manifest. The office signs through the "
+        "staff user the token was issued to (403 for a token nobody holds). Each passport is "
+        "then in the courier's custody, with the manifest and seal as evidence. "
+        + _OFFICE_SCOPED,
     ),
 )
 

@@ -1,0 +1,305 @@
+"""The day's pickup manifest (DESIGN §2 step 5): the office → courier handover of passports, each
+sealed in a numbered tamper-evident envelope, signed by both sides.
+
+1. :func:`open_manifest` lists every booked shipment of one courier at the office that the
+   courier has not picked up yet and that is on no manifest (a shipment is on at most one:
+   ``manifest_items.shipment_id`` is unique).
+2. :func:`record_seals` notes each envelope's seal number (unique per office).
+3. :func:`hand_over` needs a seal on every item; it marks the manifest handed over with both
+   signatures (the courier agent's as the sha256 of its image; the office's as the staff user)
+   and appends one custody event per delivery (holder: the courier), audited, in the caller's
+   transaction. A pickup scan arriving later finds the courier already holding the passport and
+   adds nothing (:func:`courier.services.lifecycle.record_custody` skips the same hand).
+
+Every function takes the caller's office and finds nothing outside it (invariant 5).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import structlog
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from adapters.clock import WIB
+from courier.db.models import Delivery, Manifest, ManifestItem, Office, Shipment
+from courier.services import audit, lifecycle
+from courier.services.errors import Kind, ServiceError, invalid
+from schemas import FieldError
+
+log = structlog.get_logger()
+
+OPEN = "open"
+HANDED_OVER = "handed_over"
+# statuses a shipment on a manifest may have at handover: still waiting for the courier, or
+# already scanned by it (the scan's custody event then makes the manifest's a duplicate)
+_HANDABLE = ("booked", "picked_up")
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    item: ManifestItem
+    shipment: Shipment
+    destination_regency_code: str
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestDetail:
+    manifest: Manifest
+    lines: Sequence[Line]
+
+
+@dataclass(frozen=True, slots=True)
+class Seal:
+    shipment_id: int
+    seal_number: str
+
+
+def manifest_prefix(office_code: str, courier_code: str, now: datetime) -> str:
+    """``BLT-20261130-JNT-``: the office, the WIB day, the courier; a sequence number follows."""
+    return f"{office_code}-{now.astimezone(WIB):%Y%m%d}-{courier_code.upper()}-"
+
+
+def _unknown_manifest() -> ServiceError:
+    return ServiceError(Kind.NOT_FOUND, "unknown_manifest", "no such manifest")
+
+
+async def _office_locked(session: AsyncSession, office_id: int) -> Office:
+    # one manifest number at a time per office: the sequence is read, then written
+    office: Office | None = (
+        await session.execute(select(Office).where(Office.id == office_id).with_for_update())
+    ).scalar_one_or_none()
+    if office is None:
+        raise _unknown_manifest()
+    return office
+
+
+async def _manifest_of_office(
+    session: AsyncSession, office_id: int, manifest_id: int, *, lock: bool
+) -> Manifest:
+    query = select(Manifest).where(Manifest.id == manifest_id, Manifest.office_id == office_id)
+    if lock:
+        query = query.with_for_update()
+    manifest: Manifest | None = (await session.execute(query)).scalar_one_or_none()
+    if manifest is None:
+        raise _unknown_manifest()
+    return manifest
+
+
+async def open_manifest(
+    session: AsyncSession, *, office_id: int, courier_code: str, actor: str, now: datetime
+) -> Manifest:
+    """A new open manifest of every waiting shipment of ``courier_code`` at the office; a 409
+    :class:`ServiceError` when there is none."""
+    office = await _office_locked(session, office_id)
+    on_a_manifest = select(ManifestItem.shipment_id)
+    waiting = list(
+        await session.scalars(
+            select(Shipment)
+            .join(Delivery, Delivery.id == Shipment.delivery_id)
+            .where(
+                Delivery.office_id == office_id,
+                Shipment.courier_code == courier_code,
+                Shipment.status == "booked",
+                Shipment.id.not_in(on_a_manifest),
+            )
+            .order_by(Shipment.id)
+            .with_for_update(of=Shipment)
+        )
+    )
+    if not waiting:
+        raise ServiceError(
+            Kind.CONFLICT, "nothing_to_pick_up",
+            "no booked shipment of this courier waits for pickup outside a manifest",
+        )  # fmt: skip
+    prefix = manifest_prefix(office.code, courier_code, now)
+    today = await session.scalar(
+        select(func.count())
+        .select_from(Manifest)
+        .where(Manifest.office_id == office_id, Manifest.number.startswith(prefix))
+    )
+    manifest = Manifest(
+        office_id=office_id, courier_code=courier_code, number=f"{prefix}{int(today or 0) + 1}",
+        state=OPEN, created_at=now, created_by=actor,
+    )  # fmt: skip
+    session.add(manifest)
+    await session.flush()
+    for shipment in waiting:
+        session.add(
+            ManifestItem(manifest_id=manifest.id, office_id=office_id, shipment_id=shipment.id)
+        )
+    await session.flush()
+    audit.record(
+        session, at=now, actor=actor, action="manifest.open", entity="manifest",
+        entity_id=manifest.id, office_id=office_id,
+        after={"number": manifest.number, "courier": courier_code, "items": len(waiting)},
+    )  # fmt: skip
+    log.info("manifest_opened", manifest_id=manifest.id, items=len(waiting))
+    return manifest
+
+
+async def manifest_detail(
+    session: AsyncSession, *, office_id: int, manifest_id: int
+) -> ManifestDetail:
+    """The manifest with its lines (shipment, seal, destination); 404 outside the office."""
+    manifest = await _manifest_of_office(session, office_id, manifest_id, lock=False)
+    rows = await session.execute(
+        select(ManifestItem, Shipment, Delivery.destination_regency_code)
+        .join(Shipment, Shipment.id == ManifestItem.shipment_id)
+        .join(Delivery, Delivery.id == Shipment.delivery_id)
+        .where(ManifestItem.manifest_id == manifest.id)
+        .order_by(ManifestItem.id)
+    )
+    return ManifestDetail(manifest, [Line(item, ship, code) for item, ship, code in rows])
+
+
+async def record_seals(
+    session: AsyncSession,
+    *,
+    office_id: int,
+    manifest_id: int,
+    seals: Sequence[Seal],
+    actor: str,
+    now: datetime,
+) -> Manifest:
+    """Note each envelope's seal number. Field errors (``$.items[i].…``) for a shipment not on
+    this manifest, one named twice, or a seal number already used at the office; 409 once the
+    manifest is handed over (the envelopes are with the courier)."""
+    manifest = await _manifest_of_office(session, office_id, manifest_id, lock=True)
+    if manifest.state != OPEN:
+        raise ServiceError(Kind.CONFLICT, "manifest_closed", "the manifest is already handed over")
+    items = {
+        i.shipment_id: i
+        for i in await session.scalars(
+            select(ManifestItem).where(ManifestItem.manifest_id == manifest.id)
+        )
+    }
+    numbers = [s.seal_number for s in seals]
+    used = {
+        str(n): int(sid)
+        for n, sid in await session.execute(
+            select(ManifestItem.seal_number, ManifestItem.shipment_id).where(
+                ManifestItem.office_id == office_id, ManifestItem.seal_number.in_(numbers)
+            )
+        )
+    }
+    # an envelope re-sealed in this same request frees its old number (two numbers swapped)
+    renamed = {s.shipment_id for s in seals}
+    errors: list[FieldError] = []
+    seen_shipments: set[int] = set()
+    seen_numbers: set[str] = set()
+    for n, seal in enumerate(seals):
+        at = f"$.items[{n}]"
+        if seal.shipment_id not in items:
+            errors.append(FieldError(f"{at}.shipment_id", "not on this manifest"))
+        elif seal.shipment_id in seen_shipments:
+            errors.append(FieldError(f"{at}.shipment_id", "named more than once"))
+        seen_shipments.add(seal.shipment_id)
+        holder = used.get(seal.seal_number)
+        if seal.seal_number in seen_numbers:
+            errors.append(FieldError(f"{at}.seal_number", "named more than once"))
+        elif holder is not None and holder != seal.shipment_id and holder not in renamed:
+            errors.append(FieldError(f"{at}.seal_number", "already used at this office"))
+        seen_numbers.add(seal.seal_number)
+    if errors:
+        raise invalid(errors, "some seals cannot be recorded")
+    # free the numbers being moved first, so a swap between two items never collides mid-way
+    changed = [s for s in seals if items[s.shipment_id].seal_number != s.seal_number]
+    before = {s.shipment_id: items[s.shipment_id].seal_number for s in changed}
+    for seal in changed:
+        items[seal.shipment_id].seal_number = None
+    await session.flush()
+    for seal in changed:
+        item = items[seal.shipment_id]
+        item.seal_number = seal.seal_number
+        item.sealed_at = now
+    await session.flush()
+    if changed:
+        audit.record(
+            session, at=now, actor=actor, action="manifest.seal", entity="manifest",
+            entity_id=manifest.id, office_id=office_id,
+            before={"seals": {str(k): v for k, v in before.items()}},
+            after={"seals": {str(s.shipment_id): s.seal_number for s in changed}},
+        )  # fmt: skip
+    return manifest
+
+
+async def hand_over(
+    session: AsyncSession,
+    *,
+    office_id: int,
+    manifest_id: int,
+    courier_agent_name: str,
+    signature_sha256: str,
+    office_signer_id: int,
+    actor: str,
+    now: datetime,
+) -> Manifest:
+    """Both sides sign: the manifest is handed over and each passport is in the courier's
+    custody. 409 when it already was, when an item has no seal (naming the shipments) or when a
+    shipment on it can no longer be handed over (cancelled, failed)."""
+    manifest = await _manifest_of_office(session, office_id, manifest_id, lock=True)
+    if manifest.state != OPEN:
+        raise ServiceError(Kind.CONFLICT, "manifest_closed", "the manifest is already handed over")
+    rows = list(
+        await session.execute(
+            select(ManifestItem, Shipment)
+            .join(Shipment, Shipment.id == ManifestItem.shipment_id)
+            .where(ManifestItem.manifest_id == manifest.id)
+            .order_by(ManifestItem.id)
+            .with_for_update(of=Shipment)
+        )
+    )
+    unsealed = [ship.id for item, ship in rows if not item.seal_number]
+    if unsealed:
+        raise ServiceError(
+            Kind.CONFLICT, "unsealed_items",
+            "every passport must be sealed before handover; shipments without a seal: "
+            + ", ".join(str(s) for s in unsealed),
+            [FieldError("$", f"shipment {s} has no seal") for s in unsealed],
+        )  # fmt: skip
+    gone = [ship.id for _, ship in rows if ship.status not in _HANDABLE]
+    if gone:
+        raise ServiceError(
+            Kind.CONFLICT, "shipments_not_waiting",
+            "some shipments on the manifest can no longer be handed over: "
+            + ", ".join(str(s) for s in gone),
+            [FieldError("$", f"shipment {s} is not waiting for pickup") for s in gone],
+        )  # fmt: skip
+    manifest.state = HANDED_OVER
+    manifest.handed_over_at = now
+    manifest.courier_agent_name = courier_agent_name
+    manifest.courier_agent_signature_sha256 = signature_sha256
+    manifest.office_signer_id = office_signer_id
+    recorded = 0
+    for item, ship in rows:
+        event = await lifecycle.record_custody(
+            session,
+            delivery_id=ship.delivery_id,
+            shipment_id=ship.id,
+            holder="courier",
+            holder_ref=ship.courier_code,
+            occurred_at=now,
+            evidence={
+                "manifest_id": manifest.id,
+                "manifest_number": manifest.number,
+                "seal_number": item.seal_number,
+                "signature_sha256": signature_sha256,
+                "office_signer_id": office_signer_id,
+            },
+            recorded_by=actor,
+            now=now,
+        )
+        recorded += event is not None
+    audit.record(
+        session, at=now, actor=actor, action="manifest.handover", entity="manifest",
+        entity_id=manifest.id, office_id=office_id, before={"state": OPEN},
+        after={"state": HANDED_OVER, "signature_sha256": signature_sha256,
+               "office_signer_id": office_signer_id, "items": len(rows)},
+    )  # fmt: skip
+    await session.flush()
+    log.info("manifest_handed_over", manifest_id=manifest.id, items=len(rows), custody=recorded)
+    return manifest

@@ -87,13 +87,14 @@ def _query(request: web.Request, allowed: tuple[str, ...] = ()) -> dict[str, Any
     return parse_params({name: request.query[name] for name in allowed if name in request.query})
 
 
-def _id(request: web.Request) -> int:
+def path_id(request: web.Request) -> int:
+    """The positive integer ``{id}`` of the URL; any query parameter is refused by name."""
     _query(request)
     value: int = parse_params({"id": request.match_info["id"]})["id"]
     return value
 
 
-def _iso(value: datetime | None) -> str | None:
+def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
@@ -114,15 +115,15 @@ def queue_item_view(row: dispatch.QueueRow) -> dict[str, Any]:
         "next_step": item.next_step,
         "delivery_id": item.delivery_id,
         "shipment_id": item.shipment_id,
-        "opened_at": _iso(item.opened_at),
-        "resolved_at": _iso(item.resolved_at),
+        "opened_at": iso(item.opened_at),
+        "resolved_at": iso(item.resolved_at),
         "resolution": item.resolution,
         "delivery_state": row.delivery_state,
         "application_no": row.application_no,
     }
 
 
-def _destination(code: str) -> dict[str, Any]:
+def destination(code: str) -> dict[str, Any]:
     regency = regions.lookup_regency(code)
     return {
         "regency_code": code,
@@ -138,7 +139,7 @@ def _open_item_view(item: ExceptionItem) -> dict[str, Any]:
         "detail": item.detail,
         "next_step": item.next_step,
         "shipment_id": item.shipment_id,
-        "opened_at": _iso(item.opened_at),
+        "opened_at": iso(item.opened_at),
     }
 
 
@@ -151,16 +152,16 @@ def _handover_detail_view(found: dispatch.HandoverDetail | None) -> dict[str, An
         "state": record.state,
         "method": record.method,
         "verified": record.verified,
-        "verified_at": _iso(record.verified_at),
+        "verified_at": iso(record.verified_at),
         "confirm_failures": record.confirm_failures,
-        "created_at": _iso(record.created_at),
+        "created_at": iso(record.created_at),
         "proof": None
         if proof is None
         else {
             "receiver_name": proof.receiver_name,
             "relation": proof.relation,
             "relation_kind": proof.relation_kind,
-            "occurred_at": _iso(proof.occurred_at),
+            "occurred_at": iso(proof.occurred_at),
         },
     }
 
@@ -172,12 +173,12 @@ def delivery_view(found: dispatch.DeliveryDetail) -> dict[str, Any]:
         "application_no": application.application_no,
         "state": delivery.state,
         "reason": delivery.state_reason,
-        "collect_by": _iso(delivery.collect_by),
-        "handed_over_at": _iso(delivery.handed_over_at),
-        "created_at": _iso(delivery.created_at),
-        "updated_at": _iso(delivery.updated_at),
+        "collect_by": iso(delivery.collect_by),
+        "handed_over_at": iso(delivery.handed_over_at),
+        "created_at": iso(delivery.created_at),
+        "updated_at": iso(delivery.updated_at),
         "applicant": {"name": application.applicant_name, "phone": application.phone},
-        "destination": _destination(delivery.destination_regency_code),
+        "destination": destination(delivery.destination_regency_code),
         "shipments": [
             {
                 "id": s.id,
@@ -187,14 +188,14 @@ def delivery_view(found: dispatch.DeliveryDetail) -> dict[str, Any]:
                 "waybill": s.waybill,
                 "status": s.status,
                 "status_reason": s.status_reason,
-                "booked_at": _iso(s.booked_at),
+                "booked_at": iso(s.booked_at),
             }
             for s in found.shipments
         ],
         "events": [
             {
                 "shipment_id": e.shipment_id,
-                "occurred_at": _iso(e.occurred_at),
+                "occurred_at": iso(e.occurred_at),
                 "status": e.status,
                 "raw_code": e.raw_code,
                 "raw_text": e.raw_text,
@@ -209,7 +210,7 @@ def delivery_view(found: dispatch.DeliveryDetail) -> dict[str, Any]:
                 "holder": c.holder,
                 "holder_ref": c.holder_ref,
                 "shipment_id": c.shipment_id,
-                "occurred_at": _iso(c.occurred_at),
+                "occurred_at": iso(c.occurred_at),
                 "recorded_by": c.recorded_by,
                 "evidence": c.evidence,
             }
@@ -227,7 +228,7 @@ def reviewed_view(record: Handover, delivery_state: str) -> dict[str, Any]:
         "state": record.state,
         "method": record.method,
         "verified": record.verified,
-        "verified_at": _iso(record.verified_at),
+        "verified_at": iso(record.verified_at),
         "delivery_state": delivery_state,
     }
 
@@ -258,7 +259,7 @@ async def get_exceptions(request: web.Request) -> web.Response:
 @routes.get("/api/v1/deliveries/{id}")
 async def get_delivery(request: web.Request) -> web.Response:
     principal = await require(request, ROLE)
-    delivery_id = _id(request)
+    delivery_id = path_id(request)
     ctx = context_of(request)
     async with ctx.sessions() as session:
         found = await dispatch.delivery_detail(
@@ -270,29 +271,32 @@ async def get_delivery(request: web.Request) -> web.Response:
     return json_ok(view)
 
 
-async def _reviewer(session: AsyncSession, principal: Principal) -> int:
-    reviewer = await dispatch.reviewer_for_token(
+async def acting_person(
+    session: AsyncSession, principal: Principal, *, code: str, message: str
+) -> int:
+    """The staff user behind the caller's token, for acts recorded against a person (a review,
+    a manifest's signature); 403 ``code`` when the token is held by no active staff user."""
+    person = await dispatch.reviewer_for_token(
         session, token_id=principal.token_id, office_id=principal.office_id
     )
-    if reviewer is None:
-        # handovers.reviewer_id names a person; a token nobody holds cannot sign a review
-        raise ApiError(
-            403, "reviewer_required",
-            "a handover review is signed by a person: use an API token issued to an active "
-            "staff user of this office",
-        )  # fmt: skip
-    return reviewer
+    if person is None:
+        raise ApiError(403, code, message)
+    return person
 
 
 @routes.post("/api/v1/handovers/{id}/review")
 async def post_review(request: web.Request) -> web.Response:
     principal = await require(request, ROLE)
-    handover_id = _id(request)
+    handover_id = path_id(request)
     body = await read_json(request, "api/dispatch_review")
     ctx = context_of(request)
     now = ctx.clock.now()
     async with transaction(ctx.sessions) as session:
-        reviewer = await _reviewer(session, principal)
+        reviewer = await acting_person(
+            session, principal, code="reviewer_required",
+            message="a handover review is signed by a person: use an API token issued to an "
+            "active staff user of this office",
+        )  # fmt: skip
         record = await dispatch.handover_of_office(
             session, office_id=principal.office_id, handover_id=handover_id
         )
@@ -315,7 +319,7 @@ async def post_review(request: web.Request) -> web.Response:
 @routes.post("/api/v1/deliveries/{id}/reship")
 async def post_reship(request: web.Request) -> web.Response:
     principal = await require(request, ROLE)
-    delivery_id = _id(request)
+    delivery_id = path_id(request)
     await read_json(request, "api/dispatch_action")
     ctx = context_of(request)
     now = ctx.clock.now()
@@ -329,7 +333,7 @@ async def post_reship(request: web.Request) -> web.Response:
 @routes.post("/api/v1/deliveries/{id}/collected")
 async def post_collected(request: web.Request) -> web.Response:
     principal = await require(request, ROLE)
-    delivery_id = _id(request)
+    delivery_id = path_id(request)
     await read_json(request, "api/dispatch_action")
     ctx = context_of(request)
     now = ctx.clock.now()

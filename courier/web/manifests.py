@@ -15,20 +15,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-from datetime import datetime
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from courier.db.engine import transaction
-from courier.domain import regions
-from courier.services import dispatch, manifests, pod
+from courier.services import manifests, pod
 from courier.services.errors import invalid
-from courier.web.auth import Principal, require
+from courier.web.auth import require
 from courier.web.body import read_json
-from courier.web.dispatch import parse_params
-from courier.web.errors import ApiError, json_ok
+from courier.web.dispatch import acting_person, destination, iso, path_id
+from courier.web.errors import json_ok
 from courier.web.keys import context_of
 from schemas import FieldError
 
@@ -38,21 +35,6 @@ ROLE = "dispatcher"
 # a signature pad's PNG is a few KB; base64 of 40 KB still fits the default 64 KB body limit
 MAX_SIGNATURE_BYTES = 40 * 1024
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def _id(request: web.Request) -> int:
-    if request.query:
-        raise invalid(
-            [FieldError(f"url.{name}" if name else "url", "unknown parameter")
-             for name in sorted(set(request.query))],
-            "invalid URL parameters",
-        )  # fmt: skip
-    value: int = parse_params({"id": request.match_info["id"]})["id"]
-    return value
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 def signature_png(text: str) -> bytes:
@@ -68,29 +50,6 @@ def signature_png(text: str) -> bytes:
     return data
 
 
-async def _office_signer(session: AsyncSession, principal: Principal) -> int:
-    signer = await dispatch.reviewer_for_token(
-        session, token_id=principal.token_id, office_id=principal.office_id
-    )
-    if signer is None:
-        # manifests.office_signer_id names a person; a token nobody holds cannot sign
-        raise ApiError(
-            403, "signer_required",
-            "the office signs a manifest through a person: use an API token issued to an "
-            "active staff user of this office",
-        )  # fmt: skip
-    return signer
-
-
-def _destination(code: str) -> dict[str, Any]:
-    regency = regions.lookup_regency(code)
-    return {
-        "regency_code": code,
-        "regency_name": regency.name if regency is not None else None,
-        "province_name": regency.province.name if regency is not None else None,
-    }
-
-
 def manifest_view(found: manifests.ManifestDetail) -> dict[str, Any]:
     m = found.manifest
     return {
@@ -98,8 +57,8 @@ def manifest_view(found: manifests.ManifestDetail) -> dict[str, Any]:
         "number": m.number,
         "courier": m.courier_code,
         "state": m.state,
-        "created_at": _iso(m.created_at),
-        "handed_over_at": _iso(m.handed_over_at),
+        "created_at": iso(m.created_at),
+        "handed_over_at": iso(m.handed_over_at),
         "courier_agent_name": m.courier_agent_name,
         "courier_signature_sha256": m.courier_agent_signature_sha256,
         "office_signer_id": m.office_signer_id,
@@ -111,8 +70,8 @@ def manifest_view(found: manifests.ManifestDetail) -> dict[str, Any]:
                 "waybill": line.shipment.waybill,
                 "status": line.shipment.status,
                 "seal_number": line.item.seal_number,
-                "sealed_at": _iso(line.item.sealed_at),
-                "destination": _destination(line.destination_regency_code),
+                "sealed_at": iso(line.item.sealed_at),
+                "destination": destination(line.destination_regency_code),
             }
             for line in found.lines
         ],
@@ -123,7 +82,7 @@ def manifest_view(found: manifests.ManifestDetail) -> dict[str, Any]:
 async def post_manifest(request: web.Request) -> web.Response:
     principal = await require(request, ROLE)
     if request.query:
-        _id(request)  # refuses the unknown parameters
+        path_id(request)  # refuses the unknown parameters
     body = await read_json(request, "api/manifest_create")
     ctx = context_of(request)
     now = ctx.clock.now()
@@ -142,7 +101,7 @@ async def post_manifest(request: web.Request) -> web.Response:
 @routes.get("/api/v1/manifests/{id}")
 async def get_manifest(request: web.Request) -> web.Response:
     principal = await require(request, ROLE)
-    manifest_id = _id(request)
+    manifest_id = path_id(request)
     ctx = context_of(request)
     async with ctx.sessions() as session:
         found = await manifests.manifest_detail(
@@ -155,7 +114,7 @@ async def get_manifest(request: web.Request) -> web.Response:
 @routes.post("/api/v1/manifests/{id}/seals")
 async def post_seals(request: web.Request) -> web.Response:
     principal = await require(request, ROLE)
-    manifest_id = _id(request)
+    manifest_id = path_id(request)
     body = await read_json(request, "api/manifest_seals")
     seals = [
         manifests.Seal(int(i["shipment_id"]), str(i["seal_number"])) for i in body["items"]
@@ -177,7 +136,7 @@ async def post_seals(request: web.Request) -> web.Response:
 @routes.post("/api/v1/manifests/{id}/handover")
 async def post_handover(request: web.Request) -> web.Response:
     principal = await require(request, ROLE)
-    manifest_id = _id(request)
+    manifest_id = path_id(request)
     body = await read_json(request, "api/manifest_handover")
     image = signature_png(str(body["courier_signature"]))
     agent = str(body["courier_agent_name"]).strip()
@@ -191,7 +150,11 @@ async def post_handover(request: web.Request) -> web.Response:
     # content-addressed and idempotent: kept even if the handover is then refused, harmlessly
     digest = await asyncio.to_thread(pod.store_bytes, ctx.settings.pod_store, image)
     async with transaction(ctx.sessions) as session:
-        signer = await _office_signer(session, principal)
+        signer = await acting_person(
+            session, principal, code="signer_required",
+            message="the office signs a manifest through a person: use an API token issued "
+            "to an active staff user of this office",
+        )
         await manifests.hand_over(
             session, office_id=principal.office_id, manifest_id=manifest_id,
             courier_agent_name=agent, signature_sha256=digest, office_signer_id=signer,

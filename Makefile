@@ -27,10 +27,11 @@ browser:
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
 typecheck: install
-	$(BIN)/mypy schemas adapters courier worker
+	$(BIN)/mypy schemas core adapters simulators courier worker
 
 test: lint typecheck browser
 	$(BIN)/pytest $(PYTEST_ARGS)

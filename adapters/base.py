@@ -22,7 +22,6 @@ Errors form one tree; the service decides what to do from the class alone::
 
 from __future__ import annotations
 
-import enum
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,23 +29,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
-
-class Status(enum.StrEnum):
-    """Shipment status: the one vocabulary (DESIGN §6). Raw courier codes are kept beside it."""
-
-    BOOKING = "booking"  # ours only: intent committed, courier not yet confirmed
-    BOOKING_FAILED = "booking_failed"  # ours only: the courier refused the order for good
-    BOOKED = "booked"
-    PICKED_UP = "picked_up"
-    IN_TRANSIT = "in_transit"
-    OUT_FOR_DELIVERY = "out_for_delivery"
-    DELIVERY_FAILED = "delivery_failed"
-    DELIVERED = "delivered"
-    RETURNING = "returning"
-    RETURNED = "returned"
-    CANCELLED = "cancelled"
-    LOST = "lost"
-
+from core.status import Status
 
 # --------------------------------------------------------------------------------------------
 # Errors
@@ -168,9 +151,7 @@ class TrackingEvent:
     @property
     def dedupe_key(self) -> str:
         """Same event seen twice (push and poll, or a re-sent push) → same key."""
-        basis = "|".join(
-            (self.waybill, self.occurred_at.isoformat(), self.raw_code, self.raw_text)
-        )
+        basis = "|".join((self.waybill, self.occurred_at.isoformat(), self.raw_code, self.raw_text))
         return hashlib.sha256(basis.encode()).hexdigest()
 
 

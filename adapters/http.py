@@ -52,7 +52,6 @@ import structlog
 from multidict import CIMultiDict, CIMultiDictProxy
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
-from adapters.backoff import exponential_backoff
 from adapters.base import (
     CourierError,
     CourierUnavailable,
@@ -60,7 +59,8 @@ from adapters.base import (
     RateLimited,
     ResponseInvalid,
 )
-from adapters.clock import WIB, Clock
+from core.backoff import exponential_backoff
+from core.clock import WIB, Clock
 
 log = structlog.get_logger()
 
@@ -536,7 +536,7 @@ class CourierTransport:
 
 def backoff(policy: TransportPolicy, attempt: int) -> float:
     """Wait after failed attempt ``attempt`` (1-based): initial·2ⁿ⁻¹ plus up to ``initial`` of
-    jitter, capped at ``backoff_max`` (the one policy, adapters/backoff.py)."""
+    jitter, capped at ``backoff_max`` (the one policy, core/backoff.py)."""
     return exponential_backoff(
         attempt - 1,
         initial=policy.backoff_initial,

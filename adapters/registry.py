@@ -14,8 +14,8 @@ import aiohttp
 
 import schemas
 from adapters.base import CourierAdapter
-from adapters.clock import Clock
 from adapters.http import CallObserver, CourierTransport, TransportPolicy
+from core.clock import Clock
 
 CODES = ("jnt", "posind")
 

@@ -65,8 +65,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 
 def report(r: dict[str, Any]) -> str:
     api = r["api"]
-    lines = [f"passport-courier bench — {r['when']} — {r['machine']['cpus']} CPUs, "
-             f"Python {r['machine']['python']}, {r['database']}"]
+    lines = [
+        f"passport-courier bench — {r['when']} — {r['machine']['cpus']} CPUs, "
+        f"Python {r['machine']['python']}, {r['database']}"
+    ]
     for name in ("put_application", "mark_ready", "opt_in"):
         f = api[name]
         lines.append(
@@ -75,19 +77,27 @@ def report(r: dict[str, Any]) -> str:
             f"concurrency {api['concurrency']})"
         )
     c = r["claims"]
-    lines.append(f"  claims (SQLite)      {c['per_second']:>8.1f} deliveries/s  "
-                 f"({c['claimed']} in batches of {c['batch']}, 1 claimer)")
+    lines.append(
+        f"  claims (SQLite)      {c['per_second']:>8.1f} deliveries/s  "
+        f"({c['claimed']} in batches of {c['batch']}, 1 claimer)"
+    )
     if "claims_postgresql" in r:
         c = r["claims_postgresql"]
-        lines.append(f"  claims (PostgreSQL)  {c['per_second']:>8.1f} deliveries/s  "
-                     f"({c['claimed']} in batches of {c['batch']}, {c['claimers']} claimers, "
-                     "each exactly once)")
+        lines.append(
+            f"  claims (PostgreSQL)  {c['per_second']:>8.1f} deliveries/s  "
+            f"({c['claimed']} in batches of {c['batch']}, {c['claimers']} claimers, "
+            "each exactly once)"
+        )
     b = r["booking_jnt_simulator"]
-    lines.append(f"  booking (J&T sim)    {b['per_second']:>8.1f} bookings/s    "
-                 f"({b['booked']}/{b['queued']} booked, {b['concurrency_per_courier']} in flight)")
+    lines.append(
+        f"  booking (J&T sim)    {b['per_second']:>8.1f} bookings/s    "
+        f"({b['booked']}/{b['queued']} booked, {b['concurrency_per_courier']} in flight)"
+    )
     rss = r["peak_rss_mib"]
-    lines.append(f"  peak RSS             bench {rss['bench_process']} MiB, "
-                 f"service {rss['service_process']} MiB")
+    lines.append(
+        f"  peak RSS             bench {rss['bench_process']} MiB, "
+        f"service {rss['service_process']} MiB"
+    )
     lines.append(f"  total {r['total_seconds']} s; saved to {RESULTS}")
     return "\n".join(lines)
 
@@ -95,8 +105,12 @@ def report(r: dict[str, Any]) -> str:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--registrations", type=int, default=400)
-    parser.add_argument("--ready", type=int, default=120,
-                        help="passports marked ready and opted in (argon2 costs ~0.1 s each)")
+    parser.add_argument(
+        "--ready",
+        type=int,
+        default=120,
+        help="passports marked ready and opted in (argon2 costs ~0.1 s each)",
+    )
     parser.add_argument("--claims", type=int, default=5000)
     result = asyncio.run(main(parser.parse_args()))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -16,8 +16,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from adapters.clock import SystemClock
 from bench.common import Figures, figures, settings_for
+from core.clock import SystemClock
 from courier import logging as courier_logging
 from courier.context import AppContext
 from courier.db.engine import make_engine, make_sessions, transaction
@@ -154,10 +154,13 @@ async def bench_api(url: str, registrations: int, ready: int) -> dict[str, Any]:
 
             def opt_in(p: dict[str, Any]) -> Callable[[], Awaitable[int]]:
                 body = {
-                    "application_no": p["application_no"], "office_code": "BLT",
-                    "date_of_birth": p["date_of_birth"], "phone": p["phone"],
-                    "address": p["address"], "consent": True,
-                }  # fmt: skip
+                    "application_no": p["application_no"],
+                    "office_code": "BLT",
+                    "date_of_birth": p["date_of_birth"],
+                    "phone": p["phone"],
+                    "address": p["address"],
+                    "consent": True,
+                }
 
                 async def call() -> int:
                     async with http.post("/api/v1/delivery-requests", json=body) as resp:

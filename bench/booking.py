@@ -11,14 +11,14 @@ from aiohttp import web
 from sqlalchemy import func, select
 
 from adapters import registry
-from adapters.clock import ScaledClock
 from adapters.http import close_shared_session
-from adapters.jnt import simulator as jnt_simulator
 from bench.common import settings_for
+from core.clock import ScaledClock
 from courier import metrics
 from courier.context import AppContext
 from courier.db.engine import make_engine, make_sessions
 from courier.db.models import Delivery, Shipment
+from simulators import jnt as jnt_simulator
 from worker import book
 
 

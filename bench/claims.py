@@ -31,32 +31,45 @@ async def bench_claims(url: str, deliveries: int, claimers: int = 1) -> dict[str
             office_id = (await session.execute(select(Office.id))).scalar_one()
             apps = [
                 {
-                    "office_id": office_id, "application_no": f"B{i:08d}", "applicant_name": "x",
-                    "date_of_birth": date(1980, 1, 1), "phone": "+6281234567890",
-                    "express": False, "state": "ready", "issued_at": now, "collect_by": now,
-                    "created_at": now, "updated_at": now,
+                    "office_id": office_id,
+                    "application_no": f"B{i:08d}",
+                    "applicant_name": "x",
+                    "date_of_birth": date(1980, 1, 1),
+                    "phone": "+6281234567890",
+                    "express": False,
+                    "state": "ready",
+                    "issued_at": now,
+                    "collect_by": now,
+                    "created_at": now,
+                    "updated_at": now,
                 }
                 for i in range(deliveries)
-            ]  # fmt: skip
+            ]
             await session.execute(insert(Application), apps)
             ids = (await session.execute(select(Application.id))).scalars().all()
             await session.execute(
                 insert(Delivery),
                 [
                     {
-                        "application_id": app_id, "office_id": office_id, "address": {},
-                        "destination_regency_code": "35.73", "consent_at": now,
-                        "consent_version": "bench", "tracking_token_hash": f"{app_id:064d}",
-                        "state": "queued", "priority": app_id % 3, "collect_by": now,
-                        "claim_count": 0, "created_at": now, "updated_at": now,
+                        "application_id": app_id,
+                        "office_id": office_id,
+                        "address": {},
+                        "destination_regency_code": "35.73",
+                        "consent_at": now,
+                        "consent_version": "bench",
+                        "tracking_token_hash": f"{app_id:064d}",
+                        "state": "queued",
+                        "priority": app_id % 3,
+                        "collect_by": now,
+                        "claim_count": 0,
+                        "created_at": now,
+                        "updated_at": now,
                     }
                     for app_id in ids
                 ],
-            )  # fmt: skip
+            )
         started = time.perf_counter()
-        taken = await asyncio.gather(
-            *(_drain(url, f"bench-{k}", now) for k in range(claimers))
-        )
+        taken = await asyncio.gather(*(_drain(url, f"bench-{k}", now) for k in range(claimers)))
         seconds = time.perf_counter() - started
     finally:
         await engine.dispose()

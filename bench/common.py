@@ -67,9 +67,7 @@ def figures(latencies: list[float], seconds: float, errors: int = 0) -> Figures:
         return Figures(0, seconds, 0.0, 0.0, errors)
     ordered = sorted(latencies)
     p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-    return Figures(
-        len(latencies), seconds, statistics.median(ordered) * 1000, p95 * 1000, errors
-    )
+    return Figures(len(latencies), seconds, statistics.median(ordered) * 1000, p95 * 1000, errors)
 
 
 @asynccontextmanager

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import schemas
-from adapters.clock import Clock, ScaledClock, SystemClock
+from core.clock import Clock, ScaledClock, SystemClock
 from schemas import FieldError
 
 ENV_PREFIX = "COURIER_"

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.base import CourierAdapter
-from adapters.clock import Clock
+from core.clock import Clock
 from courier.config import Settings
 from courier.db.engine import SessionFactory
 
@@ -21,4 +21,3 @@ class AppContext:
     sessions: SessionFactory
     clock: Clock
     couriers: Mapping[str, CourierAdapter] = field(default_factory=dict)
-

@@ -137,8 +137,11 @@ def main(argv: list[str] | None = None) -> int:
     fresh = updated(current)
     if args.check:
         if fresh != current:
-            print(f"{args.file}: configuration reference is out of date; run "
-                  "`python -m courier.docs_config`", file=sys.stderr)
+            print(
+                f"{args.file}: configuration reference is out of date; run "
+                "`python -m courier.docs_config`",
+                file=sys.stderr,
+            )
             return 1
         return 0
     if fresh != current:

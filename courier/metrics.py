@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client import start_http_server as _start_http_server
 from sqlalchemy import func, select
 
-from adapters.clock import Clock
+from core.clock import Clock
 from courier.db.engine import SessionFactory
 from courier.db.models import (
     OPEN_SHIPMENT_STATUSES,

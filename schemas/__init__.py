@@ -99,8 +99,10 @@ def _message(err: Any) -> str:
         return f"must have {bound} {err.validator_value} items"
     if rule in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         words = {
-            "minimum": "at least", "maximum": "at most",
-            "exclusiveMinimum": "more than", "exclusiveMaximum": "less than",
+            "minimum": "at least",
+            "maximum": "at most",
+            "exclusiveMinimum": "more than",
+            "exclusiveMaximum": "less than",
         }
         return f"must be {words[rule]} {err.validator_value}"
     if rule == "enum":

@@ -20,11 +20,10 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters import registry
-from adapters.base import Status, TrackingEvent
-from adapters.clock import ManualClock
+from adapters.base import TrackingEvent
 from adapters.http import close_shared_session
-from adapters.jnt import simulator as jnt_sim
-from adapters.posind import simulator as pos_sim
+from core.clock import ManualClock
+from core.status import Status
 from courier.config import Settings
 from courier.context import AppContext
 from courier.db.engine import SessionFactory, transaction
@@ -39,6 +38,8 @@ from courier.db.models import (
 from courier.domain.references import client_reference
 from courier.services.intake import hash_passport_no
 from courier.web.app import create_app
+from simulators import jnt as jnt_sim
+from simulators import posind as pos_sim
 from worker import book, track
 
 PEPPER = "test-pepper"
@@ -67,11 +68,7 @@ class Kit:
         return str(self.web.make_url(path))
 
     def force_outcome(self, courier: str, reference: str, outcome: str) -> None:
-        state = (
-            self.jnt_sim.state
-            if courier == "jnt"
-            else self.pos_app[pos_sim.STATE_KEY].state
-        )
+        state = self.jnt_sim.state if courier == "jnt" else self.pos_app[pos_sim.STATE_KEY].state
         state.forced_outcomes[reference] = outcome
 
 
@@ -108,9 +105,7 @@ async def make_kit(
                 couriers={"jnt": jnt_settings, "posind": pos_settings},
             )
             couriers["jnt"] = registry.create("jnt", jnt_settings, clock=clock, session=http)
-            couriers["posind"] = registry.create(
-                "posind", pos_settings, clock=clock, session=http
-            )
+            couriers["posind"] = registry.create("posind", pos_settings, clock=clock, session=http)
             try:
                 yield Kit(
                     clock, ctx, sessions, http, jnt, posind, ours, pod_store, jnt_app, pos_app
@@ -120,8 +115,13 @@ async def make_kit(
 
 
 async def seed_delivery(
-    kit: Kit, *, courier: str = "jnt", outcome: str | None = None, i: int = 1,
-    collect_in_days: int = 30, office_id: int | None = None,
+    kit: Kit,
+    *,
+    courier: str = "jnt",
+    outcome: str | None = None,
+    i: int = 1,
+    collect_in_days: int = 30,
+    office_id: int | None = None,
 ) -> tuple[int, int]:
     """One queued delivery (application ``i``) whose passport hash is known, at an office using
     ``courier`` (created unless ``office_id`` is given); ``outcome`` forces the simulated
@@ -208,8 +208,13 @@ async def exceptions(kit: Kit, kind: str | None = None) -> list[ExceptionItem]:
 
 
 async def booked_shipment(
-    sessions: SessionFactory, delivery_id: int, *, waybill: str = "JO0000000001",
-    courier: str = "jnt", at: datetime = seed.T0, status: Status = Status.BOOKED,
+    sessions: SessionFactory,
+    delivery_id: int,
+    *,
+    waybill: str = "JO0000000001",
+    courier: str = "jnt",
+    at: datetime = seed.T0,
+    status: Status = Status.BOOKED,
 ) -> int:
     """A shipment row as booking leaves it (for tests that feed events by hand)."""
     async with transaction(sessions) as session:
@@ -217,32 +222,52 @@ async def booked_shipment(
         assert delivery is not None
         delivery.state = "shipping"
         shipment = Shipment(
-            delivery_id=delivery_id, attempt_no=1, courier_code=courier,
-            client_reference=f"REF{delivery_id:08d}", waybill=waybill, status=status.value,
-            claim_count=1, reconcile_count=0, booked_at=at, next_poll_at=at, created_at=at,
+            delivery_id=delivery_id,
+            attempt_no=1,
+            courier_code=courier,
+            client_reference=f"REF{delivery_id:08d}",
+            waybill=waybill,
+            status=status.value,
+            claim_count=1,
+            reconcile_count=0,
+            booked_at=at,
+            next_poll_at=at,
+            created_at=at,
             updated_at=at,
-        )  # fmt: skip
+        )
         session.add(shipment)
         await session.flush()
         return shipment.id
 
 
 def event(
-    status: Status | None, at: datetime, *, waybill: str = "JO0000000001", code: str = "",
-    text: str = "", **extra: Any,
+    status: Status | None,
+    at: datetime,
+    *,
+    waybill: str = "JO0000000001",
+    code: str = "",
+    text: str = "",
+    **extra: Any,
 ) -> TrackingEvent:
     raw_code = code or (status.value if status is not None else "999")
     return TrackingEvent(
-        waybill=waybill, occurred_at=at, raw_code=raw_code, raw_text=text or raw_code,
-        status=status, **extra,
-    )  # fmt: skip
+        waybill=waybill,
+        occurred_at=at,
+        raw_code=raw_code,
+        raw_text=text or raw_code,
+        status=status,
+        **extra,
+    )
 
 
 async def staff(sessions: SessionFactory, office_id: int, username: str = "dispatcher") -> int:
     """A dispatcher of the office (the reviewer of a handover is a staff user)."""
     async with transaction(sessions) as session:
         user = StaffUser(
-            office_id=office_id, username=username, password_hash="x", role="dispatcher",
+            office_id=office_id,
+            username=username,
+            password_hash="x",
+            role="dispatcher",
             created_at=seed.T0,
         )
         session.add(user)

@@ -20,7 +20,7 @@ from typing import Any
 
 import tomli_w
 
-from adapters.jnt import simulator as jnt_sim
+from simulators import jnt as jnt_sim
 
 COURIER = str(Path(sys.executable).parent / "courier")
 
@@ -86,8 +86,9 @@ class Simulator:
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(req, timeout=5) as resp:
             return json.loads(resp.read())
 
@@ -113,8 +114,13 @@ def write_config(tmp: Path, db_url: str, sim_url: str, **worker: Any) -> Path:
     config = {
         "database_url": db_url,
         "log": {"level": "info", "format": "json"},
-        "worker": {"lease_seconds": 200, "poll_seconds": 0.1, "grace_seconds": 10,
-                   "concurrency_per_courier": 2, **worker},
+        "worker": {
+            "lease_seconds": 200,
+            "poll_seconds": 0.1,
+            "grace_seconds": 10,
+            "concurrency_per_courier": 2,
+            **worker,
+        },
         "couriers": {"jnt": jnt},
         "security": {"passport_pepper": "chaos-test-pepper-0123456789"},
     }
@@ -138,8 +144,9 @@ def start_worker(
         env["COURIER_TEST_CRASH_AT"] = crash_at
     if clock_ahead is not None:
         env["COURIER_CLOCK__EPOCH"] = (datetime.now(UTC) + clock_ahead).isoformat()
-    return procs.spawn([COURIER, "work", "--loops", "book", "--worker-id", worker_id], env,
-                       f"worker-{worker_id}")
+    return procs.spawn(
+        [COURIER, "work", "--loops", "book", "--worker-id", worker_id], env, f"worker-{worker_id}"
+    )
 
 
 async def wait_for(

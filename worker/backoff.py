@@ -14,8 +14,8 @@ import asyncio
 import asyncpg
 from sqlalchemy import exc as sa_exc
 
-from adapters.backoff import exponential_backoff
-from adapters.clock import Clock
+from core.backoff import exponential_backoff
+from core.clock import Clock
 
 _ASYNCPG_OUTAGES: tuple[type[BaseException], ...] = (
     asyncpg.PostgresConnectionError,  # connection lost / refused by the server
@@ -41,7 +41,7 @@ def is_db_outage(err: BaseException) -> bool:
 
 class Backoff:
     """Capped exponential delays with jitter: 0.5, 1, 2, 4 … up to ``cap`` seconds, the one
-    policy of adapters/backoff.py. Waited on ``clock`` when given (the service's one clock);
+    policy of core/backoff.py. Waited on ``clock`` when given (the service's one clock);
     without one, on the wall."""
 
     def __init__(self, first: float = 0.5, cap: float = 30.0, *, clock: Clock | None = None):
@@ -51,8 +51,9 @@ class Backoff:
         self.failures = 0
 
     def next_delay(self) -> float:
-        delay = exponential_backoff(self.failures, initial=self.first, cap=self.cap,
-                                    jitter=self.first / 2)
+        delay = exponential_backoff(
+            self.failures, initial=self.first, cap=self.cap, jitter=self.first / 2
+        )
         self.failures += 1
         return delay
 

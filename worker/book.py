@@ -28,7 +28,7 @@ from adapters.base import (
     TrackingEvent,
     TrackOutcome,
 )
-from adapters.clock import ManualClock
+from core.clock import ManualClock
 from courier.context import AppContext
 from courier.services import booking
 from worker import claim
@@ -106,12 +106,17 @@ async def _renew_forever(ctx: AppContext, worker_id: str) -> None:
     while True:
         await ctx.clock.sleep(interval)
         try:
-            await claim.renew(ctx.sessions, owner=worker_id, now=ctx.clock.now(),
-                              lease_seconds=ctx.settings.lease_seconds)
+            await claim.renew(
+                ctx.sessions,
+                owner=worker_id,
+                now=ctx.clock.now(),
+                lease_seconds=ctx.settings.lease_seconds,
+            )
         except Exception as err:
             # the commit-time compare-and-set still protects us; keep trying
-            log.warning("worker.renew_failed", exc_type=type(err).__name__,
-                        outage=is_db_outage(err))
+            log.warning(
+                "worker.renew_failed", exc_type=type(err).__name__, outage=is_db_outage(err)
+            )
 
 
 async def _job_delivery(ctx: AppContext, worker_id: str, delivery_id: int) -> str:
@@ -122,7 +127,9 @@ async def _job_delivery(ctx: AppContext, worker_id: str, delivery_id: int) -> st
             log.exception("booking.job_failed", exc_type=type(err).__name__)
             with contextlib.suppress(Exception):
                 await claim.release_deliveries(
-                    ctx.sessions, [delivery_id], owner=worker_id,
+                    ctx.sessions,
+                    [delivery_id],
+                    owner=worker_id,
                     next_attempt_at=ctx.clock.now() + JOB_ERROR_DELAY,
                 )
             return "error"
@@ -145,11 +152,18 @@ async def cycle(ctx: AppContext, worker_id: str) -> int:
     now = ctx.clock.now()
     lease = ctx.settings.lease_seconds
     shipment_ids = await claim.claim_stuck_bookings(
-        ctx.sessions, owner=worker_id, now=now, lease_seconds=lease, limit=limit,
+        ctx.sessions,
+        owner=worker_id,
+        now=now,
+        lease_seconds=lease,
+        limit=limit,
         max_reconciliations=ctx.settings.max_reconciliations,
     )
     delivery_ids = await claim.claim_deliveries(
-        ctx.sessions, owner=worker_id, now=now, lease_seconds=lease,
+        ctx.sessions,
+        owner=worker_id,
+        now=now,
+        lease_seconds=lease,
         limit=limit - len(shipment_ids),
     )
     if not shipment_ids and not delivery_ids:

@@ -36,7 +36,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, Select, Table, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from adapters.base import Status
+from core.status import Status
 from courier.db.engine import SessionFactory, transaction
 from courier.db.models import Delivery, Shipment
 from courier.domain.states import DeliveryState
@@ -58,8 +58,8 @@ async def _claim(
     now: datetime,
     lease_seconds: float,
 ) -> list[int]:
-    picked = picked_query.with_for_update(skip_locked=True).cte("picked").prefix_with(
-        "MATERIALIZED"
+    picked = (
+        picked_query.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
     )
     stmt = (
         update(table)

@@ -12,7 +12,7 @@ applied to its shipment through the same idempotent path as polling
 * A push for a waybill we do not know yet (its booking has not recorded the waybill: the courier
   may push before our create call returns, or booking is waiting out a courier outage) is tried
   again later, the waits growing exponentially up to a day (the one backoff policy,
-  adapters/backoff.py); after :data:`UNKNOWN_GIVE_UP` the row is closed and an exception item
+  core/backoff.py); after :data:`UNKNOWN_GIVE_UP` the row is closed and an exception item
   tells dispatch (of every office using that courier: the waybill is not ours
   to place), never silently.
 * A bug counts an attempt and is retried after the same kind of wait, up to
@@ -29,8 +29,8 @@ import structlog
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from adapters.backoff import exponential_backoff
 from adapters.base import CourierError, TrackingEvent
+from core.backoff import exponential_backoff
 from courier.context import AppContext
 from courier.db.engine import transaction
 from courier.db.models import InboxItem, Office
@@ -97,9 +97,7 @@ async def _process(ctx: AppContext, session: AsyncSession, item: InboxItem, now:
         if shipment is None:
             unknown.append(waybill)
             continue
-        await tracking.apply_events(
-            session, shipment, group, source="push", now=now, pushes=True
-        )
+        await tracking.apply_events(session, shipment, group, source="push", now=now, pushes=True)
     item.attempts += 1
     if not unknown:
         item.processed_at = now
@@ -115,8 +113,9 @@ async def _process(ctx: AppContext, session: AsyncSession, item: InboxItem, now:
     item.next_attempt_at = None
     item.error = f"{len(unknown)} waybill(s) unknown after {item.attempts} tries; dispatch told"
     await _unknown_waybills(session, item, unknown, now)
-    log.warning("inbox.unknown_waybills", inbox_id=item.id, courier=item.courier_code,
-                count=len(unknown))  # fmt: skip
+    log.warning(
+        "inbox.unknown_waybills", inbox_id=item.id, courier=item.courier_code, count=len(unknown)
+    )
 
 
 async def _give_up(session: AsyncSession, item: InboxItem, now: datetime, why: str) -> None:
@@ -134,8 +133,7 @@ async def _give_up(session: AsyncSession, item: InboxItem, now: datetime, why: s
             session,
             office_id=office_id,
             kind="inbox_unprocessable",
-            detail=f"a {item.courier_code} push could not be applied (inbox row {item.id}): "
-            f"{why}",
+            detail=f"a {item.courier_code} push could not be applied (inbox row {item.id}): {why}",
             next_step="tell support: the push is kept as received; until it is fixed, the "
             "shipments it concerns are still polled",
             dedupe_key=f"inbox_dead:{item.id}:{office_id}",
@@ -193,8 +191,9 @@ async def _batch(ctx: AppContext) -> int:
                     )
                     if attempts + 1 >= MAX_ATTEMPTS:
                         row = await session.get_one(InboxItem, item_id)
-                        await _give_up(session, row, now,
-                                       f"failed {MAX_ATTEMPTS} times: {type(err).__name__}")
+                        await _give_up(
+                            session, row, now, f"failed {MAX_ATTEMPTS} times: {type(err).__name__}"
+                        )
         return len(taken)
 
 
@@ -208,14 +207,20 @@ async def once(ctx: AppContext, worker_id: str) -> int:
             break
     if done:
         await pod.fetch_pending(
-            ctx.sessions, ctx.settings.pod_store, now=ctx.clock.now(),
+            ctx.sessions,
+            ctx.settings.pod_store,
+            now=ctx.clock.now(),
             hosts=pod.allowed_hosts(ctx.settings.couriers),
-        )  # fmt: skip
+        )
     return done
 
 
 async def run(ctx: AppContext, worker_id: str, stopping: asyncio.Event) -> None:
     await run_periodic(
-        "inbox", once, ctx=ctx, worker_id=worker_id, stopping=stopping,
+        "inbox",
+        once,
+        ctx=ctx,
+        worker_id=worker_id,
+        stopping=stopping,
         interval=poll_interval(ctx),
-    )  # fmt: skip
+    )

@@ -136,8 +136,11 @@ async def run_worker(
         if signals_seen > 1:
             log.warning("worker.exit_now", signal=signal.Signals(signum).name)
             os._exit(128 + signum)
-        log.info("worker.stopping", signal=signal.Signals(signum).name,
-                 grace_seconds=ctx.settings.grace_seconds)
+        log.info(
+            "worker.stopping",
+            signal=signal.Signals(signum).name,
+            grace_seconds=ctx.settings.grace_seconds,
+        )
         stopping.set()
 
     installed: list[signal.Signals] = []
@@ -192,5 +195,6 @@ def _log_task_error(task: asyncio.Task[Any]) -> None:
         return
     err = task.exception()
     if err is not None:
-        log.error("worker.loop_crashed", loop=task.get_name(), exc_type=type(err).__name__,
-                  exc_info=err)
+        log.error(
+            "worker.loop_crashed", loop=task.get_name(), exc_type=type(err).__name__, exc_info=err
+        )

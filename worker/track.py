@@ -20,7 +20,8 @@ from datetime import datetime, timedelta
 import structlog
 from sqlalchemy import Table, or_, select, update
 
-from adapters.base import CourierAdapter, CourierError, RateLimited, Status, TrackingEvent
+from adapters.base import CourierAdapter, CourierError, RateLimited, TrackingEvent
+from core.status import Status
 from courier.context import AppContext
 from courier.db.engine import transaction
 from courier.db.models import Shipment
@@ -34,10 +35,14 @@ _SHIPMENTS: Table = Shipment.__table__  # type: ignore[assignment]
 TRACKED = tuple(
     s.value
     for s in (
-        Status.BOOKED, Status.PICKED_UP, Status.IN_TRANSIT, Status.OUT_FOR_DELIVERY,
-        Status.DELIVERY_FAILED, Status.RETURNING,
+        Status.BOOKED,
+        Status.PICKED_UP,
+        Status.IN_TRANSIT,
+        Status.OUT_FOR_DELIVERY,
+        Status.DELIVERY_FAILED,
+        Status.RETURNING,
     )
-)  # fmt: skip
+)
 BATCH = 50
 ERROR_BACKOFF = timedelta(minutes=15)  # a courier error for one waybill: ask again later
 
@@ -115,8 +120,11 @@ async def _back_off(ctx: AppContext, worker_id: str, item: Claimed, err: Courier
             .values(lease_owner=None, lease_until=None, next_poll_at=now + delay, updated_at=now)
         )
     log.warning(
-        "track.courier_error", shipment_id=item.id, courier=item.courier_code,
-        error=type(err).__name__, retry_in_s=int(delay.total_seconds()),
+        "track.courier_error",
+        shipment_id=item.id,
+        courier=item.courier_code,
+        error=type(err).__name__,
+        retry_in_s=int(delay.total_seconds()),
     )
 
 
@@ -165,15 +173,21 @@ async def once(ctx: AppContext, worker_id: str) -> int:
                 # anything left leased (a bug mid-batch) becomes claimable again at once
                 await claim.release_shipments(ctx.sessions, [i.id for i in group], owner=worker_id)
     await pod.fetch_pending(
-        ctx.sessions, ctx.settings.pod_store, now=ctx.clock.now(),
+        ctx.sessions,
+        ctx.settings.pod_store,
+        now=ctx.clock.now(),
         hosts=pod.allowed_hosts(ctx.settings.couriers),
-    )  # fmt: skip
+    )
     return done
 
 
 async def run(ctx: AppContext, worker_id: str, stopping: asyncio.Event) -> None:
     """Poll until ``stopping`` is set; a database outage or a bug is logged and waited out."""
     await run_periodic(
-        "track", once, ctx=ctx, worker_id=worker_id, stopping=stopping,
+        "track",
+        once,
+        ctx=ctx,
+        worker_id=worker_id,
+        stopping=stopping,
         interval=poll_interval(ctx),
-    )  # fmt: skip
+    )

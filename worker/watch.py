@@ -31,6 +31,10 @@ async def _scan(ctx: AppContext, worker_id: str) -> int:
 
 async def run(ctx: AppContext, worker_id: str, stopping: asyncio.Event) -> None:
     await run_periodic(
-        "watch", _scan, ctx=ctx, worker_id=worker_id, stopping=stopping,
+        "watch",
+        _scan,
+        ctx=ctx,
+        worker_id=worker_id,
+        stopping=stopping,
         interval=poll_interval(ctx, at_least=WATCH_SECONDS),
-    )  # fmt: skip
+    )

@@ -41,8 +41,9 @@ class JntAdapter:
         has_push = bool(self.config.api_account and self.config.private_key)
         has_find = bool(self.config.api_account and self.config.private_key)
         # dedupes: the legacy create answers a reused orderid with "Orderid tidak boleh sama"
-        return Capabilities(cancel=True, push=has_push, find=has_find, track_batch_size=1,
-                            dedupes_reference=True)
+        return Capabilities(
+            cancel=True, push=has_push, find=has_find, track_batch_size=1, dedupes_reference=True
+        )
 
     def _json(self, reply: HttpReply, operation: str) -> Any:
         if reply.status in (401, 403):

@@ -45,11 +45,11 @@ from adapters.base import (
     Party,
     ResponseInvalid,
     ShipmentOrder,
-    Status,
     TrackingEvent,
 )
-from adapters.clock import WIB, from_wib_naive
 from adapters.jnt.statuses import jms_status, legacy_status
+from core.clock import WIB, from_wib_naive
+from core.status import Status
 
 CODE = "jnt"
 WALL_FORMAT = "%Y-%m-%d %H:%M:%S"  # J&T wall-clock strings: WIB, no offset (couriers.md §5.7)
@@ -402,9 +402,7 @@ def parse_track(body: Any, awb: str) -> list[TrackingEvent]:
     check_shape("track_response", body)
     if body["awb"] != awb:
         raise ResponseInvalid(CODE, "track: answered for another AWB", "$.awb")
-    events = [
-        history_event(awb, item, f"$.history[{i}]") for i, item in enumerate(body["history"])
-    ]
+    events = [history_event(awb, item, f"$.history[{i}]") for i, item in enumerate(body["history"])]
     return sorted(events, key=lambda e: e.occurred_at)
 
 

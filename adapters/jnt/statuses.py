@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from adapters.base import Status
+from core.status import Status
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,8 +74,9 @@ class PosIndonesiaAdapter:
 
     @property
     def capabilities(self) -> Capabilities:
-        return Capabilities(cancel=False, push=False, find=False, track_batch_size=1,
-                            dedupes_reference=False)
+        return Capabilities(
+            cancel=False, push=False, find=False, track_batch_size=1, dedupes_reference=False
+        )
 
     # ---------------------------------------------------------------------------------- calls
 
@@ -145,8 +146,9 @@ class PosIndonesiaAdapter:
         return out
 
     async def _track_one(self, waybill: str) -> list[TrackingEvent]:
-        reply = await self._call("track", self._track_url, {"barcode": waybill},
-                                 safe_to_repeat=True)
+        reply = await self._call(
+            "track", self._track_url, {"barcode": waybill}, safe_to_repeat=True
+        )
         if reply.status >= 400:
             raise CourierRejected(COURIER, f"HTTP {reply.status}", "getTrackAndTrace refused")
         return codec.parse_track(reply.json(), waybill)

@@ -22,11 +22,11 @@ from adapters.base import (
     Party,
     ResponseInvalid,
     ShipmentOrder,
-    Status,
     TrackingEvent,
 )
-from adapters.clock import from_wib_naive
 from adapters.posind.statuses import SELESAI_ANTAR, status_for
+from core.clock import from_wib_naive
+from core.status import Status
 
 COURIER = "posind"
 
@@ -180,11 +180,31 @@ def parse_posting(body: Any, reference: str) -> Booking:
 
 # Relations couriers write in PENERIMA / KETERANGAN, upper-cased; used only to tell a relation
 # from a name when the text carries one of them alone.
-KNOWN_RELATIONS = frozenset({
-    "YBS", "YANG BERSANGKUTAN", "ISTRI", "SUAMI", "ORANG TUA", "AYAH", "IBU", "ANAK", "KAKAK",
-    "ADIK", "SAUDARA", "KELUARGA", "ORANG SERUMAH", "TETANGGA", "SATPAM", "SECURITY", "RT SETEMPAT",
-    "PEMBANTU", "ART", "RESEPSIONIS", "KANTOR",
-})
+KNOWN_RELATIONS = frozenset(
+    {
+        "YBS",
+        "YANG BERSANGKUTAN",
+        "ISTRI",
+        "SUAMI",
+        "ORANG TUA",
+        "AYAH",
+        "IBU",
+        "ANAK",
+        "KAKAK",
+        "ADIK",
+        "SAUDARA",
+        "KELUARGA",
+        "ORANG SERUMAH",
+        "TETANGGA",
+        "SATPAM",
+        "SECURITY",
+        "RT SETEMPAT",
+        "PEMBANTU",
+        "ART",
+        "RESEPSIONIS",
+        "KANTOR",
+    }
+)
 
 _RECEIVER_FIELD = re.compile(r"PENERIMA\s*/\s*KETERANGAN\s*:\s*([^;]*)", re.IGNORECASE)
 _REASON_FIELD = re.compile(r"KETERANGAN\s*:\s*([^;]*)", re.IGNORECASE)
@@ -229,7 +249,7 @@ def split_selesai_antar(description: str) -> tuple[Status | None, str, str, str]
     upper = description.upper()
     failed = "ANTAR ULANG" in upper
     refused = "TIDAK DITERIMA" in upper or "DITOLAK" in upper
-    delivered = ("DITERIMA" in upper or _RECEIVER_FIELD.search(description) is not None)
+    delivered = "DITERIMA" in upper or _RECEIVER_FIELD.search(description) is not None
     if refused:
         delivered = False
     if delivered and not failed:

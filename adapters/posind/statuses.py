@@ -15,18 +15,20 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from adapters.base import Status
+from core.status import Status
 
 SELESAI_ANTAR = "SELESAI ANTAR"
 
-EVENT_STATUS: MappingProxyType[str, Status] = MappingProxyType({
-    "POSTING LOKET": Status.PICKED_UP,  # accepted at the counter / by the pickup courier
-    "MANIFEST SERAH": Status.IN_TRANSIT,  # handed on towards "KANTOR TUJUAN"
-    "MANIFEST TERIMA": Status.IN_TRANSIT,  # received at a hub or the delivering office
-    "PROSES ANTAR": Status.OUT_FOR_DELIVERY,
-    "PROSES RETUR": Status.RETURNING,  # [I]
-    "SELESAI RETUR": Status.RETURNED,  # [I]
-})
+EVENT_STATUS: MappingProxyType[str, Status] = MappingProxyType(
+    {
+        "POSTING LOKET": Status.PICKED_UP,  # accepted at the counter / by the pickup courier
+        "MANIFEST SERAH": Status.IN_TRANSIT,  # handed on towards "KANTOR TUJUAN"
+        "MANIFEST TERIMA": Status.IN_TRANSIT,  # received at a hub or the delivering office
+        "PROSES ANTAR": Status.OUT_FOR_DELIVERY,
+        "PROSES RETUR": Status.RETURNING,  # [I]
+        "SELESAI RETUR": Status.RETURNED,  # [I]
+    }
+)
 
 
 def status_for(event_name: str) -> Status | None:

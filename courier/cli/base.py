@@ -57,9 +57,12 @@ def build_context(settings: Settings) -> AppContext:
         for code, courier_settings in settings.couriers.items()
     }
     return AppContext(
-        settings=settings, engine=engine, sessions=make_sessions(engine), clock=clock,
+        settings=settings,
+        engine=engine,
+        sessions=make_sessions(engine),
+        clock=clock,
         couriers=couriers,
-    )  # fmt: skip
+    )
 
 
 def longest_courier_call(settings: Settings) -> float:
@@ -68,8 +71,9 @@ def longest_courier_call(settings: Settings) -> float:
     for courier_settings in settings.couriers.values():
         policy = TransportPolicy.from_settings(courier_settings.get("transport", {}))
         retries = max(0, policy.max_attempts - 1)
-        worst = max(worst, policy.total_timeout * policy.max_attempts
-                    + policy.backoff_max * retries)
+        worst = max(
+            worst, policy.total_timeout * policy.max_attempts + policy.backoff_max * retries
+        )
     return worst
 
 

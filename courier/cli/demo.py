@@ -22,21 +22,36 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "regencies), print the URLs and demo sign-ins, and show deliveries by state live. "
         "Ctrl-C stops everything cleanly.",
     )
-    p.add_argument("--db", type=Path, default=Path("demo.sqlite3"),
-                   help="SQLite file (default ./demo.sqlite3), recreated each run unless --keep")
-    p.add_argument("--keep", action="store_true",
-                   help="keep the database of an earlier run and continue it")
-    p.add_argument("--speed", type=float, default=DEFAULT_SPEED,
-                   help=f"clock seconds per wall second (default {DEFAULT_SPEED:g}: a delivery's "
-                   "three days in about four minutes)")
+    p.add_argument(
+        "--db",
+        type=Path,
+        default=Path("demo.sqlite3"),
+        help="SQLite file (default ./demo.sqlite3), recreated each run unless --keep",
+    )
+    p.add_argument(
+        "--keep", action="store_true", help="keep the database of an earlier run and continue it"
+    )
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=DEFAULT_SPEED,
+        help=f"clock seconds per wall second (default {DEFAULT_SPEED:g}: a delivery's "
+        "three days in about four minutes)",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8080,
-                   help="port of the HTTP service (default 8080; 0 picks a free one)")
-    p.add_argument("--minutes", type=float, default=None,
-                   help="stop after this many wall minutes")
-    p.add_argument("--exit", action="store_true",
-                   help="headless: no live table; stop as soon as every delivery is settled "
-                   "(or --minutes pass), print a summary, exit 0 only if all settled")
+    p.add_argument(
+        "--port",
+        type=int,
+        default=8080,
+        help="port of the HTTP service (default 8080; 0 picks a free one)",
+    )
+    p.add_argument("--minutes", type=float, default=None, help="stop after this many wall minutes")
+    p.add_argument(
+        "--exit",
+        action="store_true",
+        help="headless: no live table; stop as soon as every delivery is settled "
+        "(or --minutes pass), print a summary, exit 0 only if all settled",
+    )
     p.add_argument("--seed", type=int, default=2026, help="seed of the day's applicants")
     p.add_argument("--count", type=int, default=110, help="passports ready today (default 110)")
     p.set_defaults(func=_demo)
@@ -49,9 +64,16 @@ def _demo(args: argparse.Namespace) -> int:
     from worker.runner import run_worker
 
     opts = DemoOptions(
-        db=args.db, keep=args.keep, speed=args.speed, host=args.host, port=args.port,
-        minutes=args.minutes, headless=args.exit, seed=args.seed, count=args.count,
-    )  # fmt: skip
+        db=args.db,
+        keep=args.keep,
+        speed=args.speed,
+        host=args.host,
+        port=args.port,
+        minutes=args.minutes,
+        headless=args.exit,
+        seed=args.seed,
+        count=args.count,
+    )
     console = Console(highlight=False, soft_wrap=True)
     try:
         return asyncio.run(run_demo(opts, console, run_worker))

@@ -49,9 +49,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 async def _run(settings: Settings, office: str, rows: list[CsvRow]) -> ImportReport:
     engine = make_engine(settings.database_url)
     console = Console(stderr=True)
-    columns = (
-        TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()
-    )
+    columns = (TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     try:
         with Progress(*columns, console=console, transient=True) as progress:
             task = progress.add_task("rows", total=len(rows))

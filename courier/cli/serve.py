@@ -54,9 +54,7 @@ async def serve(settings: Settings, host: str, port: int) -> int:
                 file=sys.stderr,
             )
             return 1
-        runner = web.AppRunner(
-            create_app(ctx), access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT
-        )
+        runner = web.AppRunner(create_app(ctx), access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
         await runner.setup()
         site = web.TCPSite(runner, host, port)
         await site.start()

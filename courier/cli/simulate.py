@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters.clock import ScaledClock, SystemClock
+from core.clock import ScaledClock, SystemClock
 
 DEFAULT_PORTS = {"jnt": 8701, "posind": 8702}
 NAMES = {"jnt": "J&T Express", "posind": "Pos Indonesia"}
@@ -68,20 +68,35 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("courier", choices=sorted(DEFAULT_PORTS), help="which courier to simulate")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument(
-        "--port", type=int, default=None,
+        "--port",
+        type=int,
+        default=None,
         help="port (default: jnt 8701, posind 8702; 0 picks a free one and prints it)",
     )
-    p.add_argument("--speed", type=float, default=1.0,
-                   help="clock speed: simulated seconds per wall second (default 1)")
-    p.add_argument("--epoch", default=None,
-                   help="simulated start time, ISO 8601 with offset (default: now)")
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        help="clock speed: simulated seconds per wall second (default 1)",
+    )
+    p.add_argument(
+        "--epoch", default=None, help="simulated start time, ISO 8601 with offset (default: now)"
+    )
     p.add_argument("--seed", default=None, help="lifecycle seed: same seed, same parcel histories")
-    p.add_argument("--faults", type=_json_object, default=None,
-                   help="fault spec as JSON (see below)")
-    p.add_argument("--push-url", default=None,
-                   help="jnt only: where to push signed status batches (our /webhooks/jnt)")
-    p.add_argument("--push-interval", type=float, default=None,
-                   help="jnt only: wall seconds between pushes (default: only on POST /_sim/push)")
+    p.add_argument(
+        "--faults", type=_json_object, default=None, help="fault spec as JSON (see below)"
+    )
+    p.add_argument(
+        "--push-url",
+        default=None,
+        help="jnt only: where to push signed status batches (our /webhooks/jnt)",
+    )
+    p.add_argument(
+        "--push-interval",
+        type=float,
+        default=None,
+        help="jnt only: wall seconds between pushes (default: only on POST /_sim/push)",
+    )
     p.set_defaults(func=_run)
 
 
@@ -129,7 +144,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     port = DEFAULT_PORTS[args.courier] if args.port is None else args.port
-    module = importlib.import_module(f"adapters.{args.courier}.simulator")  # lazily: one only
+    module = importlib.import_module(f"simulators.{args.courier}")  # lazily: one only
     clock = ScaledClock(epoch, args.speed)
     try:
         app: web.Application = module.create_app(clock, options=options)
@@ -140,7 +155,11 @@ def _run(args: argparse.Namespace) -> int:
 
 
 async def _serve(
-    app: web.Application, module: Any, courier: str, host: str, port: int,
+    app: web.Application,
+    module: Any,
+    courier: str,
+    host: str,
+    port: int,
     options: dict[str, Any],
 ) -> int:
     runner = web.AppRunner(app, access_log=None)

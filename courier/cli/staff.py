@@ -46,11 +46,19 @@ def _register_office(sub: Sub) -> None:
     add.add_argument("--code", required=True, help="2-6 upper-case letters or digits, e.g. BLT")
     add.add_argument("--name", required=True, help="full name, e.g. 'Kantor Imigrasi Blitar'")
     add.add_argument(
-        "--home-regency", action="append", required=True, dest="home_regencies",
-        metavar="CODE", help="a home regency/city code like 35.72 (repeat for each)",
+        "--home-regency",
+        action="append",
+        required=True,
+        dest="home_regencies",
+        metavar="CODE",
+        help="a home regency/city code like 35.72 (repeat for each)",
     )
     add.add_argument(
-        "--pickup-slot", action="append", default=[], dest="pickup_slots", metavar="HH:MM",
+        "--pickup-slot",
+        action="append",
+        default=[],
+        dest="pickup_slots",
+        metavar="HH:MM",
         help="courier pickup time in WIB (repeat for each)",
     )
     add.add_argument("--collect-days", type=int, default=30, help="days to collect (default 30)")
@@ -109,7 +117,9 @@ def _register_token(sub: Sub) -> None:
     add.add_argument("--role", required=True, choices=staff.ROLES, help="what the token may do")
     add.add_argument("--name", required=True, help="what uses it, e.g. 'SIMKIM intake'")
     add.add_argument(
-        "--user", metavar="USERNAME", default=None,
+        "--user",
+        metavar="USERNAME",
+        default=None,
         help="the staff account this token acts for (same office and role); needed for "
         "actions recorded against a person, such as a dispatcher's handover review",
     )
@@ -223,8 +233,13 @@ def _user_add(args: argparse.Namespace) -> int:
     async def work(sessions: SessionFactory) -> int:
         async with transaction(sessions) as session:
             user = await staff.add_user(
-                session, office_code=args.office, username=args.username, password=password,
-                role=args.role, now=settings.clock().now(), actor=ACTOR,
+                session,
+                office_code=args.office,
+                username=args.username,
+                password=password,
+                role=args.role,
+                now=settings.clock().now(),
+                actor=ACTOR,
             )
             return user.id
 
@@ -255,8 +270,13 @@ def _token_add(args: argparse.Namespace) -> int:
     async def work(sessions: SessionFactory) -> tuple[str, str]:
         async with transaction(sessions) as session:
             token, plaintext = await staff.create_token(
-                session, office_code=args.office, role=args.role, name=args.name,
-                now=settings.clock().now(), actor=ACTOR, username=args.user,
+                session,
+                office_code=args.office,
+                role=args.role,
+                name=args.name,
+                now=settings.clock().now(),
+                actor=ACTOR,
+                username=args.user,
             )
             return token.prefix, plaintext
 

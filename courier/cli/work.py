@@ -43,9 +43,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=None,
         help="lease owner name (default HOST:PID); must be unique among live workers",
     )
-    p.add_argument(
-        "--once", action="store_true", help="run one pass of each loop, then exit"
-    )
+    p.add_argument("--once", action="store_true", help="run one pass of each loop, then exit")
     p.add_argument(
         "--metrics-port",
         type=int,
@@ -83,8 +81,10 @@ def _work(args: argparse.Namespace) -> int:
     loops = [name.strip() for name in args.loops.split(",") if name.strip()]
     unknown = sorted(set(loops) - set(LOOPS))
     if unknown:
-        print(f"error: unknown loop(s) {', '.join(unknown)}; one of {', '.join(LOOPS)}",
-              file=sys.stderr)
+        print(
+            f"error: unknown loop(s) {', '.join(unknown)}; one of {', '.join(LOOPS)}",
+            file=sys.stderr,
+        )
         return 2
     try:
         for code, courier_settings in settings.couriers.items():

@@ -31,7 +31,12 @@ from sqlalchemy.types import TypeDecorator
 
 # Statuses a shipment can still move from: at most one such shipment per delivery.
 OPEN_SHIPMENT_STATUSES = (
-    "booking", "booked", "picked_up", "in_transit", "out_for_delivery", "delivery_failed",
+    "booking",
+    "booked",
+    "picked_up",
+    "in_transit",
+    "out_for_delivery",
+    "delivery_failed",
     "returning",
 )
 _OPEN_SQL = "status IN (" + ", ".join(f"'{s}'" for s in OPEN_SHIPMENT_STATUSES) + ")"
@@ -111,9 +116,7 @@ class Application(Base):
 
 class Delivery(Base):
     __tablename__ = "deliveries"
-    __table_args__ = (
-        Index("ix_deliveries_claim", "state", "next_attempt_at"),
-    )
+    __table_args__ = (Index("ix_deliveries_claim", "state", "next_attempt_at"),)
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"), unique=True)
     office_id: Mapped[int] = mapped_column(ForeignKey("offices.id"), index=True)

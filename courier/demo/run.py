@@ -1,6 +1,6 @@
 """`courier demo`: a whole office day on one machine, on an accelerated clock.
 
-One process, one event loop, one :class:`~adapters.clock.ScaledClock` shared by everything
+One process, one event loop, one :class:`~core.clock.ScaledClock` shared by everything
 (several processes would each start their scaled clock at a different wall instant and
 disagree by seconds × speed):
 
@@ -42,10 +42,8 @@ from sqlalchemy import func, select
 
 from adapters import registry
 from adapters.base import CourierAdapter
-from adapters.clock import WIB, ManualClock, ScaledClock, SystemClock
 from adapters.http import close_shared_session
-from adapters.jnt import simulator as jnt_simulator
-from adapters.posind import simulator as pos_simulator
+from core.clock import WIB, ManualClock, ScaledClock, SystemClock
 from courier import config, metrics
 from courier import logging as courier_logging
 from courier.context import AppContext
@@ -63,6 +61,8 @@ from courier.demo import seed as demo_seed
 from courier.domain.states import FINAL_DELIVERY_STATES, DeliveryState
 from courier.services import handover, watch
 from courier.web.app import create_app
+from simulators import jnt as jnt_simulator
+from simulators import posind as pos_simulator
 
 log = structlog.get_logger("courier.demo")
 
@@ -289,13 +289,17 @@ async def dispatcher(run: Running, stopping: asyncio.Event) -> None:
         now = run.clock.now()
         async with run.ctx.sessions() as session:
             reviews = (
-                await session.execute(
-                    select(Handover.id).where(
-                        Handover.state == handover.NEEDS_REVIEW,
-                        Handover.created_at <= now - DISPATCH_AFTER,
+                (
+                    await session.execute(
+                        select(Handover.id).where(
+                            Handover.state == handover.NEEDS_REVIEW,
+                            Handover.created_at <= now - DISPATCH_AFTER,
+                        )
                     )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
             returned = (
                 await session.execute(
                     select(Delivery.id, Delivery.state_reason).where(
@@ -307,10 +311,14 @@ async def dispatcher(run: Running, stopping: asyncio.Event) -> None:
         for handover_id in reviews:
             async with transaction(run.ctx.sessions) as session:
                 await handover.review(
-                    session, handover_id, reviewer, True,
+                    session,
+                    handover_id,
+                    reviewer,
+                    True,
                     "family card (KK) shown to the courier matches the applicant's",
-                    now=now, office_id=office_id,
-                )  # fmt: skip
+                    now=now,
+                    office_id=office_id,
+                )
             log.info("demo.dispatcher_reviewed", handover_id=handover_id)
         for delivery_id, reason in returned:
             at_counter = reason == watch.AT_COUNTER_REASON
@@ -374,8 +382,10 @@ def banner(run: Running, out: Console) -> None:
         "  routing: J&T Express (contract in force); Pos Indonesia contract lapsed, not routed "
         "— contracts come with a later issue: recorded as the office's courier routing"
     )
-    out.print(f"  service      {run.base_url}  (API docs {run.base_url}/docs, "
-              f"metrics {run.base_url}/metrics, {run.base_url}/readyz)")
+    out.print(
+        f"  service      {run.base_url}  (API docs {run.base_url}/docs, "
+        f"metrics {run.base_url}/metrics, {run.base_url}/readyz)"
+    )
     out.print(f"  J&T sim      {run.jnt_url}/_sim/orders   Pos sim {run.pos_url}/_sim/orders")
     out.print("  demo sign-ins (staff pages come with a later issue; API tokens work now):")
     for username, role, password in demo_seed.STAFF:
@@ -400,8 +410,10 @@ def summary(run: Running, progress: Progress, orders: dict[str, Any], out: Conso
         f"  J&T orders: {len(orders.get('orders', []))} · create calls per reference: "
         f"max {max(counts.values(), default=0)}"
     )
-    verdict = "every delivery settled" if progress.settled else (
-        f"{progress.unsettled} of {progress.total} deliveries still moving"
+    verdict = (
+        "every delivery settled"
+        if progress.settled
+        else (f"{progress.unsettled} of {progress.total} deliveries still moving")
     )
     out.print(f"  {verdict}")
 
@@ -477,8 +489,9 @@ async def run_demo(opts: DemoOptions, out: Console, run_worker: WorkerRunner) ->
             serving(pos_simulator.create_app(clock), opts.host, pos_port),
             serving(app, opts.host, port),
         ):
-            run = Running(ctx, clock, base_url, jnt_url, pos_url, plan, seeded, clock.now(),
-                          log_path)
+            run = Running(
+                ctx, clock, base_url, jnt_url, pos_url, plan, seeded, clock.now(), log_path
+            )
             banner(run, out)
             code = await _drive(run, opts, out, run_worker, stopping)
     finally:
@@ -492,7 +505,10 @@ async def run_demo(opts: DemoOptions, out: Console, run_worker: WorkerRunner) ->
 
 
 async def _drive(
-    run: Running, opts: DemoOptions, out: Console, run_worker: WorkerRunner,
+    run: Running,
+    opts: DemoOptions,
+    out: Console,
+    run_worker: WorkerRunner,
     stopping: asyncio.Event,
 ) -> int:
     worker = asyncio.create_task(
@@ -503,12 +519,15 @@ async def _drive(
         asyncio.create_task(applicants(run, opts, stopping), name="applicants"),
         asyncio.create_task(dispatcher(run, stopping), name="dispatcher"),
     ]
-    deadline = None if opts.minutes is None else asyncio.get_running_loop().time() + (
-        opts.minutes * 60
+    deadline = (
+        None if opts.minutes is None else asyncio.get_running_loop().time() + (opts.minutes * 60)
     )
     progress = await read_progress(run.ctx)
-    live = None if opts.headless else Live(render(run, progress), console=out,
-                                           refresh_per_second=4, transient=False)
+    live = (
+        None
+        if opts.headless
+        else Live(render(run, progress), console=out, refresh_per_second=4, transient=False)
+    )
     try:
         if live is not None:
             live.start()

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from adapters.clock import WIB
+from core.clock import WIB
 from courier.config import Settings
 from courier.db.engine import SessionFactory, transaction
 from courier.domain import deadlines, regions
@@ -77,27 +77,114 @@ STAFF: tuple[tuple[str, str, str], ...] = (
 )
 
 _GIVEN_F = (
-    "Siti", "Sri", "Dewi", "Rina", "Lestari", "Wulan", "Endang", "Ratna", "Yuliana", "Nur",
-    "Ayu", "Fitri", "Indah", "Kartika", "Puji", "Retno", "Sulastri", "Tri", "Umi", "Winarti",
+    "Siti",
+    "Sri",
+    "Dewi",
+    "Rina",
+    "Lestari",
+    "Wulan",
+    "Endang",
+    "Ratna",
+    "Yuliana",
+    "Nur",
+    "Ayu",
+    "Fitri",
+    "Indah",
+    "Kartika",
+    "Puji",
+    "Retno",
+    "Sulastri",
+    "Tri",
+    "Umi",
+    "Winarti",
 )
 _GIVEN_M = (
-    "Budi", "Agus", "Eko", "Joko", "Wahyu", "Hadi", "Slamet", "Bambang", "Dwi", "Rudi",
-    "Arif", "Bayu", "Dimas", "Fajar", "Gunawan", "Heru", "Imam", "Sugeng", "Teguh", "Yusuf",
+    "Budi",
+    "Agus",
+    "Eko",
+    "Joko",
+    "Wahyu",
+    "Hadi",
+    "Slamet",
+    "Bambang",
+    "Dwi",
+    "Rudi",
+    "Arif",
+    "Bayu",
+    "Dimas",
+    "Fajar",
+    "Gunawan",
+    "Heru",
+    "Imam",
+    "Sugeng",
+    "Teguh",
+    "Yusuf",
 )
 _FAMILY = (
-    "Santoso", "Rahayu", "Wulandari", "Prasetyo", "Hidayat", "Susanti", "Purnomo", "Setiawan",
-    "Kurniawan", "Handayani", "Saputra", "Wibowo", "Suryani", "Nugroho", "Utomo", "Lestari",
-    "Hartono", "Maharani", "Firmansyah", "Anggraini",
+    "Santoso",
+    "Rahayu",
+    "Wulandari",
+    "Prasetyo",
+    "Hidayat",
+    "Susanti",
+    "Purnomo",
+    "Setiawan",
+    "Kurniawan",
+    "Handayani",
+    "Saputra",
+    "Wibowo",
+    "Suryani",
+    "Nugroho",
+    "Utomo",
+    "Lestari",
+    "Hartono",
+    "Maharani",
+    "Firmansyah",
+    "Anggraini",
 )
 _STREETS = (
-    "Merdeka", "Diponegoro", "Sudirman", "Ahmad Yani", "Veteran", "Imam Bonjol", "Gajah Mada",
-    "Hayam Wuruk", "Brawijaya", "Kenanga", "Melati", "Mawar", "Anggrek", "Cempaka", "Kawi",
-    "Semeru", "Bromo", "Kartini", "Pattimura", "Panglima Polim", "Raya Tlogomas", "Soekarno Hatta",
+    "Merdeka",
+    "Diponegoro",
+    "Sudirman",
+    "Ahmad Yani",
+    "Veteran",
+    "Imam Bonjol",
+    "Gajah Mada",
+    "Hayam Wuruk",
+    "Brawijaya",
+    "Kenanga",
+    "Melati",
+    "Mawar",
+    "Anggrek",
+    "Cempaka",
+    "Kawi",
+    "Semeru",
+    "Bromo",
+    "Kartini",
+    "Pattimura",
+    "Panglima Polim",
+    "Raya Tlogomas",
+    "Soekarno Hatta",
 )
 _NOTES = ("pagar hijau", "depan masjid", "samping toko kelontong", "rumah cat kuning", "", "")
 # Indonesian mobile prefixes (Telkomsel, Indosat, XL, Tri, Smartfren)
-_MOBILE_PREFIXES = ("811", "812", "813", "821", "822", "852", "853", "857", "858", "877", "878",
-                    "895", "896", "881", "882")
+_MOBILE_PREFIXES = (
+    "811",
+    "812",
+    "813",
+    "821",
+    "822",
+    "852",
+    "853",
+    "857",
+    "858",
+    "877",
+    "878",
+    "895",
+    "896",
+    "881",
+    "882",
+)
 
 
 @dataclass(frozen=True)
@@ -267,13 +354,23 @@ async def seed_office(sessions: SessionFactory, *, now: datetime) -> dict[str, s
         await staff.upsert_office(session, OFFICE, now=now, actor=ACTOR)
         for username, role, password in STAFF:
             user = await staff.add_user(
-                session, office_code=OFFICE_CODE, username=username, password=password,
-                role=role, now=now, actor=ACTOR,
-            )  # fmt: skip
+                session,
+                office_code=OFFICE_CODE,
+                username=username,
+                password=password,
+                role=role,
+                now=now,
+                actor=ACTOR,
+            )
             _, token = await staff.create_token(
-                session, office_code=OFFICE_CODE, role=role, name=f"demo {role}", now=now,
-                actor=ACTOR, staff_user_id=user.id,
-            )  # fmt: skip
+                session,
+                office_code=OFFICE_CODE,
+                role=role,
+                name=f"demo {role}",
+                now=now,
+                actor=ACTOR,
+                staff_user_id=user.id,
+            )
             tokens[role] = token
     return tokens
 
@@ -304,15 +401,23 @@ async def mark_ready(
     async with transaction(sessions) as session:
         office_id = (await staff.office_by_code(session, OFFICE_CODE)).id
     passport_hash = await intake.passport_hash_for(
-        sessions, office_id=office_id, application_no=applicant.application_no,
-        passport_no=ready.passport_no, pepper=settings.passport_pepper,
-    )  # fmt: skip
+        sessions,
+        office_id=office_id,
+        application_no=applicant.application_no,
+        passport_no=ready.passport_no,
+        pepper=settings.passport_pepper,
+    )
     async with transaction(sessions) as session:
         office = await staff.office_by_code(session, OFFICE_CODE)
         await intake.mark_ready(
-            session, office=office, application_no=applicant.application_no, ready=ready,
-            passport_hash=passport_hash, now=now, actor=ACTOR,
-        )  # fmt: skip
+            session,
+            office=office,
+            application_no=applicant.application_no,
+            ready=ready,
+            passport_hash=passport_hash,
+            now=now,
+            actor=ACTOR,
+        )
 
 
 async def opt_in(
@@ -340,9 +445,7 @@ async def opt_in(
     return result.tracking_token
 
 
-async def seed(
-    sessions: SessionFactory, settings: Settings, clock: Any, plan: DemoDay
-) -> Seeded:
+async def seed(sessions: SessionFactory, settings: Settings, clock: Any, plan: DemoDay) -> Seeded:
     """Office, staff, the day's applications; passports printed this morning marked ready;
     every applicant who wants delivery opted in (express ones before their passport is ready).
     """

@@ -21,7 +21,7 @@ from functools import cache
 
 import holidays
 
-from adapters.clock import WIB
+from core.clock import WIB
 
 DEFAULT_COLLECT_DAYS = 30
 WARNING_DAYS: tuple[int, ...] = (10, 3)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 
-from adapters.base import Status
+from core.status import Status
 
 
 class DeliveryState(enum.StrEnum):
@@ -135,14 +135,10 @@ STATUS_MOVES: Mapping[Status, frozenset[Status]] = {
         {_S.IN_TRANSIT, _S.OUT_FOR_DELIVERY, _S.DELIVERY_FAILED, _S.DELIVERED, _S.RETURNING}
     )
     | _ANY_OPEN,
-    _S.IN_TRANSIT: frozenset(
-        {_S.OUT_FOR_DELIVERY, _S.DELIVERY_FAILED, _S.DELIVERED, _S.RETURNING}
-    )
+    _S.IN_TRANSIT: frozenset({_S.OUT_FOR_DELIVERY, _S.DELIVERY_FAILED, _S.DELIVERED, _S.RETURNING})
     | _ANY_OPEN,
-    _S.OUT_FOR_DELIVERY: frozenset({_S.DELIVERY_FAILED, _S.DELIVERED, _S.RETURNING})
-    | _ANY_OPEN,
-    _S.DELIVERY_FAILED: frozenset({_S.OUT_FOR_DELIVERY, _S.DELIVERED, _S.RETURNING})
-    | _ANY_OPEN,
+    _S.OUT_FOR_DELIVERY: frozenset({_S.DELIVERY_FAILED, _S.DELIVERED, _S.RETURNING}) | _ANY_OPEN,
+    _S.DELIVERY_FAILED: frozenset({_S.OUT_FOR_DELIVERY, _S.DELIVERED, _S.RETURNING}) | _ANY_OPEN,
     _S.RETURNING: frozenset({_S.RETURNED}) | _ANY_OPEN,
     _S.DELIVERED: frozenset(),
     _S.RETURNED: frozenset(),

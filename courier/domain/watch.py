@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, time, timedelta
 
-from adapters.base import Status
-from adapters.clock import WIB
+from core.clock import WIB
+from core.status import Status
 from courier.domain.deadlines import is_working_day
 from courier.domain.states import TERMINAL_STATUSES
 

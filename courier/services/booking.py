@@ -48,7 +48,6 @@ import structlog
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from adapters.backoff import exponential_backoff
 from adapters.base import (
     Address,
     AuthFailed,
@@ -62,8 +61,9 @@ from adapters.base import (
     Party,
     RateLimited,
     ShipmentOrder,
-    Status,
 )
+from core.backoff import exponential_backoff
+from core.status import Status
 from courier.context import AppContext
 from courier.db.engine import transaction
 from courier.db.models import Application, Delivery, Office, Shipment
@@ -178,16 +178,19 @@ def _move_delivery(
     """Checked and audited (courier/services/lifecycle.py). A refused move (staff cancelled or
     collected it meanwhile) leaves the delivery where a human put it; the shipment still
     records what happened."""
-    moved = lifecycle.move_delivery(session, delivery, target, actor=actor, now=now,
-                                    reason=reason)
+    moved = lifecycle.move_delivery(session, delivery, target, actor=actor, now=now, reason=reason)
     if not moved and delivery.state != target.value:
-        log.info("booking.delivery_stays", delivery_id=delivery.id, state=delivery.state,
-                 target=target.value)
+        log.info(
+            "booking.delivery_stays",
+            delivery_id=delivery.id,
+            state=delivery.state,
+            target=target.value,
+        )
 
 
-async def _held_shipment(session: AsyncSession, shipment_id: int, worker_id: str) -> (
-    Shipment | None
-):
+async def _held_shipment(
+    session: AsyncSession, shipment_id: int, worker_id: str
+) -> Shipment | None:
     """The shipment, if it is still in ``booking`` and still ours (compare-and-set guard)."""
     return await session.scalar(
         select(Shipment).where(
@@ -233,8 +236,13 @@ async def _settle_booked(
             reason=how,
         )
         reference = shipment.client_reference
-    log.info("booking.booked", shipment_id=shipment_id, reference=reference,
-             waybill=booking.waybill, how=how)
+    log.info(
+        "booking.booked",
+        shipment_id=shipment_id,
+        reference=reference,
+        waybill=booking.waybill,
+        how=how,
+    )
     return Outcome("booked", shipment_id, reference)
 
 
@@ -267,8 +275,14 @@ async def _settle_rejected(
             after={"status": Status.BOOKING_FAILED.value},
             reason=reason,
         )
-        _move_delivery(session, delivery, DeliveryState.NEEDS_ATTENTION, now=now,
-                       actor=_actor(worker_id), reason=reason)
+        _move_delivery(
+            session,
+            delivery,
+            DeliveryState.NEEDS_ATTENTION,
+            now=now,
+            actor=_actor(worker_id),
+            reason=reason,
+        )
         await items.open_exception(
             session,
             now=now,
@@ -282,8 +296,9 @@ async def _settle_rejected(
             dedupe_key=f"booking_rejected:{shipment.id}",
         )
         reference = shipment.client_reference
-    log.warning("booking.rejected", shipment_id=shipment_id, reference=reference,
-                error_code=err.code)
+    log.warning(
+        "booking.rejected", shipment_id=shipment_id, reference=reference, error_code=err.code
+    )
     return Outcome("rejected", shipment_id, reference)
 
 
@@ -309,8 +324,9 @@ async def _give_to_human(
     shipment.updated_at = now
     delivery = await session.get(Delivery, shipment.delivery_id)
     assert delivery is not None
-    _move_delivery(session, delivery, DeliveryState.NEEDS_ATTENTION, now=now, actor=actor,
-                   reason=reason)
+    _move_delivery(
+        session, delivery, DeliveryState.NEEDS_ATTENTION, now=now, actor=actor, reason=reason
+    )
     await items.open_exception(
         session,
         now=now,
@@ -323,9 +339,15 @@ async def _give_to_human(
         dedupe_key=f"booking_unknown:{shipment.id}",
     )
     audit.record(
-        session, at=now, actor=actor, action="shipment.outcome_unknown",
-        entity="shipment", entity_id=shipment.id, office_id=delivery.office_id,
-        after={"reconcile_count": shipment.reconcile_count, "parked": True}, reason=reason,
+        session,
+        at=now,
+        actor=actor,
+        action="shipment.outcome_unknown",
+        entity="shipment",
+        entity_id=shipment.id,
+        office_id=delivery.office_id,
+        after={"reconcile_count": shipment.reconcile_count, "parked": True},
+        reason=reason,
     )
     return delivery
 
@@ -361,12 +383,21 @@ async def _settle_later(
                 f"{shipment.reconcile_count} reconciliations"
             )
             await _give_to_human(
-                session, shipment, ctx=ctx, now=now, worker_id=worker_id, reason=reason,
+                session,
+                shipment,
+                ctx=ctx,
+                now=now,
+                worker_id=worker_id,
+                reason=reason,
                 next_step=f"Cek di portal kurir apakah pesanan {reference} ada; catat resinya "
                 "atau batalkan pengiriman ini. Jangan membuat pesanan baru sebelum jelas.",
             )
-            log.warning("booking.gave_up", shipment_id=shipment_id, reference=reference,
-                        count=shipment.reconcile_count)
+            log.warning(
+                "booking.gave_up",
+                shipment_id=shipment_id,
+                reference=reference,
+                count=shipment.reconcile_count,
+            )
             return Outcome("needs_attention", shipment_id, reference)
         shipment.lease_owner = None
         shipment.lease_until = None
@@ -380,15 +411,25 @@ async def _settle_later(
             select(Delivery.office_id).where(Delivery.id == shipment.delivery_id)
         )
         audit.record(
-            session, at=now, actor=_actor(worker_id),
+            session,
+            at=now,
+            actor=_actor(worker_id),
             action="shipment.outcome_unknown" if unknown else "shipment.retry_later",
-            entity="shipment", entity_id=shipment.id, office_id=office_id,
-            after={"reconcile_count": shipment.reconcile_count,
-                   "next_poll_at": shipment.next_poll_at.isoformat()},
+            entity="shipment",
+            entity_id=shipment.id,
+            office_id=office_id,
+            after={
+                "reconcile_count": shipment.reconcile_count,
+                "next_poll_at": shipment.next_poll_at.isoformat(),
+            },
             reason=note,
         )
-    log.info("booking.later", shipment_id=shipment_id, reference=reference,
-             outcome="unknown" if unknown else "retry")
+    log.info(
+        "booking.later",
+        shipment_id=shipment_id,
+        reference=reference,
+        outcome="unknown" if unknown else "retry",
+    )
     return Outcome("unknown" if unknown else "retry", shipment_id, reference)
 
 
@@ -409,13 +450,19 @@ async def _settle_unverifiable(
             "and a second send could make a second order"
         )
         await _give_to_human(
-            session, shipment, ctx=ctx, now=now, worker_id=worker_id, reason=reason,
+            session,
+            shipment,
+            ctx=ctx,
+            now=now,
+            worker_id=worker_id,
+            reason=reason,
             next_step=f"Cek portal {name} untuk pesanan dengan referensi (orderid) {reference}. "
             "Bila ada: catat barcode/resinya pada pengiriman ini. Bila tidak ada: batalkan "
             "percobaan ini, lalu antrekan ulang. Jangan kirim ulang sebelum jelas.",
         )
-    log.warning("booking.unverifiable", shipment_id=shipment_id, reference=reference,
-                courier=courier)
+    log.warning(
+        "booking.unverifiable", shipment_id=shipment_id, reference=reference, courier=courier
+    )
     return Outcome("needs_attention", shipment_id, reference)
 
 
@@ -456,9 +503,7 @@ def _address_problem(delivery: Delivery) -> str | None:
     return None
 
 
-async def _commit_intent(
-    ctx: AppContext, delivery_id: int, worker_id: str
-) -> _Intent | Outcome:
+async def _commit_intent(ctx: AppContext, delivery_id: int, worker_id: str) -> _Intent | Outcome:
     now = ctx.clock.now()
     actor = _actor(worker_id)
     async with transaction(ctx.sessions) as session:
@@ -502,18 +547,33 @@ async def _commit_intent(
         if problem is not None:
             delivery.lease_owner = None
             delivery.lease_until = None
-            _move_delivery(session, delivery, DeliveryState.NEEDS_ATTENTION, now=now,
-                           actor=actor, reason=problem)
+            _move_delivery(
+                session,
+                delivery,
+                DeliveryState.NEEDS_ATTENTION,
+                now=now,
+                actor=actor,
+                reason=problem,
+            )
             await items.open_exception(
-                session, now=now, office_id=office.id, delivery_id=delivery.id,
-                shipment_id=None, kind="routing", detail=problem, next_step=next_step,
+                session,
+                now=now,
+                office_id=office.id,
+                delivery_id=delivery.id,
+                shipment_id=None,
+                kind="routing",
+                detail=problem,
+                next_step=next_step,
                 dedupe_key=f"routing:{delivery.id}:{attempt_no}",
             )
             log.warning("booking.unroutable", delivery_id=delivery_id, courier=courier_code)
             return Outcome("needs_attention")
         # the order is built from the locked row, before anything else in this transaction
         order = build_order(
-            reference=reference, office=office, application=application, delivery=delivery,
+            reference=reference,
+            office=office,
+            application=application,
+            delivery=delivery,
             courier_code=courier_code,
             courier_settings=ctx.settings.couriers.get(courier_code, {}),
         )
@@ -537,20 +597,33 @@ async def _commit_intent(
         delivery.next_attempt_at = None
         _move_delivery(session, delivery, DeliveryState.SHIPPING, now=now, actor=actor)
         audit.record(
-            session, at=now, actor=actor, action="shipment.booking", entity="shipment",
-            entity_id=shipment.id, office_id=office.id,
-            after={"status": Status.BOOKING.value, "client_reference": reference,
-                   "attempt_no": attempt_no, "courier": courier_code},
+            session,
+            at=now,
+            actor=actor,
+            action="shipment.booking",
+            entity="shipment",
+            entity_id=shipment.id,
+            office_id=office.id,
+            after={
+                "status": Status.BOOKING.value,
+                "client_reference": reference,
+                "attempt_no": attempt_no,
+                "courier": courier_code,
+            },
         )
         shipment_id = shipment.id
-    log.info("booking.intent", delivery_id=delivery_id, shipment_id=shipment_id,
-             reference=reference, courier=courier_code, attempt=attempt_no)
+    log.info(
+        "booking.intent",
+        delivery_id=delivery_id,
+        shipment_id=shipment_id,
+        reference=reference,
+        courier=courier_code,
+        attempt=attempt_no,
+    )
     return _Intent(shipment_id, reference, courier_code, order)
 
 
-async def _load_for_reconcile(
-    ctx: AppContext, shipment_id: int, worker_id: str
-) -> _Intent | None:
+async def _load_for_reconcile(ctx: AppContext, shipment_id: int, worker_id: str) -> _Intent | None:
     async with ctx.sessions() as session:
         shipment = await _held_shipment(session, shipment_id, worker_id)
         if shipment is None:
@@ -561,12 +634,20 @@ async def _load_for_reconcile(
         office = await session.get(Office, delivery.office_id)
         assert application is not None and office is not None
         order = build_order(
-            reference=shipment.client_reference, office=office, application=application,
-            delivery=delivery, courier_code=shipment.courier_code,
+            reference=shipment.client_reference,
+            office=office,
+            application=application,
+            delivery=delivery,
+            courier_code=shipment.courier_code,
             courier_settings=ctx.settings.couriers.get(shipment.courier_code, {}),
         )
-        return _Intent(shipment.id, shipment.client_reference, shipment.courier_code, order,
-                       not_created=not shipment.create_may_exist)
+        return _Intent(
+            shipment.id,
+            shipment.client_reference,
+            shipment.courier_code,
+            order,
+            not_created=not shipment.create_may_exist,
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -592,8 +673,13 @@ async def _send(
         booking = await adapter.book(intent.order)
     except OutcomeUnknown as err:
         if not _dedupes(adapter):
-            return await _settle_unverifiable(ctx, intent.shipment_id, worker_id, adapter.code,
-                                              f"create outcome unknown: {err.message}")
+            return await _settle_unverifiable(
+                ctx,
+                intent.shipment_id,
+                worker_id,
+                adapter.code,
+                f"create outcome unknown: {err.message}",
+            )
         if resent:
             return await _duplicate_or_unknown(ctx, intent, worker_id, adapter, err)
         return await _after_error(ctx, intent, worker_id, err, adapter, not_created=False)
@@ -613,9 +699,13 @@ async def reconcile_shipment(ctx: AppContext, shipment_id: int, worker_id: str) 
         return Outcome("lost_lease", shipment_id)
     adapter = ctx.couriers.get(intent.courier_code)
     if adapter is None:
-        return await _settle_later(ctx, shipment_id, worker_id, unknown=False,
-                                   note=f"no courier adapter configured for "
-                                   f"'{intent.courier_code}'")
+        return await _settle_later(
+            ctx,
+            shipment_id,
+            worker_id,
+            unknown=False,
+            note=f"no courier adapter configured for '{intent.courier_code}'",
+        )
     log.info("booking.reconcile", shipment_id=shipment_id, reference=intent.reference)
     if adapter.capabilities.find:
         try:
@@ -628,10 +718,20 @@ async def reconcile_shipment(ctx: AppContext, shipment_id: int, worker_id: str) 
         if adapter.capabilities.find:
             # the courier says "no such order" but may lag, and nothing stops a second order:
             # look again later; after max_reconciliations a human decides
-            return await _settle_later(ctx, shipment_id, worker_id, unknown=True,
-                                       note=f"{intent.reference} not found at the courier yet")
-        return await _settle_unverifiable(ctx, shipment_id, worker_id, adapter.code,
-                                          "the last create may have reached the courier")
+            return await _settle_later(
+                ctx,
+                shipment_id,
+                worker_id,
+                unknown=True,
+                note=f"{intent.reference} not found at the courier yet",
+            )
+        return await _settle_unverifiable(
+            ctx,
+            shipment_id,
+            worker_id,
+            adapter.code,
+            "the last create may have reached the courier",
+        )
     # resending the same reference cannot make a second order: the courier refuses a reused
     # reference, or the last create certainly never reached it
     if not await _mark_sending(ctx, shipment_id, worker_id):
@@ -644,7 +744,10 @@ def _dedupes(adapter: CourierAdapter) -> bool:
 
 
 async def _duplicate_or_unknown(
-    ctx: AppContext, intent: _Intent, worker_id: str, adapter: CourierAdapter,
+    ctx: AppContext,
+    intent: _Intent,
+    worker_id: str,
+    adapter: CourierAdapter,
     err: OutcomeUnknown,
 ) -> Outcome:
     """A create that may have happened (timeout, or the duplicate answer "Orderid tidak boleh
@@ -654,10 +757,17 @@ async def _duplicate_or_unknown(
     except CourierError as again:
         return await _after_error(ctx, intent, worker_id, again, adapter, not_created=False)
     if found is not None:
-        return await _settle_booked(ctx, intent.shipment_id, worker_id, found,
-                                    "reconciled: duplicate, then found")
-    return await _settle_later(ctx, intent.shipment_id, worker_id, unknown=True,
-                               note=f"outcome unknown: {err.message}", not_created=False)
+        return await _settle_booked(
+            ctx, intent.shipment_id, worker_id, found, "reconciled: duplicate, then found"
+        )
+    return await _settle_later(
+        ctx,
+        intent.shipment_id,
+        worker_id,
+        unknown=True,
+        note=f"outcome unknown: {err.message}",
+        not_created=False,
+    )
 
 
 async def _find(adapter: CourierAdapter, reference: str) -> Booking | None:
@@ -682,25 +792,52 @@ async def _after_error(
     may have, None after a lookup (no create was sent: the mark stays as it was)."""
     sid = intent.shipment_id
     if isinstance(err, OutcomeUnknown):
-        return await _settle_later(ctx, sid, worker_id, unknown=True,
-                                   note=f"outcome unknown: {err.message}", not_created=False)
+        return await _settle_later(
+            ctx,
+            sid,
+            worker_id,
+            unknown=True,
+            note=f"outcome unknown: {err.message}",
+            not_created=False,
+        )
     if isinstance(err, CourierRejected):
         return await _settle_rejected(ctx, sid, worker_id, err)
     if isinstance(err, RateLimited):
-        return await _settle_later(ctx, sid, worker_id, unknown=False,
-                                   note="courier rate limit", retry_after=err.retry_after,
-                                   not_created=not_created)
+        return await _settle_later(
+            ctx,
+            sid,
+            worker_id,
+            unknown=False,
+            note="courier rate limit",
+            retry_after=err.retry_after,
+            not_created=not_created,
+        )
     if isinstance(err, CourierUnavailable):
-        return await _settle_later(ctx, sid, worker_id, unknown=False,
-                                   note=f"courier unavailable: {err.message}",
-                                   not_created=not_created)
+        return await _settle_later(
+            ctx,
+            sid,
+            worker_id,
+            unknown=False,
+            note=f"courier unavailable: {err.message}",
+            not_created=not_created,
+        )
     if isinstance(err, AuthFailed):
         await _auth_exception(ctx, intent, worker_id, err)
-    log.error("booking.courier_error", shipment_id=sid, reference=intent.reference,
-              courier=adapter.code, exc_type=type(err).__name__)
-    return await _settle_later(ctx, sid, worker_id, unknown=False,
-                               note=f"{type(err).__name__}: {err.message}",
-                               not_created=not_created)
+    log.error(
+        "booking.courier_error",
+        shipment_id=sid,
+        reference=intent.reference,
+        courier=adapter.code,
+        exc_type=type(err).__name__,
+    )
+    return await _settle_later(
+        ctx,
+        sid,
+        worker_id,
+        unknown=False,
+        note=f"{type(err).__name__}: {err.message}",
+        not_created=not_created,
+    )
 
 
 async def _auth_exception(
@@ -718,8 +855,13 @@ async def _auth_exception(
         if office_id is None:
             return
         await items.open_exception(
-            session, now=now, office_id=office_id, delivery_id=None, shipment_id=None,
-            kind="courier_auth", detail=f"{err.courier}: credentials refused ({err.message})",
+            session,
+            now=now,
+            office_id=office_id,
+            delivery_id=None,
+            shipment_id=None,
+            kind="courier_auth",
+            detail=f"{err.courier}: credentials refused ({err.message})",
             next_step="Periksa kredensial API kurir di konfigurasi.",
             dedupe_key=f"courier_auth:{err.courier}:{office_id}",
         )

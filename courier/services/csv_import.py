@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from adapters.clock import WIB, Clock, to_wib
+from core.clock import WIB, Clock, to_wib
 from courier.db.engine import SessionFactory, transaction
 from courier.db.models import Office
 from courier.services import intake
@@ -201,9 +201,12 @@ async def _import_one(
     passport_hash = None
     if ready is not None:
         passport_hash = await intake.passport_hash_for(
-            sessions, office_id=office_id, application_no=data.application_no,
-            passport_no=ready.passport_no, pepper=pepper,
-        )  # fmt: skip
+            sessions,
+            office_id=office_id,
+            application_no=data.application_no,
+            passport_no=ready.passport_no,
+            pepper=pepper,
+        )
     async with transaction(sessions) as session:
         office = await session.get_one(Office, office_id)
         _, outcome = await intake.upsert_application(
@@ -212,8 +215,13 @@ async def _import_one(
         ready_outcome = "unchanged"
         if ready is not None and passport_hash is not None:
             _, ready_outcome = await intake.mark_ready(
-                session, office=office, application_no=data.application_no, ready=ready,
-                passport_hash=passport_hash, now=now, actor=actor,
+                session,
+                office=office,
+                application_no=data.application_no,
+                ready=ready,
+                passport_hash=passport_hash,
+                now=now,
+                actor=actor,
             )
     if outcome == "created":
         report.created += 1

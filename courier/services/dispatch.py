@@ -160,9 +160,7 @@ async def delivery_detail(
             .order_by(ExceptionItem.id)
         )
     )
-    return DeliveryDetail(
-        delivery, application, shipments, events, custody, handover, open_items
-    )
+    return DeliveryDetail(delivery, application, shipments, events, custody, handover, open_items)
 
 
 async def handover_of_office(

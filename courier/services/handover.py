@@ -79,10 +79,16 @@ async def on_delivered(
     await session.flush()
     actor = f"courier:{shipment.courier_code}"
     audit.record(
-        session, at=now, actor=actor, action="handover.opened", entity="handover",
-        entity_id=record.id, office_id=delivery.office_id, after={"state": record.state,
-        "relation_kind": proof.relation_kind}, reason=outcome.reason,
-    )  # fmt: skip
+        session,
+        at=now,
+        actor=actor,
+        action="handover.opened",
+        entity="handover",
+        entity_id=record.id,
+        office_id=delivery.office_id,
+        after={"state": record.state, "relation_kind": proof.relation_kind},
+        reason=outcome.reason,
+    )
     if awaiting:
         await items.queue_outbox(
             session,
@@ -114,7 +120,11 @@ async def on_delivered(
     # a review waits for a dispatcher as much as an exception does: either way the delivery
     # rests visibly in needs-attention (invariant 3) until a person approves or refuses it
     lifecycle.move_delivery(
-        session, delivery, DeliveryState.NEEDS_ATTENTION, actor=actor, now=now,
+        session,
+        delivery,
+        DeliveryState.NEEDS_ATTENTION,
+        actor=actor,
+        now=now,
         reason=outcome.reason,
     )
     return record
@@ -157,15 +167,17 @@ def confirmation_error(outcome: Confirmed) -> ServiceError | None:
     if outcome is Confirmed.WRONG:
         # deliberately generic: the page learns nothing about the stored number
         return ServiceError(
-            Kind.IDENTITY, "confirmation_failed",
+            Kind.IDENTITY,
+            "confirmation_failed",
             "Nomor paspor tidak cocok. / The passport number does not match.",
-        )  # fmt: skip
+        )
     if outcome is Confirmed.LOCKED:
         return ServiceError(
-            Kind.RATE_LIMITED, "too_many_attempts",
+            Kind.RATE_LIMITED,
+            "too_many_attempts",
             "Terlalu banyak percobaan; petugas akan menghubungi Anda. / Too many attempts; "
             "the office will contact you.",
-        )  # fmt: skip
+        )
     return None
 
 
@@ -256,16 +268,22 @@ async def _record_confirmation(
     if record.id != pending.handover_id or application.passport_no_hash != pending.stored_hash:
         # a new handover, or a new passport number, while the number was being checked
         raise ServiceError(
-            Kind.CONFLICT, "handover_changed",
+            Kind.CONFLICT,
+            "handover_changed",
             "Serah terima berubah; coba lagi. / The handover changed; please try again.",
-        )  # fmt: skip
+        )
     if not matches:
         record.confirm_failures += 1
         audit.record(
-            session, at=now, actor="applicant", action="handover.confirm_failed",
-            entity="handover", entity_id=record.id, office_id=delivery.office_id,
+            session,
+            at=now,
+            actor="applicant",
+            action="handover.confirm_failed",
+            entity="handover",
+            entity_id=record.id,
+            office_id=delivery.office_id,
             after={"confirm_failures": record.confirm_failures},
-        )  # fmt: skip
+        )
         if record.confirm_failures >= max_failures:
             await items.open_exception(
                 session,
@@ -310,16 +328,26 @@ async def _verify(
     record.verified_at = now
     record.reviewer_id = reviewer_id
     audit.record(
-        session, at=now, actor=actor, action="handover.verified", entity="handover",
-        entity_id=record.id, office_id=delivery.office_id, before={"state": before},
+        session,
+        at=now,
+        actor=actor,
+        action="handover.verified",
+        entity="handover",
+        entity_id=record.id,
+        office_id=delivery.office_id,
+        before={"state": before},
         after={"state": VERIFIED},
-    )  # fmt: skip
+    )
     if lifecycle.move_delivery(session, delivery, DeliveryState.HANDED_OVER, actor=actor, now=now):
         delivery.handed_over_at = now
     await items.resolve_exceptions(
-        session, delivery_id=delivery.id, kinds=(*REVIEW_KINDS, "handover_locked"), by=actor,
-        resolution="handover verified", now=now,
-    )  # fmt: skip
+        session,
+        delivery_id=delivery.id,
+        kinds=(*REVIEW_KINDS, "handover_locked"),
+        by=actor,
+        resolution="handover verified",
+        now=now,
+    )
     log.info("handover_verified", delivery_id=delivery.id, handover_id=record.id)
 
 
@@ -355,27 +383,48 @@ async def review(
     if approve:
         await _verify(session, delivery, record, actor=actor, now=now, reviewer_id=reviewer)
         audit.record(
-            session, at=now, actor=actor, action="handover.reviewed", entity="handover",
-            entity_id=record.id, office_id=delivery.office_id, after={"approved": True},
+            session,
+            at=now,
+            actor=actor,
+            action="handover.reviewed",
+            entity="handover",
+            entity_id=record.id,
+            office_id=delivery.office_id,
+            after={"approved": True},
             reason=reason,
-        )  # fmt: skip
+        )
         return record
     before = record.state
     record.state = REFUSED
     record.reviewer_id = reviewer
     audit.record(
-        session, at=now, actor=actor, action="handover.reviewed", entity="handover",
-        entity_id=record.id, office_id=delivery.office_id, before={"state": before},
-        after={"state": REFUSED, "approved": False}, reason=reason,
-    )  # fmt: skip
+        session,
+        at=now,
+        actor=actor,
+        action="handover.reviewed",
+        entity="handover",
+        entity_id=record.id,
+        office_id=delivery.office_id,
+        before={"state": before},
+        after={"state": REFUSED, "approved": False},
+        reason=reason,
+    )
     lifecycle.move_delivery(
-        session, delivery, DeliveryState.NEEDS_ATTENTION, actor=actor, now=now,
+        session,
+        delivery,
+        DeliveryState.NEEDS_ATTENTION,
+        actor=actor,
+        now=now,
         reason=f"handover refused: {reason}",
     )
     await items.resolve_exceptions(
-        session, delivery_id=delivery.id, kinds=REVIEW_KINDS, by=actor,
-        resolution="handover refused", now=now,
-    )  # fmt: skip
+        session,
+        delivery_id=delivery.id,
+        kinds=REVIEW_KINDS,
+        by=actor,
+        resolution="handover refused",
+        now=now,
+    )
     await items.open_exception(
         session,
         office_id=delivery.office_id,

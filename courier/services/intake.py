@@ -153,9 +153,7 @@ def parse_ready(
         issued = None
     number = normalise_passport_no(str(raw.get("passport_no") or ""))
     if not PASSPORT_NO.fullmatch(number):
-        errors.append(
-            FieldError(f"{prefix}.passport_no", "one or two letters then seven digits")
-        )
+        errors.append(FieldError(f"{prefix}.passport_no", "one or two letters then seven digits"))
     if errors or issued is None:
         return None, errors
     return ReadyData(issued, number), []
@@ -258,10 +256,19 @@ async def upsert_application(
         raise RuntimeError("application vanished after its insert")
     if new_id is not None:
         audit.record(
-            session, at=now, actor=actor, action="application.registered",
-            entity="application", entity_id=app.id, office_id=office.id,
-            after={"application_no": data.application_no, "state": "registered",
-                   "priority_kind": data.priority_kind, "express": data.express},
+            session,
+            at=now,
+            actor=actor,
+            action="application.registered",
+            entity="application",
+            entity_id=app.id,
+            office_id=office.id,
+            after={
+                "application_no": data.application_no,
+                "state": "registered",
+                "priority_kind": data.priority_kind,
+                "express": data.express,
+            },
         )
         log.info("application_registered", application_id=app.id, office_code=office.code)
         return app, "created"
@@ -277,9 +284,15 @@ async def upsert_application(
         delivery.priority = delivery_priority(app.priority_kind, app.express)
         delivery.updated_at = now
     audit.record(
-        session, at=now, actor=actor, action="application.updated", entity="application",
-        entity_id=app.id, office_id=office.id,
-        before=_audit_view(before), after=_audit_view(changed),
+        session,
+        at=now,
+        actor=actor,
+        action="application.updated",
+        entity="application",
+        entity_id=app.id,
+        office_id=office.id,
+        before=_audit_view(before),
+        after=_audit_view(changed),
     )
     log.info("application_updated", application_id=app.id, office_code=office.code)
     return app, "updated"
@@ -302,7 +315,9 @@ async def mark_ready(
     app = await find_application(session, office.id, application_no)
     if app is None:
         raise ServiceError(
-            Kind.NOT_FOUND, "unknown_application", "no application with that number here",
+            Kind.NOT_FOUND,
+            "unknown_application",
+            "no application with that number here",
             [FieldError("url.application_no", "not registered at this office")],
         )
     same_number = app.passport_no_hash == passport_hash
@@ -317,14 +332,22 @@ async def mark_ready(
     app.state = "ready"
     app.updated_at = now
     after: dict[str, Any] = {
-        "state": "ready", "issued_at": _plain(ready.issued_at), "collect_by": _plain(collect_by),
+        "state": "ready",
+        "issued_at": _plain(ready.issued_at),
+        "collect_by": _plain(collect_by),
     }
     if not same_number:
         after["passport_no"] = "[set]" if outcome == "ready" else CHANGED
     audit.record(
-        session, at=now, actor=actor,
+        session,
+        at=now,
+        actor=actor,
         action="application.ready" if outcome == "ready" else "application.ready_updated",
-        entity="application", entity_id=app.id, office_id=office.id, before=before, after=after,
+        entity="application",
+        entity_id=app.id,
+        office_id=office.id,
+        before=before,
+        after=after,
     )
     delivery = await delivery_of(session, app.id)
     if delivery is not None:
@@ -344,9 +367,15 @@ async def _delivery_on_ready(
     delivery.state = DeliveryState.QUEUED.value
     delivery.next_attempt_at = now
     audit.record(
-        session, at=now, actor=actor, action="delivery.queued", entity="delivery",
-        entity_id=delivery.id, office_id=delivery.office_id,
-        before={"state": "requested"}, after={"state": "queued"},
+        session,
+        at=now,
+        actor=actor,
+        action="delivery.queued",
+        entity="delivery",
+        entity_id=delivery.id,
+        office_id=delivery.office_id,
+        before={"state": "requested"},
+        after={"state": "queued"},
         reason="passport ready",
     )
     await notify_queued(session)

@@ -39,7 +39,9 @@ def move_delivery(
         check_delivery_move(current, target)
     except TransitionRefused:
         log.warning(
-            "delivery_move_refused", delivery_id=delivery.id, current=current.value,
+            "delivery_move_refused",
+            delivery_id=delivery.id,
+            current=current.value,
             target=target.value,
         )
         return False
@@ -106,6 +108,8 @@ async def record_custody(
     session.add(event)
     await session.flush()
     return event
+
+
 def pickup_slots(office: Office | None) -> tuple[time, ...]:
     """The office's pickup slots ("HH:MM" WIB) as times; the domain default when unset."""
     slots: list[time] = []

@@ -24,7 +24,7 @@ import structlog
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from adapters.clock import WIB
+from core.clock import WIB
 from courier.db.models import Delivery, Manifest, ManifestItem, Office, Shipment
 from courier.services import audit, lifecycle
 from courier.services.errors import Kind, ServiceError, invalid
@@ -112,9 +112,10 @@ async def open_manifest(
     )
     if not waiting:
         raise ServiceError(
-            Kind.CONFLICT, "nothing_to_pick_up",
+            Kind.CONFLICT,
+            "nothing_to_pick_up",
             "no booked shipment of this courier waits for pickup outside a manifest",
-        )  # fmt: skip
+        )
     prefix = manifest_prefix(office.code, courier_code, now)
     today = await session.scalar(
         select(func.count())
@@ -122,9 +123,13 @@ async def open_manifest(
         .where(Manifest.office_id == office_id, Manifest.number.startswith(prefix))
     )
     manifest = Manifest(
-        office_id=office_id, courier_code=courier_code, number=f"{prefix}{int(today or 0) + 1}",
-        state=OPEN, created_at=now, created_by=actor,
-    )  # fmt: skip
+        office_id=office_id,
+        courier_code=courier_code,
+        number=f"{prefix}{int(today or 0) + 1}",
+        state=OPEN,
+        created_at=now,
+        created_by=actor,
+    )
     session.add(manifest)
     await session.flush()
     for shipment in waiting:
@@ -133,10 +138,15 @@ async def open_manifest(
         )
     await session.flush()
     audit.record(
-        session, at=now, actor=actor, action="manifest.open", entity="manifest",
-        entity_id=manifest.id, office_id=office_id,
+        session,
+        at=now,
+        actor=actor,
+        action="manifest.open",
+        entity="manifest",
+        entity_id=manifest.id,
+        office_id=office_id,
         after={"number": manifest.number, "courier": courier_code, "items": len(waiting)},
-    )  # fmt: skip
+    )
     log.info("manifest_opened", manifest_id=manifest.id, items=len(waiting))
     return manifest
 
@@ -219,11 +229,16 @@ async def record_seals(
     await session.flush()
     if changed:
         audit.record(
-            session, at=now, actor=actor, action="manifest.seal", entity="manifest",
-            entity_id=manifest.id, office_id=office_id,
+            session,
+            at=now,
+            actor=actor,
+            action="manifest.seal",
+            entity="manifest",
+            entity_id=manifest.id,
+            office_id=office_id,
             before={"seals": {str(k): v for k, v in before.items()}},
             after={"seals": {str(s.shipment_id): s.seal_number for s in changed}},
-        )  # fmt: skip
+        )
     return manifest
 
 
@@ -256,19 +271,21 @@ async def hand_over(
     unsealed = [ship.id for item, ship in rows if not item.seal_number]
     if unsealed:
         raise ServiceError(
-            Kind.CONFLICT, "unsealed_items",
+            Kind.CONFLICT,
+            "unsealed_items",
             "every passport must be sealed before handover; shipments without a seal: "
             + ", ".join(str(s) for s in unsealed),
             [FieldError("$", f"shipment {s} has no seal") for s in unsealed],
-        )  # fmt: skip
+        )
     gone = [ship.id for _, ship in rows if ship.status not in _HANDABLE]
     if gone:
         raise ServiceError(
-            Kind.CONFLICT, "shipments_not_waiting",
+            Kind.CONFLICT,
+            "shipments_not_waiting",
             "some shipments on the manifest can no longer be handed over: "
             + ", ".join(str(s) for s in gone),
             [FieldError("$", f"shipment {s} is not waiting for pickup") for s in gone],
-        )  # fmt: skip
+        )
     manifest.state = HANDED_OVER
     manifest.handed_over_at = now
     manifest.courier_agent_name = courier_agent_name
@@ -295,11 +312,21 @@ async def hand_over(
         )
         recorded += event is not None
     audit.record(
-        session, at=now, actor=actor, action="manifest.handover", entity="manifest",
-        entity_id=manifest.id, office_id=office_id, before={"state": OPEN},
-        after={"state": HANDED_OVER, "signature_sha256": signature_sha256,
-               "office_signer_id": office_signer_id, "items": len(rows)},
-    )  # fmt: skip
+        session,
+        at=now,
+        actor=actor,
+        action="manifest.handover",
+        entity="manifest",
+        entity_id=manifest.id,
+        office_id=office_id,
+        before={"state": OPEN},
+        after={
+            "state": HANDED_OVER,
+            "signature_sha256": signature_sha256,
+            "office_signer_id": office_signer_id,
+            "items": len(rows),
+        },
+    )
     await session.flush()
     log.info("manifest_handed_over", manifest_id=manifest.id, items=len(rows), custody=recorded)
     return manifest

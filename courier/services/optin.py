@@ -35,7 +35,7 @@ import structlog
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from adapters.clock import Clock
+from core.clock import Clock
 from courier.config import Settings
 from courier.db.engine import SessionFactory, transaction
 from courier.db.models import Application, Delivery, Office, Shipment
@@ -179,8 +179,11 @@ async def opt_in(
             if wait is not None:
                 log.warning("optin_rate_limited", kind=scope)
                 raise ServiceError(
-                    Kind.RATE_LIMITED, "rate_limited", RATE_MESSAGE,
-                    [FieldError("$", RATE_MESSAGE)], retry_after=wait,
+                    Kind.RATE_LIMITED,
+                    "rate_limited",
+                    RATE_MESSAGE,
+                    [FieldError("$", RATE_MESSAGE)],
+                    retry_after=wait,
                 )
         office = (
             await session.execute(select(Office).where(Office.code == request.office_code))
@@ -236,7 +239,8 @@ async def _opt_in_verified(
         )
     if app.collect_by is not None and now >= app.collect_by:
         raise ServiceError(
-            Kind.CONFLICT, "deadline_passed",
+            Kind.CONFLICT,
+            "deadline_passed",
             "Batas waktu pengambilan paspor sudah lewat. / The passport's collection deadline "
             "has passed.",
         )
@@ -255,10 +259,19 @@ async def _opt_in_verified(
         if delivery.state == DeliveryState.QUEUED.value:
             await notify_queued(session)
         audit.record(
-            session, at=now, actor=ACTOR, action="delivery.opted_in", entity="delivery",
-            entity_id=delivery.id, office_id=office.id,
-            after={"state": delivery.state, "destination_regency_code": address["regency_code"],
-                   "consent_version": CONSENT_VERSION, "eligibility": verdict.code},
+            session,
+            at=now,
+            actor=ACTOR,
+            action="delivery.opted_in",
+            entity="delivery",
+            entity_id=delivery.id,
+            office_id=office.id,
+            after={
+                "state": delivery.state,
+                "destination_regency_code": address["regency_code"],
+                "consent_version": CONSENT_VERSION,
+                "eligibility": verdict.code,
+            },
         )
         outcome = "created"
     else:
@@ -310,7 +323,8 @@ async def _change_address(
     ).scalar_one()
     if shipments or DeliveryState(delivery.state) not in _CHANGEABLE:
         raise ServiceError(
-            Kind.CONFLICT, "already_booked",
+            Kind.CONFLICT,
+            "already_booked",
             "Alamat tidak dapat diubah lagi: paspor sudah dipesan ke kurir atau pengiriman sudah "
             "selesai. / The address can no longer be changed: the passport is already booked with "
             "a courier or the delivery is closed.",
@@ -329,7 +343,14 @@ async def _change_address(
     delivery.updated_at = now
     action = "delivery.address_changed" if moved else "delivery.token_reissued"
     audit.record(
-        session, at=now, actor=ACTOR, action=action, entity="delivery", entity_id=delivery.id,
-        office_id=delivery.office_id, before=before, after=after,
+        session,
+        at=now,
+        actor=ACTOR,
+        action=action,
+        entity="delivery",
+        entity_id=delivery.id,
+        office_id=delivery.office_id,
+        before=before,
+        after=after,
     )
     return "address_changed" if moved else "token_reissued"

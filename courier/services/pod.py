@@ -12,7 +12,7 @@ Two steps, so that a crash between them loses nothing:
 
 A link that fails is tried again later, each artefact on its own schedule (the next try time
 is kept in the artefact's JSON as ``next_try_at``; delays grow exponentially: the one backoff
-policy, adapters/backoff.py), and given up (``failed``) when the link refuses for good, when
+policy, core/backoff.py), and given up (``failed``) when the link refuses for good, when
 the next try would fall after the link stops working (its ``expires`` query parameter, at most
 :data:`LOOKBACK` after the delivery), or after :data:`MAX_FETCH_ATTEMPTS`. A given-up artefact
 opens one ``pod_missing`` exception item for the office.
@@ -41,9 +41,9 @@ import structlog
 from sqlalchemy import Text, cast, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from adapters.backoff import exponential_backoff
 from adapters.base import TrackingEvent
 from adapters.http import TransportPolicy, shared_session
+from core.backoff import exponential_backoff
 from courier.db.engine import SessionFactory, transaction
 from courier.db.models import Delivery, Proof, Shipment
 from courier.domain.handover import classify_relation
@@ -271,12 +271,23 @@ async def fetch_pending(
         proof = item.proof
         allowed = hosts.get(item.courier_code, frozenset())
         outcomes = [
-            await _fetch_one(client, store, a, allowed=allowed, recorded_at=proof.created_at,
-                             now=now, proof_id=proof.id, courier=item.courier_code)
+            await _fetch_one(
+                client,
+                store,
+                a,
+                allowed=allowed,
+                recorded_at=proof.created_at,
+                now=now,
+                proof_id=proof.id,
+                courier=item.courier_code,
+            )
             for a in proof.artefacts
-        ]  # fmt: skip
-        stored += sum(1 for o, a in zip(outcomes, proof.artefacts, strict=True)
-                      if o.get("state") == "stored" and a.get("state") != "stored")  # fmt: skip
+        ]
+        stored += sum(
+            1
+            for o, a in zip(outcomes, proof.artefacts, strict=True)
+            if o.get("state") == "stored" and a.get("state") != "stored"
+        )
         if outcomes != list(proof.artefacts):
             await _save(sessions, proof.id, proof.artefacts, outcomes, now)
     return stored
@@ -303,10 +314,17 @@ async def _fetch_one(
     url = str(artefact.get("url", ""))
     attempts = int(artefact.get("attempts", 0))
     if not link_allowed(url, allowed):
-        log.warning("pod.link_refused", proof_id=proof_id, courier=courier,
-                    scheme=urlsplit(url).scheme if url else "")  # fmt: skip
-        return _failed(artefact, "link refused: not an http(s) link to a host allowed for "
-                       f"{courier} (pod_hosts)", attempts)  # fmt: skip
+        log.warning(
+            "pod.link_refused",
+            proof_id=proof_id,
+            courier=courier,
+            scheme=urlsplit(url).scheme if url else "",
+        )
+        return _failed(
+            artefact,
+            f"link refused: not an http(s) link to a host allowed for {courier} (pod_hosts)",
+            attempts,
+        )
     deadline = link_deadline(url, recorded_at)
     if now >= deadline:
         return _failed(artefact, "the link expired before it could be fetched", attempts)
@@ -314,15 +332,20 @@ async def _fetch_one(
     try:
         fetched = await download(client, url)
     except FetchFailed as err:
-        wait = exponential_backoff(attempts - 1, initial=RETRY_FIRST, cap=RETRY_CAP,
-                                   jitter=RETRY_FIRST / 2)  # fmt: skip
+        wait = exponential_backoff(
+            attempts - 1, initial=RETRY_FIRST, cap=RETRY_CAP, jitter=RETRY_FIRST / 2
+        )
         retry_at = now + timedelta(seconds=wait)
         if err.final or attempts >= MAX_FETCH_ATTEMPTS:
             return _failed(artefact, str(err), attempts)
         if retry_at >= deadline:
             return _failed(artefact, f"{err}; the link expires before the next try", attempts)
-        return {**artefact, "attempts": attempts, "error": str(err),
-                "next_try_at": retry_at.isoformat()}  # fmt: skip
+        return {
+            **artefact,
+            "attempts": attempts,
+            "error": str(err),
+            "next_try_at": retry_at.isoformat(),
+        }
     digest = await asyncio.to_thread(store_bytes, store, fetched.data)
     return {
         "kind": artefact["kind"],
@@ -367,7 +390,8 @@ async def _save(
                     now=now,
                 )
     log.info(
-        "pod_artefacts", proof_id=proof_id,
+        "pod_artefacts",
+        proof_id=proof_id,
         stored=sum(1 for a in after if a.get("state") == "stored"),
         failed=sum(1 for a in after if a.get("state") == "failed"),
     )

@@ -78,8 +78,13 @@ async def upsert_office(
         session.add(office)
         await session.flush()
         audit.record(
-            session, at=now, actor=actor, action="office.created", entity="office",
-            entity_id=office.id, office_id=office.id,
+            session,
+            at=now,
+            actor=actor,
+            action="office.created",
+            entity="office",
+            entity_id=office.id,
+            office_id=office.id,
             after={k: v for k, v in fields.items() if k != "sender"},
         )
         return office, "created"
@@ -89,8 +94,13 @@ async def upsert_office(
     for key in before:
         setattr(found, key, fields[key])
     audit.record(
-        session, at=now, actor=actor, action="office.updated", entity="office",
-        entity_id=found.id, office_id=found.id,
+        session,
+        at=now,
+        actor=actor,
+        action="office.updated",
+        entity="office",
+        entity_id=found.id,
+        office_id=found.id,
         before={k: ("[changed]" if k == "sender" else v) for k, v in before.items()},
         after={k: ("[changed]" if k == "sender" else fields[k]) for k in before},
     )
@@ -140,8 +150,14 @@ async def add_user(
     session.add(user)
     await session.flush()
     audit.record(
-        session, at=now, actor=actor, action="staff_user.created", entity="staff_user",
-        entity_id=user.id, office_id=office.id, after={"username": username, "role": role},
+        session,
+        at=now,
+        actor=actor,
+        action="staff_user.created",
+        entity="staff_user",
+        entity_id=user.id,
+        office_id=office.id,
+        after={"username": username, "role": role},
     )
     return user
 
@@ -191,16 +207,25 @@ async def create_token(
     if username is not None:
         user = await session.scalar(
             select(StaffUser).where(
-                StaffUser.office_id == office.id, StaffUser.username == username,
+                StaffUser.office_id == office.id,
+                StaffUser.username == username,
                 StaffUser.active.is_(True),
             )
-        )  # fmt: skip
+        )
         if user is None:
-            raise invalid([FieldError("$.user", "no active staff account with that username "
-                                                "at this office")])
+            raise invalid(
+                [FieldError("$.user", "no active staff account with that username at this office")]
+            )
         if user.role != role:
-            raise invalid([FieldError("$.role", f"the account's role is {user.role}: a token "
-                                                "acting for a person has that person's role")])
+            raise invalid(
+                [
+                    FieldError(
+                        "$.role",
+                        f"the account's role is {user.role}: a token "
+                        "acting for a person has that person's role",
+                    )
+                ]
+            )
         staff_user_id = user.id
     plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(
@@ -215,8 +240,13 @@ async def create_token(
     session.add(token)
     await session.flush()
     audit.record(
-        session, at=now, actor=actor, action="api_token.created", entity="api_token",
-        entity_id=token.id, office_id=office.id,
+        session,
+        at=now,
+        actor=actor,
+        action="api_token.created",
+        entity="api_token",
+        entity_id=token.id,
+        office_id=office.id,
         after={"name": name, "role": role, "token_prefix": token.prefix},
     )
     return token, plaintext
@@ -240,8 +270,10 @@ async def revoke_token(
     if len(prefix) < 6:
         raise invalid([FieldError("$.prefix", "give at least 6 characters of the token prefix")])
     found = (
-        await session.execute(select(ApiToken).where(ApiToken.prefix.startswith(prefix)))
-    ).scalars().all()
+        (await session.execute(select(ApiToken).where(ApiToken.prefix.startswith(prefix))))
+        .scalars()
+        .all()
+    )
     if not found:
         raise ServiceError(Kind.NOT_FOUND, "unknown_token", "no token has that prefix")
     if len(found) > 1:
@@ -252,9 +284,15 @@ async def revoke_token(
     if token.revoked_at is None:
         token.revoked_at = now
         audit.record(
-            session, at=now, actor=actor, action="api_token.revoked", entity="api_token",
-            entity_id=token.id, office_id=token.office_id,
-            before={"revoked": False}, after={"revoked": True},
+            session,
+            at=now,
+            actor=actor,
+            action="api_token.revoked",
+            entity="api_token",
+            entity_id=token.id,
+            office_id=token.office_id,
+            before={"revoked": False},
+            after={"revoked": True},
         )
     return token
 

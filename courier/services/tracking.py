@@ -29,7 +29,8 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from adapters.base import Status, TrackingEvent
+from adapters.base import TrackingEvent
+from core.status import Status
 from courier.db.models import Application, Delivery, Office, Shipment, TrackingEventRow
 from courier.domain.states import STATUS_RANK, DeliveryState, next_status
 from courier.domain.watch import next_pickup_slot, next_poll_at
@@ -41,10 +42,16 @@ log = structlog.get_logger()
 PUSH_FALLBACK_FACTOR = 4
 _TAKEN_BY_COURIER = frozenset(
     {
-        Status.PICKED_UP, Status.IN_TRANSIT, Status.OUT_FOR_DELIVERY, Status.DELIVERY_FAILED,
-        Status.DELIVERED, Status.RETURNING, Status.RETURNED, Status.LOST,
+        Status.PICKED_UP,
+        Status.IN_TRANSIT,
+        Status.OUT_FOR_DELIVERY,
+        Status.DELIVERY_FAILED,
+        Status.DELIVERED,
+        Status.RETURNING,
+        Status.RETURNED,
+        Status.LOST,
     }
-)  # fmt: skip
+)
 
 
 @dataclass
@@ -66,6 +73,8 @@ class Applied:
 def event_key(shipment: Shipment, event: TrackingEvent) -> str:
     """The event's own key, scoped to the shipment: couriers may reuse waybills over years."""
     return hashlib.sha256(f"{shipment.id}|{event.dedupe_key}".encode()).hexdigest()
+
+
 _ATTEMPTS_OVER = frozenset(
     {Status.DELIVERED, Status.RETURNING, Status.RETURNED, Status.LOST, Status.CANCELLED}
 )
@@ -137,8 +146,13 @@ async def apply_events(
     applied.after = current
     if applied.stored:
         log.info(
-            "tracking_applied", shipment_id=shipment.id, source=source, stored=applied.stored,
-            duplicates=applied.duplicates, unmapped=applied.unmapped, before=before.value,
+            "tracking_applied",
+            shipment_id=shipment.id,
+            source=source,
+            stored=applied.stored,
+            duplicates=applied.duplicates,
+            unmapped=applied.unmapped,
+            before=before.value,
             after=current.value,
         )
     return applied
@@ -214,9 +228,13 @@ async def _status_changed(
     # the attempts are over (delivered, or on the way back) the item has nothing left to ask
     settled = ("stuck", "delivery_failed") if target in _ATTEMPTS_OVER else ("stuck",)
     await items.resolve_exceptions(
-        session, delivery_id=delivery.id, kinds=settled, by=actor,
-        resolution=f"moved on: {target.value}", now=now,
-    )  # fmt: skip
+        session,
+        delivery_id=delivery.id,
+        kinds=settled,
+        by=actor,
+        resolution=f"moved on: {target.value}",
+        now=now,
+    )
     if current in (Status.BOOKING, Status.BOOKED) and target in _TAKEN_BY_COURIER:
         await lifecycle.record_custody(
             session,
@@ -233,7 +251,11 @@ async def _status_changed(
         return await _delivered(session, shipment, delivery, event, row_id, now)
     if target is Status.RETURNED:
         lifecycle.move_delivery(
-            session, delivery, DeliveryState.RETURNED, actor=actor, now=now,
+            session,
+            delivery,
+            DeliveryState.RETURNED,
+            actor=actor,
+            now=now,
             reason=event.reason or "returned to the office by the courier",
         )
         await watch.on_returned(session, delivery, shipment, now=now)

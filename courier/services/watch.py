@@ -23,7 +23,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from adapters.base import Status
+from core.status import Status
 from courier.db.engine import SessionFactory, transaction
 from courier.db.models import (
     OPEN_SHIPMENT_STATUSES,
@@ -136,7 +136,11 @@ async def reship(
     await _back_at_counter(session, delivery, actor, now)
     if reship_allowed(delivery.collect_by, now):
         lifecycle.move_delivery(
-            session, delivery, DeliveryState.QUEUED, actor=actor, now=now,
+            session,
+            delivery,
+            DeliveryState.QUEUED,
+            actor=actor,
+            now=now,
             reason="re-shipping after a return",
         )
         delivery.next_attempt_at = now
@@ -148,11 +152,16 @@ async def reship(
         delivery.state_reason = AT_COUNTER_REASON
         delivery.updated_at = now
         audit.record(
-            session, at=now, actor=actor, action="delivery.collect_at_counter",
-            entity="delivery", entity_id=delivery.id, office_id=delivery.office_id,
+            session,
+            at=now,
+            actor=actor,
+            action="delivery.collect_at_counter",
+            entity="delivery",
+            entity_id=delivery.id,
+            office_id=delivery.office_id,
             after={"state": delivery.state, "next": "collect_at_counter"},
             reason="too little time left to re-ship",
-        )  # fmt: skip
+        )
         await items.queue_outbox(
             session,
             kind="applicant_collect_at_counter",
@@ -163,9 +172,13 @@ async def reship(
         )
         outcome = "collect_at_counter"
     await items.resolve_exceptions(
-        session, delivery_id=delivery.id, kinds=("returned",), by=actor, resolution=outcome,
+        session,
+        delivery_id=delivery.id,
+        kinds=("returned",),
+        by=actor,
+        resolution=outcome,
         now=now,
-    )  # fmt: skip
+    )
     return outcome
 
 
@@ -181,7 +194,11 @@ async def collected_at_counter(
     the caller's office: a delivery of another office is not found."""
     delivery = await _delivery_for_staff(session, delivery_id, office_id)
     if not lifecycle.move_delivery(
-        session, delivery, DeliveryState.COLLECTED_AT_OFFICE, actor=actor, now=now,
+        session,
+        delivery,
+        DeliveryState.COLLECTED_AT_OFFICE,
+        actor=actor,
+        now=now,
         reason="collected in person at the counter",
     ):
         raise ServiceError(
@@ -199,9 +216,13 @@ async def collected_at_counter(
         now=now,
     )
     await items.resolve_exceptions(
-        session, delivery_id=delivery.id, kinds=("returned", "deadline_warning"), by=actor,
-        resolution="collected at the counter", now=now,
-    )  # fmt: skip
+        session,
+        delivery_id=delivery.id,
+        kinds=("returned", "deadline_warning"),
+        by=actor,
+        resolution="collected at the counter",
+        now=now,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -367,9 +388,13 @@ async def scan_unconfirmed(
                 # the applicant can still confirm from there (the handover stays awaiting)
                 delivery = await session.get_one(Delivery, record.delivery_id)
                 lifecycle.move_delivery(
-                    session, delivery, DeliveryState.NEEDS_ATTENTION, actor=WATCH_ACTOR,
-                    now=now, reason="delivered, but the applicant has not confirmed possession",
-                )  # fmt: skip
+                    session,
+                    delivery,
+                    DeliveryState.NEEDS_ATTENTION,
+                    actor=WATCH_ACTOR,
+                    now=now,
+                    reason="delivered, but the applicant has not confirmed possession",
+                )
         opened += item is not None
     return opened
 

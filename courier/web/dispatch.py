@@ -293,10 +293,12 @@ async def post_review(request: web.Request) -> web.Response:
     now = ctx.clock.now()
     async with transaction(ctx.sessions) as session:
         reviewer = await acting_person(
-            session, principal, code="reviewer_required",
+            session,
+            principal,
+            code="reviewer_required",
             message="a handover review is signed by a person: use an API token issued to an "
             "active staff user of this office",
-        )  # fmt: skip
+        )
         record = await dispatch.handover_of_office(
             session, office_id=principal.office_id, handover_id=handover_id
         )
@@ -304,13 +306,19 @@ async def post_review(request: web.Request) -> web.Response:
             raise ServiceError(Kind.NOT_FOUND, "unknown_handover", "no such handover")
         if await dispatch.waits_for_applicant_only(session, record):
             raise ServiceError(
-                Kind.CONFLICT, "not_under_review",
+                Kind.CONFLICT,
+                "not_under_review",
                 "this handover awaits the applicant's own confirmation and is not under review",
-            )  # fmt: skip
+            )
         record = await handover.review(
-            session, handover_id, reviewer, bool(body["approve"]), str(body["reason"]).strip(),
-            now=now, office_id=principal.office_id,
-        )  # fmt: skip
+            session,
+            handover_id,
+            reviewer,
+            bool(body["approve"]),
+            str(body["reason"]).strip(),
+            now=now,
+            office_id=principal.office_id,
+        )
         delivery = await session.get_one(Delivery, record.delivery_id)
         view = reviewed_view(record, delivery.state)
     return json_ok(view)

@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters.clock import to_wib
+from core.clock import to_wib
 from courier.db.engine import transaction
 from courier.db.models import Application, Office
 from courier.services import intake
@@ -72,9 +72,12 @@ async def post_ready(request: web.Request) -> web.Response:
     if ready is None:
         raise invalid(errors)
     passport_hash = await intake.passport_hash_for(
-        ctx.sessions, office_id=principal.office_id, application_no=application_no,
-        passport_no=ready.passport_no, pepper=ctx.settings.passport_pepper,
-    )  # fmt: skip
+        ctx.sessions,
+        office_id=principal.office_id,
+        application_no=application_no,
+        passport_no=ready.passport_no,
+        pepper=ctx.settings.passport_pepper,
+    )
     async with transaction(ctx.sessions) as session:
         office = await session.get_one(Office, principal.office_id)
         app, outcome = await intake.mark_ready(

@@ -88,9 +88,12 @@ async def post_manifest(request: web.Request) -> web.Response:
     now = ctx.clock.now()
     async with transaction(ctx.sessions) as session:
         manifest = await manifests.open_manifest(
-            session, office_id=principal.office_id, courier_code=str(body["courier"]),
-            actor=principal.actor, now=now,
-        )  # fmt: skip
+            session,
+            office_id=principal.office_id,
+            courier_code=str(body["courier"]),
+            actor=principal.actor,
+            now=now,
+        )
         found = await manifests.manifest_detail(
             session, office_id=principal.office_id, manifest_id=manifest.id
         )
@@ -116,16 +119,18 @@ async def post_seals(request: web.Request) -> web.Response:
     principal = await require(request, ROLE)
     manifest_id = path_id(request)
     body = await read_json(request, "api/manifest_seals")
-    seals = [
-        manifests.Seal(int(i["shipment_id"]), str(i["seal_number"])) for i in body["items"]
-    ]
+    seals = [manifests.Seal(int(i["shipment_id"]), str(i["seal_number"])) for i in body["items"]]
     ctx = context_of(request)
     now = ctx.clock.now()
     async with transaction(ctx.sessions) as session:
         await manifests.record_seals(
-            session, office_id=principal.office_id, manifest_id=manifest_id, seals=seals,
-            actor=principal.actor, now=now,
-        )  # fmt: skip
+            session,
+            office_id=principal.office_id,
+            manifest_id=manifest_id,
+            seals=seals,
+            actor=principal.actor,
+            now=now,
+        )
         found = await manifests.manifest_detail(
             session, office_id=principal.office_id, manifest_id=manifest_id
         )
@@ -151,15 +156,22 @@ async def post_handover(request: web.Request) -> web.Response:
     digest = await asyncio.to_thread(pod.store_bytes, ctx.settings.pod_store, image)
     async with transaction(ctx.sessions) as session:
         signer = await acting_person(
-            session, principal, code="signer_required",
+            session,
+            principal,
+            code="signer_required",
             message="the office signs a manifest through a person: use an API token issued "
             "to an active staff user of this office",
         )
         await manifests.hand_over(
-            session, office_id=principal.office_id, manifest_id=manifest_id,
-            courier_agent_name=agent, signature_sha256=digest, office_signer_id=signer,
-            actor=principal.actor, now=now,
-        )  # fmt: skip
+            session,
+            office_id=principal.office_id,
+            manifest_id=manifest_id,
+            courier_agent_name=agent,
+            signature_sha256=digest,
+            office_signer_id=signer,
+            actor=principal.actor,
+            now=now,
+        )
         found = await manifests.manifest_detail(
             session, office_id=principal.office_id, manifest_id=manifest_id
         )

@@ -42,7 +42,7 @@ import structlog
 from aiohttp import web
 
 import schemas
-from adapters.clock import WIB
+from core.clock import WIB
 from courier.context import AppContext
 from courier.db.models import Office
 from courier.services import handover, hashing
@@ -76,11 +76,35 @@ DAYS = {
     "en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
 }
 MONTHS = {
-    "id": ("Januari", "Februari", "Maret", "April", "Mei", "Juni", "Juli", "Agustus",
-           "September", "Oktober", "November", "Desember"),
-    "en": ("January", "February", "March", "April", "May", "June", "July", "August",
-           "September", "October", "November", "December"),
-}  # fmt: skip
+    "id": (
+        "Januari",
+        "Februari",
+        "Maret",
+        "April",
+        "Mei",
+        "Juni",
+        "Juli",
+        "Agustus",
+        "September",
+        "Oktober",
+        "November",
+        "Desember",
+    ),
+    "en": (
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ),
+}
 
 FLASHES: dict[str, Text] = {
     "confirmed": {
@@ -175,9 +199,7 @@ class Page:
 def _page_context(page: Page) -> dict[str, Any]:
     view = page.view
     record = view["handover"]
-    events = [
-        {**event, "when": _with_wib_texts(event["at"])} for event in reversed(view["events"])
-    ]
+    events = [{**event, "when": _with_wib_texts(event["at"])} for event in reversed(view["events"])]
     return {
         "view": view,
         "collect_by": _with_wib_texts(view["collect_by"]),

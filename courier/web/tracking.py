@@ -18,7 +18,7 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from adapters.clock import WIB
+from core.clock import WIB
 from courier.context import AppContext
 from courier.db.models import Delivery, Handover, Shipment, TrackingEventRow
 from courier.services import handover, hashing
@@ -35,90 +35,132 @@ COURIER_NAMES = {"jnt": "J&T Express", "posind": "Pos Indonesia"}
 
 STATUS_TEXT: dict[str, Text] = {
     "booking": {"id": "Kurir sedang dipesan", "en": "Booking the courier"},
-    "booked": {"id": "Menunggu dijemput kurir di kantor imigrasi",
-               "en": "Waiting for the courier's pickup at the immigration office"},
+    "booked": {
+        "id": "Menunggu dijemput kurir di kantor imigrasi",
+        "en": "Waiting for the courier's pickup at the immigration office",
+    },
     "picked_up": {"id": "Sudah dijemput kurir", "en": "Picked up by the courier"},
     "in_transit": {"id": "Dalam perjalanan", "en": "In transit"},
-    "out_for_delivery": {"id": "Sedang diantar ke alamat Anda",
-                         "en": "Out for delivery to your address"},
-    "delivery_failed": {"id": "Pengantaran gagal; kurir akan mencoba lagi",
-                        "en": "Delivery attempt failed; the courier will try again"},
+    "out_for_delivery": {
+        "id": "Sedang diantar ke alamat Anda",
+        "en": "Out for delivery to your address",
+    },
+    "delivery_failed": {
+        "id": "Pengantaran gagal; kurir akan mencoba lagi",
+        "en": "Delivery attempt failed; the courier will try again",
+    },
     "delivered": {"id": "Sudah diterima di alamat tujuan", "en": "Delivered"},
-    "returning": {"id": "Dikembalikan ke kantor imigrasi",
-                  "en": "Being returned to the immigration office"},
-    "returned": {"id": "Sudah kembali di kantor imigrasi",
-                 "en": "Back at the immigration office"},
+    "returning": {
+        "id": "Dikembalikan ke kantor imigrasi",
+        "en": "Being returned to the immigration office",
+    },
+    "returned": {"id": "Sudah kembali di kantor imigrasi", "en": "Back at the immigration office"},
     "cancelled": {"id": "Pengiriman dibatalkan", "en": "Shipment cancelled"},
-    "lost": {"id": "Kiriman dilaporkan hilang oleh kurir",
-             "en": "The courier reports the parcel lost"},
+    "lost": {
+        "id": "Kiriman dilaporkan hilang oleh kurir",
+        "en": "The courier reports the parcel lost",
+    },
     "booking_failed": {"id": "Kurir menolak pesanan", "en": "The courier refused the order"},
-}  # fmt: skip
+}
 UNKNOWN_EVENT: Text = {"id": "Kabar dari kurir", "en": "Update from the courier"}
 
 # delivery state → (what it means, what happens next)
 STATE_TEXT: dict[str, tuple[Text, Text]] = {
     "requested": (
         {"id": "Paspor Anda belum selesai dicetak.", "en": "Your passport is not ready yet."},
-        {"id": "Kami mengirimkannya setelah paspor siap.",
-         "en": "We send it as soon as it is ready."},
+        {
+            "id": "Kami mengirimkannya setelah paspor siap.",
+            "en": "We send it as soon as it is ready.",
+        },
     ),
     "queued": (
-        {"id": "Paspor Anda siap dan menunggu dipesankan kurir.",
-         "en": "Your passport is ready and waiting for a courier booking."},
-        {"id": "Kurir akan menjemputnya di kantor imigrasi.",
-         "en": "The courier will collect it from the immigration office."},
+        {
+            "id": "Paspor Anda siap dan menunggu dipesankan kurir.",
+            "en": "Your passport is ready and waiting for a courier booking.",
+        },
+        {
+            "id": "Kurir akan menjemputnya di kantor imigrasi.",
+            "en": "The courier will collect it from the immigration office.",
+        },
     ),
     "shipping": (
-        {"id": "Paspor Anda sedang dikirim oleh kurir.",
-         "en": "Your passport is on its way with the courier."},
-        {"id": "Pastikan ada orang di alamat Anda; paspor sebaiknya Anda terima sendiri.",
-         "en": "Be at the address if you can: the passport should be received by you in "
-               "person."},
+        {
+            "id": "Paspor Anda sedang dikirim oleh kurir.",
+            "en": "Your passport is on its way with the courier.",
+        },
+        {
+            "id": "Pastikan ada orang di alamat Anda; paspor sebaiknya Anda terima sendiri.",
+            "en": "Be at the address if you can: the passport should be received by you in person.",
+        },
     ),
     "delivered": (
-        {"id": "Kurir melaporkan paspor sudah diantar.",
-         "en": "The courier reports the passport delivered."},
-        {"id": "Konfirmasikan penerimaan dengan memasukkan nomor paspor yang tercetak di "
-               "paspor Anda.",
-         "en": "Confirm receipt by entering the passport number printed in your passport."},
+        {
+            "id": "Kurir melaporkan paspor sudah diantar.",
+            "en": "The courier reports the passport delivered.",
+        },
+        {
+            "id": "Konfirmasikan penerimaan dengan memasukkan nomor paspor yang tercetak di "
+            "paspor Anda.",
+            "en": "Confirm receipt by entering the passport number printed in your passport.",
+        },
     ),
     "handed_over": (
-        {"id": "Serah terima paspor sudah terverifikasi. Terima kasih.",
-         "en": "The handover is verified. Thank you."},
-        {"id": "Tidak ada lagi yang perlu dilakukan. Terima kasih telah memakai layanan antar "
-               "paspor.",
-         "en": "Nothing more to do. Thank you for using the passport delivery service."},
+        {
+            "id": "Serah terima paspor sudah terverifikasi. Terima kasih.",
+            "en": "The handover is verified. Thank you.",
+        },
+        {
+            "id": "Tidak ada lagi yang perlu dilakukan. Terima kasih telah memakai layanan antar "
+            "paspor.",
+            "en": "Nothing more to do. Thank you for using the passport delivery service.",
+        },
     ),
     "returned": (
-        {"id": "Paspor kembali ke kantor imigrasi.",
-         "en": "The passport is back at the immigration office."},
-        {"id": "Petugas akan menghubungi Anda untuk pengiriman ulang atau pengambilan di loket.",
-         "en": "The office will contact you to re-ship it or to arrange collection at the "
-               "counter."},
+        {
+            "id": "Paspor kembali ke kantor imigrasi.",
+            "en": "The passport is back at the immigration office.",
+        },
+        {
+            "id": "Petugas akan menghubungi Anda untuk pengiriman ulang atau pengambilan di loket.",
+            "en": "The office will contact you to re-ship it or to arrange collection at the "
+            "counter.",
+        },
     ),
     "collected_at_office": (
-        {"id": "Paspor sudah Anda ambil di loket.",
-         "en": "You collected the passport at the counter."},
+        {
+            "id": "Paspor sudah Anda ambil di loket.",
+            "en": "You collected the passport at the counter.",
+        },
         {"id": "Tidak ada lagi yang perlu dilakukan.", "en": "Nothing more to do."},
     ),
     "needs_attention": (
-        {"id": "Petugas sedang menangani pengiriman Anda.",
-         "en": "Office staff are looking into your delivery."},
-        {"id": "Petugas akan menghubungi Anda bila diperlukan.",
-         "en": "The office will contact you if needed."},
+        {
+            "id": "Petugas sedang menangani pengiriman Anda.",
+            "en": "Office staff are looking into your delivery.",
+        },
+        {
+            "id": "Petugas akan menghubungi Anda bila diperlukan.",
+            "en": "The office will contact you if needed.",
+        },
     ),
     "cancelled": (
         {"id": "Pengiriman dibatalkan.", "en": "The delivery was cancelled."},
-        {"id": "Hubungi kantor imigrasi untuk mengambil paspor di loket.",
-         "en": "Contact the immigration office to collect the passport at the counter."},
+        {
+            "id": "Hubungi kantor imigrasi untuk mengambil paspor di loket.",
+            "en": "Contact the immigration office to collect the passport at the counter.",
+        },
     ),
     "expired": (
-        {"id": "Batas waktu pengambilan paspor sudah lewat.",
-         "en": "The deadline to collect the passport has passed."},
-        {"id": "Hubungi kantor imigrasi untuk langkah selanjutnya.",
-         "en": "Contact the immigration office for what to do next."},
+        {
+            "id": "Batas waktu pengambilan paspor sudah lewat.",
+            "en": "The deadline to collect the passport has passed.",
+        },
+        {
+            "id": "Hubungi kantor imigrasi untuk langkah selanjutnya.",
+            "en": "Contact the immigration office for what to do next.",
+        },
     ),
-}  # fmt: skip
+}
 
 REVIEW_NEXT: Text = {
     "id": "Petugas sedang memeriksa bukti penerimaan oleh kurir.",
@@ -131,8 +173,10 @@ def wib(when: datetime | None) -> dict[str, str] | None:
     if when is None:
         return None
     local = when.astimezone(WIB)
-    return {"iso": local.isoformat(timespec="minutes"),
-            "text": local.strftime("%d-%m-%Y %H:%M WIB")}  # fmt: skip
+    return {
+        "iso": local.isoformat(timespec="minutes"),
+        "text": local.strftime("%d-%m-%Y %H:%M WIB"),
+    }
 
 
 async def _latest(session: AsyncSession, model: Any, delivery_id: int) -> Any:
@@ -196,13 +240,15 @@ async def view(session: AsyncSession, delivery: Delivery) -> dict[str, Any]:
         "collect_by": wib(delivery.collect_by),
         "shipment": shipment_view,
         "events": events,
-        "handover": None if record is None else {
+        "handover": None
+        if record is None
+        else {
             "state": record.state,
             "verified": record.verified,
             "can_confirm": can_confirm,
             "verified_at": wib(record.verified_at),
         },
-    }  # fmt: skip
+    }
 
 
 @routes.get("/api/v1/track/{token}")
@@ -216,16 +262,17 @@ async def track(request: web.Request) -> web.Response:
         return json_ok(await view(session, delivery))
 
 
-async def confirm_for_token(
-    ctx: AppContext, token: str, passport_no: str
-) -> handover.Confirmation:
+async def confirm_for_token(ctx: AppContext, token: str, passport_no: str) -> handover.Confirmation:
     """The applicant behind tracking ``token`` confirms possession (the JSON API and the
     tracking page both come here)."""
     # the use case opens its own transactions: the slow passport check runs outside them
     return await handover.confirm_possession(
-        ctx.sessions, hashing.hash_token(token), passport_no, ctx.clock.now(),
+        ctx.sessions,
+        hashing.hash_token(token),
+        passport_no,
+        ctx.clock.now(),
         pepper=ctx.settings.passport_pepper,
-    )  # fmt: skip
+    )
 
 
 @routes.post("/api/v1/track/{token}/confirm")
@@ -237,8 +284,12 @@ async def confirm(request: web.Request) -> web.Response:
     refusal = handover.confirmation_error(result.outcome)
     if refusal is not None:
         raise ApiError.from_service(refusal)
-    return json_ok({
-        "handover": "verified",
-        "message": {"id": "Terima kasih, penerimaan paspor Anda sudah tercatat.",
-                    "en": "Thank you: your receipt of the passport is recorded."},
-    })  # fmt: skip
+    return json_ok(
+        {
+            "handover": "verified",
+            "message": {
+                "id": "Terima kasih, penerimaan paspor Anda sudah tercatat.",
+                "en": "Thank you: your receipt of the passport is recorded.",
+            },
+        }
+    )

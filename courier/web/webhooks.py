@@ -52,9 +52,11 @@ async def receive(request: web.Request) -> web.Response:
     if not adapter.verify_push(request.headers, raw):
         log.warning("webhook.rejected", courier=code, bytes=len(raw))
         raise ApiError(
-            401, "invalid_signature", "the push signature does not match its body",
+            401,
+            "invalid_signature",
+            "the push signature does not match its body",
             [FieldError("$", "signature check failed")],
-        )  # fmt: skip
+        )
     try:
         events = adapter.parse_push(raw)
         text = raw.decode("utf-8")
@@ -77,7 +79,10 @@ async def receive(request: web.Request) -> web.Response:
             },
         )
     log.info(
-        "webhook.accepted", courier=code, inbox_id=inbox_id, duplicate=inbox_id is None,
+        "webhook.accepted",
+        courier=code,
+        inbox_id=inbox_id,
+        duplicate=inbox_id is None,
         events=len(events),
     )
     return _reply(adapter.push_ack(True))

@@ -35,9 +35,12 @@ async def _leases_held(sessions: SessionFactory) -> int:
     async with sessions() as session:
         held = 0
         for model in (Delivery, Shipment):
-            held += int(await session.scalar(
-                select(func.count()).select_from(model).where(model.lease_owner.is_not(None))
-            ) or 0)
+            held += int(
+                await session.scalar(
+                    select(func.count()).select_from(model).where(model.lease_owner.is_not(None))
+                )
+                or 0
+            )
         return held
 
 
@@ -56,16 +59,20 @@ async def test_killed_at_each_step_books_exactly_once(
     reference = "BLT20260000000101"
     faults = None
     if step == "during_book":  # the order is made, then the answer is held for 60 s
-        faults = {"endpoints": {"create": {"timeout_seconds": 60}},
-                  "force": [{"endpoint": "create", "kind": "timeout_processed"}]}
+        faults = {
+            "endpoints": {"create": {"timeout_seconds": 60}},
+            "force": [{"endpoint": "create", "kind": "timeout_processed"}],
+        }
     with wp.processes(tmp_path) as procs:
         sim = wp.Simulator(procs, faults)
         await sim.ready()
         config = wp.write_config(tmp_path, db_url, sim.url)
-        first = wp.start_worker(procs, config, "w1",
-                                crash_at=None if step == "during_book" else step)
+        first = wp.start_worker(
+            procs, config, "w1", crash_at=None if step == "during_book" else step
+        )
         try:
             if step == "during_book":
+
                 async def order_made() -> bool:
                     return sim.orders()["create_counts"].get(reference) == 1
 
@@ -107,6 +114,7 @@ async def test_sigterm_drains_in_flight_work_and_releases_leases(
         config = wp.write_config(tmp_path, db_url, sim.url, concurrency_per_courier=2)
         worker = wp.start_worker(procs, config, "w1")
         try:
+
             async def in_flight() -> bool:
                 return any(s == "booking" for _, s in await _shipment_statuses(sessions))
 
@@ -125,8 +133,7 @@ async def test_sigterm_drains_in_flight_work_and_releases_leases(
             raise AssertionError(f"{err}\n{procs.logs()}") from err
 
 
-async def test_second_signal_exits_at_once(db_url: str, sessions: SessionFactory,
-                                           tmp_path: Path):
+async def test_second_signal_exits_at_once(db_url: str, sessions: SessionFactory, tmp_path: Path):
     office = await seed.office(sessions)
     await seed.deliveries(sessions, office, 1)
     faults = {"endpoints": {"create": {"latency_ms": [20000, 20000]}}}
@@ -136,6 +143,7 @@ async def test_second_signal_exits_at_once(db_url: str, sessions: SessionFactory
         config = wp.write_config(tmp_path, db_url, sim.url, grace_seconds=60)
         worker = wp.start_worker(procs, config, "w1")
         try:
+
             async def in_flight() -> bool:
                 return await _shipment_statuses(sessions) == [("BLT20260000000101", "booking")]
 
@@ -166,10 +174,17 @@ async def test_sigterm_past_grace_leaves_a_cut_off_booking_leased(
     with wp.processes(tmp_path) as procs:
         sim = wp.Simulator(procs, faults)
         await sim.ready()
-        config = wp.write_config(tmp_path, db_url, sim.url, grace_seconds=0.5,
-                                 concurrency_per_courier=1, lease_seconds=300)
+        config = wp.write_config(
+            tmp_path,
+            db_url,
+            sim.url,
+            grace_seconds=0.5,
+            concurrency_per_courier=1,
+            lease_seconds=300,
+        )
         worker = wp.start_worker(procs, config, "w1")
         try:
+
             async def in_flight() -> bool:
                 return await _shipment_statuses(sessions) == [(reference, "booking")]
 
@@ -180,10 +195,16 @@ async def test_sigterm_past_grace_leaves_a_cut_off_booking_leased(
             # a reconciliation by reference settles it, never a fresh send right away
             [ship] = await seed.shipments(sessions)
             assert (ship.client_reference, ship.status, ship.lease_owner) == (
-                reference, "booking", "w1")
+                reference,
+                "booking",
+                "w1",
+            )
             async with sessions() as session:
-                held = await session.scalar(select(func.count()).select_from(Delivery).where(
-                    Delivery.lease_owner.is_not(None)))
+                held = await session.scalar(
+                    select(func.count())
+                    .select_from(Delivery)
+                    .where(Delivery.lease_owner.is_not(None))
+                )
             assert held == 0  # deliveries not yet sent were handed back at once
         except AssertionError as err:
             raise AssertionError(f"{err}\n{procs.logs()}") from err

@@ -22,8 +22,9 @@ from courier.db.engine import SessionFactory
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.pg,
-    pytest.mark.skipif(not os.environ.get("COURIER_TEST_PG_URL"),
-                       reason="needs PostgreSQL (COURIER_TEST_PG_URL)"),
+    pytest.mark.skipif(
+        not os.environ.get("COURIER_TEST_PG_URL"), reason="needs PostgreSQL (COURIER_TEST_PG_URL)"
+    ),
 ]
 
 
@@ -34,7 +35,10 @@ def _restart_postgres() -> None:
         pytest.fail("cannot restart PostgreSQL here: no pg_ctlcluster or /etc/postgresql")
     done = subprocess.run(
         [tool, "--skip-systemctl-redirect", versions[-1], "main", "restart"],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     if done.returncode != 0:
         pytest.fail(f"PostgreSQL restart failed ({done.returncode}): {done.stderr.strip()}")
@@ -54,6 +58,7 @@ async def test_worker_survives_a_postgres_restart(
         config = wp.write_config(tmp_path, db_url, sim.url, concurrency_per_courier=2)
         worker = wp.start_worker(procs, config, "w1")
         try:
+
             async def booked_at_least(n: int) -> bool:
                 ships = await seed.shipments(sessions)
                 return sum(s.status == "booked" for s in ships) >= n

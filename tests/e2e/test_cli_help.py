@@ -11,8 +11,8 @@ from pathlib import Path
 
 import tomli_w
 
-from adapters.jnt import simulator as jnt_simulator
 from courier.cli import build_parser
+from simulators import jnt as jnt_simulator
 
 COURIER = Path(sys.executable).with_name("courier")
 
@@ -37,8 +37,12 @@ def test_help_lists_every_command_and_each_help_is_useful(tmp_path: Path) -> Non
     # the real console script, one process per command, all started at once
     procs = {
         tuple(cmd): subprocess.Popen(
-            [str(COURIER), *cmd, "--help"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True, env=env, cwd=tmp_path,
+            [str(COURIER), *cmd, "--help"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=tmp_path,
         )
         for cmd in [[], *commands]
     }
@@ -73,20 +77,26 @@ def test_every_sub_action_has_useful_help() -> None:
     assert "--password-stdin" in user_add
 
 
-
 def test_work_refuses_a_lease_shorter_than_a_courier_call(tmp_path: Path) -> None:
     """worker.lease_seconds must outlast the longest courier call with its retries."""
     config = tmp_path / "courier.toml"
     jnt = jnt_simulator.adapter_settings("http://127.0.0.1:9")
-    config.write_bytes(tomli_w.dumps({
-        "database_url": f"sqlite+aiosqlite:///{tmp_path / 'c.sqlite3'}",
-        "security": {"passport_pepper": "a-real-pepper-for-this-test"},
-        "worker": {"lease_seconds": 30},
-        "couriers": {"jnt": jnt},
-    }).encode())
+    config.write_bytes(
+        tomli_w.dumps(
+            {
+                "database_url": f"sqlite+aiosqlite:///{tmp_path / 'c.sqlite3'}",
+                "security": {"passport_pepper": "a-real-pepper-for-this-test"},
+                "worker": {"lease_seconds": 30},
+                "couriers": {"jnt": jnt},
+            }
+        ).encode()
+    )
     done = subprocess.run(
         [COURIER, "--config", str(config), "work", "--once"],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 2, done.stderr
     assert "worker.lease_seconds (30)" in done.stderr and "longest courier call" in done.stderr

@@ -36,14 +36,30 @@ def _pii(day: datetime) -> list[str]:
 def test_demo_settles_every_delivery_and_logs_no_pii(tmp_path: Path) -> None:
     db = tmp_path / "demo.sqlite3"
     proc = subprocess.run(
-        [sys.executable, "-m", "courier.cli", "demo", "--exit", "--minutes", "2",
-         "--speed", SPEED, "--port", "0", "--db", str(db)],
-        capture_output=True, text=True, timeout=230, cwd=tmp_path,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "courier.cli",
+            "demo",
+            "--exit",
+            "--minutes",
+            "2",
+            "--speed",
+            SPEED,
+            "--port",
+            "0",
+            "--db",
+            str(db),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=230,
+        cwd=tmp_path,
+    )
     out, logs = proc.stdout, proc.stderr
     assert proc.returncode == 0, out[-3000:] + logs[-3000:]
     assert "every delivery settled" in out
-    summary = out[out.index("summary at"):]
+    summary = out[out.index("summary at") :]
     counts = {m[1]: int(m[2]) for m in re.finditer(r"^  ([a-z_]+) +(\d+)$", summary, re.M)}
     assert counts.get("handed_over", 0) > 0, summary
     moving = {"requested", "queued", "shipping"} & set(counts)

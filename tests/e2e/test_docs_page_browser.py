@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, Request
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.clock import ManualClock
+from core.clock import ManualClock
 from courier import config
 from courier.context import AppContext
 from courier.db.engine import SessionFactory
@@ -24,8 +24,9 @@ async def test_docs_page_renders_every_route_from_this_server_only(
     backend: str, db_url: str, engine: AsyncEngine, sessions: SessionFactory, browser: Browser
 ) -> None:
     settings = config.from_mapping({"database_url": db_url})
-    server = TestServer(create_app(AppContext(settings, engine, sessions, ManualClock())),
-                        host="127.0.0.1")
+    server = TestServer(
+        create_app(AppContext(settings, engine, sessions, ManualClock())), host="127.0.0.1"
+    )
     await server.start_server()
     try:
         page = await browser.new_page()

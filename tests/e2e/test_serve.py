@@ -32,8 +32,12 @@ def _env(tmp_path: Path) -> dict[str, str]:
 def test_serve_refuses_the_placeholder_pepper(tmp_path: Path) -> None:
     env = {k: v for k, v in _env(tmp_path).items() if k != "COURIER_SECURITY__PASSPORT_PEPPER"}
     done = subprocess.run(
-        [str(COURIER), "serve", "--port", "0"], env=env, cwd=tmp_path, capture_output=True,
-        text=True, timeout=60,
+        [str(COURIER), "serve", "--port", "0"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 2
     assert "security.passport_pepper" in done.stderr
@@ -55,8 +59,12 @@ def test_the_placeholder_pepper_needs_an_explicit_allowance(
 def test_serve_refuses_an_unmigrated_database(tmp_path: Path) -> None:
     env = _env(tmp_path)
     done = subprocess.run(
-        [str(COURIER), "serve", "--port", "0"], env=env, cwd=tmp_path, capture_output=True,
-        text=True, timeout=60,
+        [str(COURIER), "serve", "--port", "0"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 1
     assert "courier migrate" in done.stderr
@@ -64,11 +72,21 @@ def test_serve_refuses_an_unmigrated_database(tmp_path: Path) -> None:
 
 def test_serve_answers_and_stops_on_sigterm(tmp_path: Path) -> None:
     env = _env(tmp_path)
-    subprocess.run([str(COURIER), "migrate"], env=env, cwd=tmp_path, check=True,
-                   capture_output=True, timeout=60)
+    subprocess.run(
+        [str(COURIER), "migrate"],
+        env=env,
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     proc = subprocess.Popen(
-        [str(COURIER), "serve", "--host", "127.0.0.1", "--port", "0"], env=env, cwd=tmp_path,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [str(COURIER), "serve", "--host", "127.0.0.1", "--port", "0"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stdout is not None

@@ -26,9 +26,12 @@ async def _visible(page: Page) -> str:
 
 
 async def test_an_applicant_confirms_receipt_on_a_phone(
-    backend: str, engine: AsyncEngine, sessions: SessionFactory, tmp_path: Path,
+    backend: str,
+    engine: AsyncEngine,
+    sessions: SessionFactory,
+    tmp_path: Path,
     browser: Browser,
-) -> None:  # fmt: skip
+) -> None:
     async with kit_.make_kit(engine, sessions, tmp_path) as kit:
         office_id, delivery_id = await kit_.seed_delivery(kit, outcome="delivered_self")
         await kit_.drive(kit, kit_.state_is(kit, delivery_id, "delivered"))
@@ -36,23 +39,33 @@ async def test_an_applicant_confirms_receipt_on_a_phone(
         assert url.startswith("http://127.0.0.1:")
 
         context = await browser.new_context(
-            viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True,
+            viewport=PHONE,
+            device_scale_factor=2,
+            is_mobile=True,
+            has_touch=True,
             java_script_enabled=False,  # the page must work with no script at all
             locale="id-ID",
-        )  # fmt: skip
+        )
         try:
             page = await context.new_page()
             blocked: list[str] = []
-            page.on("console", lambda m: blocked.append(m.text) if "Content Security" in m.text
-                    else None)  # fmt: skip
+            page.on(
+                "console",
+                lambda m: blocked.append(m.text) if "Content Security" in m.text else None,
+            )
             response = await page.goto(url)
             assert response is not None and response.status == 200
             text = await _visible(page)
             assert text.index("Kurir melaporkan paspor sudah diantar.") < text.index(
                 "The courier reports the passport delivered."
             )
-            for words in ("Batas pengambilan", "Perjalanan paspor", "J&T Express", " WIB",
-                          "Sisa percobaan: 5"):  # fmt: skip
+            for words in (
+                "Batas pengambilan",
+                "Perjalanan paspor",
+                "J&T Express",
+                " WIB",
+                "Sisa percobaan: 5",
+            ):
                 assert words in text, words
             # the stylesheet applied: the English line sits under the Indonesian, quieter
             id_box = await page.locator("h1 [lang=id]").bounding_box()

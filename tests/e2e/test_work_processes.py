@@ -22,14 +22,14 @@ import worker_seed as seed
 from aiohttp import web
 from sqlalchemy import select, update
 
-from adapters.clock import ScaledClock
-from adapters.jnt import simulator as jnt_sim
+from core.clock import ScaledClock
 from courier.db.engine import SessionFactory, transaction
 from courier.db.models import Application, Delivery, Handover
 from courier.domain.references import client_reference
 from courier.domain.states import FINAL_DELIVERY_STATES
 from courier.services import handover
 from courier.services.intake import hash_passport_no
+from simulators import jnt as jnt_sim
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -37,8 +37,14 @@ SPEED = 40_000.0  # a courier week in about 15 wall seconds
 PEPPER = "e2e-work-processes-pepper"
 PASSPORT_NO = "X1234567"
 # forced outcome per delivery, in turn: what the simulated courier does with each parcel
-OUTCOMES = ("delivered_self", "delivered_self", "fail_once_then_deliver", "delivered_family",
-            "delivered_self", "lost")
+OUTCOMES = (
+    "delivered_self",
+    "delivered_self",
+    "fail_once_then_deliver",
+    "delivered_family",
+    "delivered_self",
+    "lost",
+)
 AT_REST = {s.value for s in FINAL_DELIVERY_STATES} | {"needs_attention"}
 
 
@@ -78,8 +84,12 @@ def _config(tmp: Path, db_url: str, sim_url: str, started: float) -> Path:
         "log": {"level": "info", "format": "json"},
         "clock": {"epoch": seed.T0.isoformat(), "speed": SPEED, "started": started},
         # leases and polls in clock time: ten clock hours is under two wall seconds here
-        "worker": {"lease_seconds": 36_000, "poll_seconds": 0.05, "grace_seconds": 10,
-                   "concurrency_per_courier": 4},
+        "worker": {
+            "lease_seconds": 36_000,
+            "poll_seconds": 0.05,
+            "grace_seconds": 10,
+            "concurrency_per_courier": 4,
+        },
         "couriers": {"jnt": jnt_sim.adapter_settings(sim_url)},
         "security": {"passport_pepper": PEPPER},
     }
@@ -128,8 +138,11 @@ async def test_work_processes_bring_every_delivery_to_rest(
         confirmed: set[int] = set()
         with wp.processes(tmp_path) as procs:
             procs_ = [
-                procs.spawn([wp.COURIER, "work", "--worker-id", f"w{k}"],
-                            {"COURIER_CONFIG": str(config)}, f"worker-w{k}")
+                procs.spawn(
+                    [wp.COURIER, "work", "--worker-id", f"w{k}"],
+                    {"COURIER_CONFIG": str(config)},
+                    f"worker-w{k}",
+                )
                 for k in range(workers)
             ]
 
@@ -161,4 +174,3 @@ async def test_work_processes_bring_every_delivery_to_rest(
         assert sorted(s.client_reference for s in ships) == sorted(references.values())
     finally:
         await serving.aclose()
-

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from adapters.clock import ManualClock
+from core.clock import ManualClock
 from courier.cli import main
 from courier.db.engine import SessionFactory, make_engine, make_sessions, transaction
 from courier.db.models import Application, AuditEntry
@@ -121,8 +121,12 @@ async def test_semicolons_bom_multiline_cells_and_short_rows(sessions: SessionFa
     assert [str(e) for e in errors] == ["line 4: row: 3 cells, the header has 4"]
     assert [r.line for r in rows] == [2, 6]
     report = await csv_import.import_rows(
-        sessions, office_code="BLT", rows=rows, pepper=PEPPER,
-        clock=ManualClock(datetime(2026, 11, 3, tzinfo=UTC)), actor="test",
+        sessions,
+        office_code="BLT",
+        rows=rows,
+        pepper=PEPPER,
+        clock=ManualClock(datetime(2026, 11, 3, tzinfo=UTC)),
+        actor="test",
     )
     assert report.created == 2 and report.errors == []
     async with sessions() as session:

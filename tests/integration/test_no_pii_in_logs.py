@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from web.webapi import APPLICANT, MALANG, PASSPORT_NO, START, make_api, settings_for
 
-from adapters.clock import ManualClock
+from core.clock import ManualClock
 from courier import logging as courier_logging
 from courier.context import AppContext
 from courier.db.engine import SessionFactory, transaction
@@ -60,12 +60,31 @@ def captured() -> Iterator[io.StringIO]:
 def _forbidden(tokens: list[str]) -> list[str]:
     digits = lambda s: "".join(c for c in s if c.isdigit())  # noqa: E731
     values = [
-        APPLICANT["applicant_name"], "Siti Rahayu", "Rahayu", APPLICANT["date_of_birth"],
-        APPLICANT["phone"], digits(APPLICANT["phone"])[1:], PASSPORT_NO,
-        SECOND["applicant_name"], "Pamungkas", SECOND["date_of_birth"], SECOND["phone"],
-        digits(SECOND["phone"])[1:], "Kartika", "Yohanes", "1979-12-24", "1979-12-25",
-        "81977776666", "AB9988776", "C5544332", "X7654321",
-        MALANG["street"], "Borobudur", "pagar hijau", "Jl. Ijen", "Balearjosari",
+        APPLICANT["applicant_name"],
+        "Siti Rahayu",
+        "Rahayu",
+        APPLICANT["date_of_birth"],
+        APPLICANT["phone"],
+        digits(APPLICANT["phone"])[1:],
+        PASSPORT_NO,
+        SECOND["applicant_name"],
+        "Pamungkas",
+        SECOND["date_of_birth"],
+        SECOND["phone"],
+        digits(SECOND["phone"])[1:],
+        "Kartika",
+        "Yohanes",
+        "1979-12-24",
+        "1979-12-25",
+        "81977776666",
+        "AB9988776",
+        "C5544332",
+        "X7654321",
+        MALANG["street"],
+        "Borobudur",
+        "pagar hijau",
+        "Jl. Ijen",
+        "Balearjosari",
     ]
     return values + tokens
 
@@ -102,8 +121,12 @@ async def test_flows_leave_no_pii_in_logs(
 
         rows, errors = csv_import.read_rows(CSV)
         report = await csv_import.import_rows(
-            api.ctx.sessions, office_code="BLT", rows=rows, pepper="csv-pepper-0123456789",
-            clock=api.clock, actor="test",
+            api.ctx.sessions,
+            office_code="BLT",
+            rows=rows,
+            pepper="csv-pepper-0123456789",
+            clock=api.clock,
+            actor="test",
         )
         assert report.created == 1 and len(report.errors) == 1 and not errors
 
@@ -111,8 +134,12 @@ async def test_flows_leave_no_pii_in_logs(
         # free text only what has a recognisable shape can be found: phones, passport numbers)
         stdlib.warning("phone %s passport %s", APPLICANT["phone"], PASSPORT_NO)
         structlog.get_logger().debug(
-            "careless", applicant_name=SECOND["applicant_name"], phone=SECOND["phone"],
-            address=MALANG, passport_no=PASSPORT_NO, tracking_token=tokens[-1],
+            "careless",
+            applicant_name=SECOND["applicant_name"],
+            phone=SECOND["phone"],
+            address=MALANG,
+            passport_no=PASSPORT_NO,
+            tracking_token=tokens[-1],
         )
 
     text = captured.getvalue()
@@ -138,19 +165,29 @@ async def test_a_database_error_in_a_handler_logs_no_pii(
     clock = ManualClock(START)
     async with transaction(sessions) as session:
         office, _ = await staff.upsert_office(
-            session, {"code": "BLT", "name": "Kantor Imigrasi Blitar",
-                      "home_regency_codes": ["35.05"]}, now=clock.now(), actor="test",
-        )  # fmt: skip
+            session,
+            {"code": "BLT", "name": "Kantor Imigrasi Blitar", "home_regency_codes": ["35.05"]},
+            now=clock.now(),
+            actor="test",
+        )
         office_id = office.id
 
     async def broken(request: web.Request) -> web.Response:
         async with transaction(context_of(request).sessions) as session:
-            session.add(Application(
-                office_id=office_id, application_no="BLT-2026-0999",
-                applicant_name=APPLICANT["applicant_name"], date_of_birth=date(1984, 3, 17),
-                phone=None, priority_kind="elderly", express=False,
-                state="registered", created_at=clock.now(), updated_at=clock.now(),
-            ))  # fmt: skip
+            session.add(
+                Application(
+                    office_id=office_id,
+                    application_no="BLT-2026-0999",
+                    applicant_name=APPLICANT["applicant_name"],
+                    date_of_birth=date(1984, 3, 17),
+                    phone=None,
+                    priority_kind="elderly",
+                    express=False,
+                    state="registered",
+                    created_at=clock.now(),
+                    updated_at=clock.now(),
+                )
+            )
         return web.Response(text="unreachable")
 
     app = create_app(AppContext(settings_for(db_url), engine, sessions, clock))
@@ -195,14 +232,26 @@ async def test_worker_flows_and_handover_confirmation_log_no_pii(
             assert resp.status == 200, await resp.text()
         assert await kit_.delivery_state(kit, delivery_id) == "handed_over"
         async with sessions() as session:
-            record = await session.scalar(select(Handover).where(
-                Handover.delivery_id == delivery_id))
+            record = await session.scalar(
+                select(Handover).where(Handover.delivery_id == delivery_id)
+            )
             assert record is not None and record.verified
             assert await session.scalar(select(Office.code)) == kit_.office_code("jnt")
 
     text = captured.getvalue()
     events = {json.loads(x)["event"] for x in text.splitlines() if x.startswith("{")}
     assert {"http_request", "handover_verified"} <= events  # the flows did log
-    values = [name, "Kusumawati", "Handayani", phone, phone[3:], "1977-05-21", street,
-              "Kawi Atas", kit_.PASSPORT_NO, "X7654321", token]  # fmt: skip
+    values = [
+        name,
+        "Kusumawati",
+        "Handayani",
+        phone,
+        phone[3:],
+        "1977-05-21",
+        street,
+        "Kawi Atas",
+        kit_.PASSPORT_NO,
+        "X7654321",
+        token,
+    ]
     assert _leaks(text, values) == []

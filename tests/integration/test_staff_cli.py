@@ -11,7 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
-from adapters.clock import ManualClock
+from core.clock import ManualClock
 from courier import config
 from courier.cli import main
 from courier.context import AppContext
@@ -67,17 +67,44 @@ def test_office_sync_add_and_list(
     assert "office BLT: unchanged" in capsys.readouterr().out
     audits = len(_rows(db_url, AuditEntry))
 
-    assert main(
-        ["--config", cfg, "office", "add", "--code", "BLT", "--name", "Kanim Blitar",
-         "--home-regency", "35.72", "--pickup-slot", "11:00"]
-    ) == 0
+    assert (
+        main(
+            [
+                "--config",
+                cfg,
+                "office",
+                "add",
+                "--code",
+                "BLT",
+                "--name",
+                "Kanim Blitar",
+                "--home-regency",
+                "35.72",
+                "--pickup-slot",
+                "11:00",
+            ]
+        )
+        == 0
+    )
     assert "office BLT: updated" in capsys.readouterr().out
     assert len(_rows(db_url, AuditEntry)) == audits + 1
     blt = next(o for o in _rows(db_url, Office) if o.code == "BLT")
     assert blt.home_regency_codes == ["35.72"] and blt.pickup_slots == ["11:00"]
 
-    bad = main(["--config", cfg, "office", "add", "--code", "blitar", "--name", "X",
-                "--home-regency", "3572"])
+    bad = main(
+        [
+            "--config",
+            cfg,
+            "office",
+            "add",
+            "--code",
+            "blitar",
+            "--name",
+            "X",
+            "--home-regency",
+            "3572",
+        ]
+    )
     assert bad == 1
     err = capsys.readouterr().err
     assert "$.code" in err and "$.name" in err and "$.home_regency_codes[0]" in err
@@ -90,11 +117,23 @@ def test_user_add_hashes_the_password(
     cfg: str, db_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     main(["--config", cfg, "office", "sync"])
+
     def add(username: str, password: str, office: str = "BLT", role: str = "dispatcher") -> int:
         monkeypatch.setattr("sys.stdin", io.StringIO(password + "\n"))
         return main(
-            ["--config", cfg, "user", "add", "--office", office, "--username", username,
-             "--role", role, "--password-stdin"]
+            [
+                "--config",
+                cfg,
+                "user",
+                "add",
+                "--office",
+                office,
+                "--username",
+                username,
+                "--role",
+                role,
+                "--password-stdin",
+            ]
         )
 
     assert add("dewi.k", "kuda-lumping-2026") == 0
@@ -139,8 +178,11 @@ def test_token_add_works_over_http_until_revoked(
             async with TestClient(TestServer(create_app(ctx))) as client:
                 resp = await client.put(
                     "/api/v1/applications/BLT-2026-3001",
-                    json={"applicant_name": "A", "date_of_birth": "1990-01-01",
-                          "phone": "081234567890"},
+                    json={
+                        "applicant_name": "A",
+                        "date_of_birth": "1990-01-01",
+                        "phone": "081234567890",
+                    },
                     headers={"Authorization": f"Bearer {token}"},
                 )
                 return resp.status
@@ -165,8 +207,24 @@ def test_token_for_a_person_is_tied_to_their_account(
 ) -> None:
     main(["--config", cfg, "office", "sync"])
     monkeypatch.setattr("sys.stdin", io.StringIO("kuda-lumping-2026\n"))
-    assert main(["--config", cfg, "user", "add", "--office", "BLT", "--username", "dewi.k",
-                 "--role", "dispatcher", "--password-stdin"]) == 0
+    assert (
+        main(
+            [
+                "--config",
+                cfg,
+                "user",
+                "add",
+                "--office",
+                "BLT",
+                "--username",
+                "dewi.k",
+                "--role",
+                "dispatcher",
+                "--password-stdin",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     add = ["token", "add", "--office", "BLT", "--name", "dewi's laptop"]
     # a token acting for a person has that person's role, at that person's office

@@ -26,21 +26,34 @@ from adapters.base import (
     Party,
     ResponseInvalid,
     ShipmentOrder,
-    Status,
     TrackingEvent,
 )
-from adapters.clock import ManualClock
 from adapters.http import CircuitOpen
-from adapters.jnt import push, simulator
+from adapters.jnt import push
 from adapters.jnt.adapter import JntAdapter
+from core.clock import ManualClock
+from core.status import Status
+from simulators import jnt as simulator
 
 ORIGIN = Address(
-    "Jl. Kenari No. 54", "Sananwetan", "Sananwetan", "Kota Blitar", "Jawa Timur", "66137",
-    "35.05", "35.05.01",
+    "Jl. Kenari No. 54",
+    "Sananwetan",
+    "Sananwetan",
+    "Kota Blitar",
+    "Jawa Timur",
+    "66137",
+    "35.05",
+    "35.05.01",
 )
 MALANG = Address(
-    "Jl. Ijen No. 7 / Gg. Mawar", "Oro-oro Dowo", "Klojen", "Kota Malang", "Jawa Timur", "65119",
-    "35.73", "35.73.01",
+    "Jl. Ijen No. 7 / Gg. Mawar",
+    "Oro-oro Dowo",
+    "Klojen",
+    "Kota Malang",
+    "Jawa Timur",
+    "65119",
+    "35.73",
+    "35.73.01",
 )
 
 
@@ -179,8 +192,15 @@ async def test_field_too_long_is_refused_before_anything_is_sent(sim: Sim) -> No
 
 
 ORDER_OF = [
-    Status.BOOKED, Status.PICKED_UP, Status.IN_TRANSIT, Status.OUT_FOR_DELIVERY,
-    Status.DELIVERY_FAILED, Status.DELIVERED, Status.RETURNING, Status.RETURNED, Status.LOST,
+    Status.BOOKED,
+    Status.PICKED_UP,
+    Status.IN_TRANSIT,
+    Status.OUT_FOR_DELIVERY,
+    Status.DELIVERY_FAILED,
+    Status.DELIVERED,
+    Status.RETURNING,
+    Status.RETURNED,
+    Status.LOST,
 ]
 
 
@@ -251,8 +271,9 @@ async def test_track_unknown_awb_is_empty_and_one_call_per_awb(sim: Sim) -> None
         def on_rate_wait(self, courier: str, seconds: float) -> None: ...
 
     settings = {**simulator.adapter_settings(sim.url())}
-    adapter = registry.create("jnt", settings, clock=sim.clock, session=sim.session,
-                              observer=Count())
+    adapter = registry.create(
+        "jnt", settings, clock=sim.clock, session=sim.session, observer=Count()
+    )
     booking = await adapter.book(order())
     result = await adapter.track([booking.waybill, "JO0000000001", booking.waybill])
     assert result["JO0000000001"] == []
@@ -298,8 +319,10 @@ async def test_latency_within_the_read_timeout_is_just_slow(sim: Sim) -> None:
 async def test_track_honours_retry_after_on_429(sim: Sim) -> None:
     adapter = sim.adapter()
     booking = await adapter.book(order())
-    await sim.faults(endpoints={"track": {"retry_after": 3}},
-                     force=[{"endpoint": "track", "kind": "rate_limit", "count": 1}])
+    await sim.faults(
+        endpoints={"track": {"retry_after": 3}},
+        force=[{"endpoint": "track", "kind": "rate_limit", "count": 1}],
+    )
     before = sim.clock.now()
     assert await events_of(adapter, booking.waybill)
     assert sim.clock.now() - before >= timedelta(seconds=3)
@@ -324,8 +347,10 @@ async def test_create_is_not_retried_on_5xx(sim: Sim) -> None:
 
 async def test_timed_out_create_is_outcome_unknown_and_find_settles_it(sim: Sim) -> None:
     adapter = sim.adapter(transport={"read_timeout": 0.3, "total_timeout": 1})
-    await sim.faults(endpoints={"create": {"timeout_seconds": 2}},
-                     force=[{"endpoint": "create", "kind": "timeout_processed", "count": 1}])
+    await sim.faults(
+        endpoints={"create": {"timeout_seconds": 2}},
+        force=[{"endpoint": "create", "kind": "timeout_processed", "count": 1}],
+    )
     with pytest.raises(OutcomeUnknown):
         await adapter.book(order())
     found = await adapter.find("BLT-0001-1")  # the order was made although we never heard
@@ -335,8 +360,10 @@ async def test_timed_out_create_is_outcome_unknown_and_find_settles_it(sim: Sim)
 
 async def test_timed_out_create_that_never_happened_finds_nothing(sim: Sim) -> None:
     adapter = sim.adapter(transport={"read_timeout": 0.3, "total_timeout": 1})
-    await sim.faults(endpoints={"create": {"timeout_seconds": 2}},
-                     force=[{"endpoint": "create", "kind": "timeout", "count": 1}])
+    await sim.faults(
+        endpoints={"create": {"timeout_seconds": 2}},
+        force=[{"endpoint": "create", "kind": "timeout", "count": 1}],
+    )
     with pytest.raises(OutcomeUnknown):
         await adapter.book(order())
     assert await adapter.find("BLT-0001-1") is None
@@ -356,8 +383,7 @@ async def test_malformed_answers(sim: Sim) -> None:
 
 
 async def test_circuit_opens_fails_fast_then_closes_after_a_good_probe(sim: Sim) -> None:
-    adapter = sim.adapter(transport={"max_attempts": 1, "failures_to_open": 3,
-                                     "open_seconds": 30})
+    adapter = sim.adapter(transport={"max_attempts": 1, "failures_to_open": 3, "open_seconds": 30})
     booking = await adapter.book(order())
     await sim.faults(endpoints={"track": {"error_rate": 1.0}})
     for _ in range(3):
@@ -407,7 +433,7 @@ async def test_bad_cancel_key_is_auth_failed(sim: Sim) -> None:
 
 async def test_bad_tracking_password_is_auth_failed(sim: Sim) -> None:
     booking = await sim.adapter().book(order())
-    outcome = (await sim.adapter(tracking_password="wrong").track([booking.waybill]))
+    outcome = await sim.adapter(tracking_password="wrong").track([booking.waybill])
     assert isinstance(outcome[booking.waybill], AuthFailed)
 
 
@@ -518,16 +544,27 @@ async def test_duplicate_and_reordered_pushes_dedupe_to_the_same_events() -> Non
 
 async def test_forged_or_altered_push_is_refused() -> None:
     async def run(s: Sim, receiver: Receiver, url: str) -> None:
-        items = [{"billCode": "JO0000000001", "details": [
-            {"scanTime": "2026-11-03 10:00:00", "scanTypeCode": "100",
-             "desc": "Paket telah diterima oleh Orang Lain (TETANGGA)"}]}]
-        headers, body = push.build(items, api_account="sim-account", private_key="guess",
-                                   now=s.clock.now())
+        items = [
+            {
+                "billCode": "JO0000000001",
+                "details": [
+                    {
+                        "scanTime": "2026-11-03 10:00:00",
+                        "scanTypeCode": "100",
+                        "desc": "Paket telah diterima oleh Orang Lain (TETANGGA)",
+                    }
+                ],
+            }
+        ]
+        headers, body = push.build(
+            items, api_account="sim-account", private_key="guess", now=s.clock.now()
+        )
         async with s.session.post(url, data=body, headers=headers) as resp:
             assert resp.status == 400
             assert (await resp.json())["code"] == "0"
-        headers, body = push.build(items, api_account="sim-account",
-                                   private_key="sim-private-key", now=s.clock.now())
+        headers, body = push.build(
+            items, api_account="sim-account", private_key="sim-private-key", now=s.clock.now()
+        )
         altered = body.replace(b"TETANGGA", b"YBS")
         async with s.session.post(url, data=altered, headers=headers) as resp:
             assert resp.status == 400

@@ -28,38 +28,58 @@ from adapters.base import (
     Party,
     ResponseInvalid,
     ShipmentOrder,
-    Status,
     TrackingEvent,
 )
-from adapters.clock import WIB, ManualClock
 from adapters.posind.adapter import SANDBOX_POSTING_PATH, PosIndonesiaAdapter
-from adapters.posind.simulator import STATE_KEY, PosSimulator, adapter_settings, create_app
+from core.clock import WIB, ManualClock
+from core.status import Status
+from simulators.posind import STATE_KEY, PosSimulator, adapter_settings, create_app
 
 START = datetime(2026, 11, 2, 8, 0, tzinfo=WIB).astimezone(UTC)  # Monday 08:00 WIB
 KEY, SECRET = "kanim-blitar", "s3cret"
 TRANSPORT = {
-    "connect_timeout": 1, "read_timeout": 0.4, "total_timeout": 0.5, "max_attempts": 3,
-    "backoff_initial": 0.01, "backoff_max": 10, "requests_per_second": 1000,
+    "connect_timeout": 1,
+    "read_timeout": 0.4,
+    "total_timeout": 0.5,
+    "max_attempts": 3,
+    "backoff_initial": 0.01,
+    "backoff_max": 10,
+    "requests_per_second": 1000,
     "failures_to_open": 50,
 }
-SIM_OPTIONS = {"consumer_key": KEY, "consumer_secret": SECRET, "userid": 7, "memberid": "BLT0001",
-               "token_ttl_seconds": 3600}
+SIM_OPTIONS = {
+    "consumer_key": KEY,
+    "consumer_secret": SECRET,
+    "userid": 7,
+    "memberid": "BLT0001",
+    "token_ttl_seconds": 3600,
+}
 
 OFFICE = Party(
     name="Kantor Imigrasi Blitar",
     phone="+62342801234",
     address=Address(
-        street="Jl. Sudanco Supriadi No. 50", village="Bendogerit", district="Sananwetan",
-        regency="Kota Blitar", province="Jawa Timur", postal_code="66133",
-        regency_code="35.72", district_code="35.72.03",
+        street="Jl. Sudanco Supriadi No. 50",
+        village="Bendogerit",
+        district="Sananwetan",
+        regency="Kota Blitar",
+        province="Jawa Timur",
+        postal_code="66133",
+        regency_code="35.72",
+        district_code="35.72.03",
     ),
 )
 APPLICANT = Party(
     name="Siti Rahayu",
     phone="+6281234567890",
     address=Address(
-        street="Jl. Ijen No. 7", village="Oro-oro Dowo", district="Klojen", regency="Kota Malang",
-        province="Jawa Timur", postal_code="65119", regency_code="35.73",
+        street="Jl. Ijen No. 7",
+        village="Oro-oro Dowo",
+        district="Klojen",
+        regency="Kota Malang",
+        province="Jawa Timur",
+        postal_code="65119",
+        regency_code="35.73",
         district_code="35.73.02",
     ),
 )
@@ -67,14 +87,23 @@ APPLICANT = Party(
 
 def order(reference: str = "BLT-0001-1") -> ShipmentOrder:
     return ShipmentOrder(
-        reference=reference, sender=OFFICE, receiver=APPLICANT, weight_kg=Decimal("0.2"),
-        declared_value=350000, service="240",
+        reference=reference,
+        sender=OFFICE,
+        receiver=APPLICANT,
+        weight_kg=Decimal("0.2"),
+        declared_value=350000,
+        service="240",
     )
 
 
 class Harness:
-    def __init__(self, clock: ManualClock, server: BaseTestServer,
-                 session: aiohttp.ClientSession, sim: PosSimulator) -> None:
+    def __init__(
+        self,
+        clock: ManualClock,
+        server: BaseTestServer,
+        session: aiohttp.ClientSession,
+        sim: PosSimulator,
+    ) -> None:
         self.clock = clock
         self.server = server
         self.session = session
@@ -83,8 +112,12 @@ class Harness:
     def adapter(self, **settings: Any) -> PosIndonesiaAdapter:
         """Built the way the service builds it: registry, settings schema, transport block."""
         base = adapter_settings(str(self.server.make_url("")), SIM_OPTIONS)
-        built = registry.create("posind", base | {"transport": TRANSPORT} | settings,
-                                clock=self.clock, session=self.session)
+        built = registry.create(
+            "posind",
+            base | {"transport": TRANSPORT} | settings,
+            clock=self.clock,
+            session=self.session,
+        )
         assert isinstance(built, PosIndonesiaAdapter)
         return built
 
@@ -172,8 +205,9 @@ async def test_expired_token_is_refused_by_the_gateway(h: Harness) -> None:
     token = next(iter(h.sim.tokens))
     h.clock.advance(timedelta(hours=2))
     url = h.server.make_url("/utilitas/1.0.1/getTrackAndTrace")
-    async with h.session.post(url, json={"barcode": "P1"},
-                              headers={"Authorization": f"Bearer {token}"}) as resp:
+    async with h.session.post(
+        url, json={"barcode": "P1"}, headers={"Authorization": f"Bearer {token}"}
+    ) as resp:
         assert resp.status == 401
         assert (await resp.json())["fault"]["code"] == 900901
     async with h.session.post(url, json={"barcode": "P1"}) as resp:
@@ -191,7 +225,11 @@ async def test_book_returns_a_p_barcode_and_sends_the_full_body(h: Harness) -> N
     stored = h.sim.state.orders["BLT-0001-1"]
     assert schemas.check("couriers/posind/posting_request", stored.payload) == []
     assert {a["addresstype"] for a in stored.payload["addresses"]} == {
-        "senderlocation", "receiverlocation", "pickuplocation", "deliverylocation"}
+        "senderlocation",
+        "receiverlocation",
+        "pickuplocation",
+        "deliverylocation",
+    }
     assert stored.destination_regency_code.startswith("35.")
 
 
@@ -211,8 +249,9 @@ async def test_duplicate_reference_is_outcome_unknown_never_a_second_order(h: Ha
 
 
 async def test_invalid_order_is_rejected_with_the_path(h: Harness) -> None:
-    bad = replace(order(), receiver=replace(
-        APPLICANT, address=replace(APPLICANT.address, postal_code="651")))
+    bad = replace(
+        order(), receiver=replace(APPLICANT, address=replace(APPLICANT.address, postal_code="651"))
+    )
     with pytest.raises(CourierRejected) as info:
         await h.adapter().book(bad)
     assert info.value.code == "101"
@@ -228,8 +267,9 @@ async def test_wrong_member_is_rejected(h: Harness) -> None:
 # ---------------------------------------------------------------------------------- track
 
 
-async def statuses_until_terminal(h: Harness, adapter: PosIndonesiaAdapter, waybill: str,
-                                  days: int = 12) -> list[TrackingEvent]:
+async def statuses_until_terminal(
+    h: Harness, adapter: PosIndonesiaAdapter, waybill: str, days: int = 12
+) -> list[TrackingEvent]:
     """Advance the clock half a day at a time (through the control API) and track."""
     seen: list[TrackingEvent] = []
     for _ in range(days * 2):
@@ -251,8 +291,9 @@ async def test_single_event_comes_as_one_object_and_is_read(h: Harness) -> None:
     h.clock.set(datetime(2026, 11, 2, 10, 30, tzinfo=WIB))  # after pickup, before departure
     url = h.server.make_url("/utilitas/1.0.1/getTrackAndTrace")
     token = await adapter.tokens.token()
-    async with h.session.post(url, json={"barcode": booking.waybill},
-                              headers={"Authorization": f"Bearer {token}"}) as resp:
+    async with h.session.post(
+        url, json={"barcode": booking.waybill}, headers={"Authorization": f"Bearer {token}"}
+    ) as resp:
         wire = await resp.json()
     assert isinstance(wire["rs_tnt"]["r_tnt"], dict)
     assert wire["rs_tnt"]["r_tnt"]["eventName"] == "POSTING LOKET"
@@ -267,11 +308,19 @@ async def test_whole_lifecycle_delivered_to_family(h: Harness) -> None:
     booking = await adapter.book(order("R-FAM"))
     events = await statuses_until_terminal(h, adapter, booking.waybill)
     assert [e.status for e in events] == [
-        Status.PICKED_UP, Status.IN_TRANSIT, Status.IN_TRANSIT, Status.OUT_FOR_DELIVERY,
+        Status.PICKED_UP,
+        Status.IN_TRANSIT,
+        Status.IN_TRANSIT,
+        Status.OUT_FOR_DELIVERY,
         Status.DELIVERED,
     ]
     assert [e.raw_code for e in events] == [
-        "POSTING LOKET", "MANIFEST SERAH", "MANIFEST TERIMA", "PROSES ANTAR", "SELESAI ANTAR"]
+        "POSTING LOKET",
+        "MANIFEST SERAH",
+        "MANIFEST TERIMA",
+        "PROSES ANTAR",
+        "SELESAI ANTAR",
+    ]
     last = events[-1]
     assert last.relation in ("ISTRI", "SUAMI", "ORANG TUA", "ANAK", "Orang Serumah")
     if last.relation != "Orang Serumah":
@@ -286,7 +335,10 @@ async def test_whole_lifecycle_self_names_the_applicant(h: Harness) -> None:
     booking = await adapter.book(order("R-SELF"))
     last = (await statuses_until_terminal(h, adapter, booking.waybill))[-1]
     assert (last.status, last.receiver_name, last.relation) == (
-        Status.DELIVERED, "SITI RAHAYU", "YBS")
+        Status.DELIVERED,
+        "SITI RAHAYU",
+        "YBS",
+    )
 
 
 async def test_failed_attempt_then_delivered(h: Harness) -> None:
@@ -295,8 +347,12 @@ async def test_failed_attempt_then_delivered(h: Harness) -> None:
     booking = await adapter.book(order("R-FAIL"))
     events = await statuses_until_terminal(h, adapter, booking.waybill)
     statuses = [e.status for e in events]
-    assert statuses[-4:] == [Status.OUT_FOR_DELIVERY, Status.DELIVERY_FAILED,
-                             Status.OUT_FOR_DELIVERY, Status.DELIVERED]
+    assert statuses[-4:] == [
+        Status.OUT_FOR_DELIVERY,
+        Status.DELIVERY_FAILED,
+        Status.OUT_FOR_DELIVERY,
+        Status.DELIVERED,
+    ]
     failed = events[statuses.index(Status.DELIVERY_FAILED)]
     assert failed.reason in ("Penerima tidak di tempat", "Alamat tidak jelas")
 
@@ -412,9 +468,19 @@ async def test_cancel_find_and_push_are_not_supported(h: Harness) -> None:
 @pytest.mark.slow
 async def test_courier_simulate_posind_runs_standalone_and_stops_on_sigterm() -> None:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "courier.cli", "simulate", "posind", "--port", "0",
-        "--epoch", "2026-11-02T08:00:00+07:00", "--seed", "e2e",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "courier.cli",
+        "simulate",
+        "posind",
+        "--port",
+        "0",
+        "--epoch",
+        "2026-11-02T08:00:00+07:00",
+        "--seed",
+        "e2e",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         assert proc.stdout is not None
@@ -424,8 +490,7 @@ async def test_courier_simulate_posind_runs_standalone_and_stops_on_sigterm() ->
         url = match.group(1).decode()
         clock = ManualClock(START)
         async with aiohttp.ClientSession() as session:
-            adapter = registry.create("posind", adapter_settings(url), clock=clock,
-                                      session=session)
+            adapter = registry.create("posind", adapter_settings(url), clock=clock, session=session)
             booking = await adapter.book(order())
             assert booking.waybill.startswith("P")
             async with session.get(f"{url}/_sim/orders") as resp:

@@ -63,18 +63,24 @@ async def test_an_address_change_waits_for_a_booking_and_is_refused(api: Api) ->
     postgres = api.ctx.engine.dialect.name == "postgresql"
     now = api.clock.now()
     async with transaction(api.ctx.sessions) as booking:
-        delivery = (
-            await booking.execute(select(Delivery).with_for_update())
-        ).scalar_one()
+        delivery = (await booking.execute(select(Delivery).with_for_update())).scalar_one()
         change = asyncio.create_task(api.opt_in("BLT-2026-0703", address=moved))
         if postgres:  # SQLite: the change waits at BEGIN IMMEDIATE, nothing to watch for
             await _wait_for_a_lock_wait(api)
         delivery.state = "shipping"
-        booking.add(Shipment(
-            delivery_id=delivery.id, attempt_no=1, courier_code="jnt",
-            client_reference="BLT-REF-0703-1", status="booking", claim_count=1,
-            reconcile_count=0, created_at=now, updated_at=now,
-        ))  # fmt: skip
+        booking.add(
+            Shipment(
+                delivery_id=delivery.id,
+                attempt_no=1,
+                courier_code="jnt",
+                client_reference="BLT-REF-0703-1",
+                status="booking",
+                claim_count=1,
+                reconcile_count=0,
+                created_at=now,
+                updated_at=now,
+            )
+        )
     answer = await change
     assert answer.status == 409, await answer.text()
     assert (await answer.json())["error"]["code"] == "already_booked"

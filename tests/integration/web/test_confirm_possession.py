@@ -33,9 +33,10 @@ async def _write_without_waiting(db_url: str, delivery_id: int) -> bool:
     try:
         async with engine.begin() as conn:
             await conn.execute(
-                update(Delivery).where(Delivery.id == delivery_id)
+                update(Delivery)
+                .where(Delivery.id == delivery_id)
                 .values(updated_at=Delivery.updated_at)
-            )  # fmt: skip
+            )
         return True
     except DBAPIError:  # database is locked / lock timeout
         return False
@@ -69,9 +70,12 @@ def _gate_passport_check(monkeypatch: pytest.MonkeyPatch) -> tuple[asyncio.Event
 
 
 async def test_other_writers_go_on_while_the_number_is_checked(
-    db_url: str, engine: AsyncEngine, sessions: SessionFactory, tmp_path: Path,
+    db_url: str,
+    engine: AsyncEngine,
+    sessions: SessionFactory,
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+) -> None:
     async with _delivered(engine, sessions, tmp_path) as (kit, office_id, delivery_id):
         entered, release = _gate_passport_check(monkeypatch)
         url = kit.url(f"/api/v1/track/{kit_.token(office_id, 1)}/confirm")
@@ -85,9 +89,11 @@ async def test_other_writers_go_on_while_the_number_is_checked(
 
 
 async def test_a_handover_refused_during_the_check_is_not_verified_after_it(
-    engine: AsyncEngine, sessions: SessionFactory, tmp_path: Path,
+    engine: AsyncEngine,
+    sessions: SessionFactory,
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+) -> None:
     async with _delivered(engine, sessions, tmp_path) as (kit, office_id, delivery_id):
         reviewer = await kit_.staff(sessions, office_id)
         entered, release = _gate_passport_check(monkeypatch)
@@ -95,14 +101,21 @@ async def test_a_handover_refused_during_the_check_is_not_verified_after_it(
         confirm = asyncio.create_task(kit.http.post(url, json={"passport_no": kit_.PASSPORT_NO}))
         await asyncio.wait_for(entered.wait(), 10)
         async with sessions() as session:
-            [record] = (await session.execute(
-                Handover.__table__.select().where(Handover.delivery_id == delivery_id)
-            )).all()  # fmt: skip
+            [record] = (
+                await session.execute(
+                    Handover.__table__.select().where(Handover.delivery_id == delivery_id)
+                )
+            ).all()
         async with transaction(sessions) as session:  # not held up by the confirmation
             await handover.review(
-                session, record.id, reviewer, False, "the applicant reports it missing",
-                now=kit.clock.now(), office_id=office_id,
-            )  # fmt: skip
+                session,
+                record.id,
+                reviewer,
+                False,
+                "the applicant reports it missing",
+                now=kit.clock.now(),
+                office_id=office_id,
+            )
         release.set()
         async with await confirm as resp:
             assert resp.status == 409, await resp.text()
@@ -122,14 +135,21 @@ async def test_a_second_office_cannot_review_the_handover(
     async with _delivered(engine, sessions, tmp_path) as (kit, office_id, delivery_id):
         reviewer = await kit_.staff(sessions, office_id)
         async with sessions() as session:
-            [record] = (await session.execute(
-                Handover.__table__.select().where(Handover.delivery_id == delivery_id)
-            )).all()  # fmt: skip
+            [record] = (
+                await session.execute(
+                    Handover.__table__.select().where(Handover.delivery_id == delivery_id)
+                )
+            ).all()
         with pytest.raises(handover.ServiceError) as refused:
             async with transaction(sessions) as session:
                 await handover.review(
-                    session, record.id, reviewer, True, "looks fine", now=kit.clock.now(),
+                    session,
+                    record.id,
+                    reviewer,
+                    True,
+                    "looks fine",
+                    now=kit.clock.now(),
                     office_id=office_id + 1000,
-                )  # fmt: skip
+                )
         assert refused.value.code == "unknown_handover"
         assert await kit_.delivery_state(kit, delivery_id) == "delivered"

@@ -18,7 +18,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from tracking_kit import booked_shipment, event
 
-from adapters.base import Status
+from core.status import Status
 from courier.db.engine import SessionFactory, transaction
 from courier.db.models import (
     Application,
@@ -53,9 +53,14 @@ class Desk:
         return self.kit.url(path)
 
     async def call(
-        self, method: str, path: str, *, token: str | None = None, json: Any = None,
+        self,
+        method: str,
+        path: str,
+        *,
+        token: str | None = None,
+        json: Any = None,
         data: bytes | None = None,
-    ) -> tuple[int, Any]:  # fmt: skip
+    ) -> tuple[int, Any]:
         headers = {"Authorization": f"Bearer {token or self.token}"}
         async with self.kit.http.request(
             method, self.url(path), json=json, data=data, headers=headers
@@ -70,14 +75,17 @@ class Desk:
         return await kit_.delivery_state(self.kit, delivery_id)
 
 
-async def _token(
-    sessions: SessionFactory, code: str, role: str, user_id: int | None = None
-) -> str:
+async def _token(sessions: SessionFactory, code: str, role: str, user_id: int | None = None) -> str:
     async with transaction(sessions) as session:
         _, plaintext = await staff.create_token(
-            session, office_code=code, role=role, name=f"{role} {code}", now=seed.T0,
-            actor="test", staff_user_id=user_id,
-        )  # fmt: skip
+            session,
+            office_code=code,
+            role=role,
+            name=f"{role} {code}",
+            now=seed.T0,
+            actor="test",
+            staff_user_id=user_id,
+        )
     return plaintext
 
 
@@ -106,9 +114,12 @@ async def _feed(sessions: SessionFactory, shipment_id: int, *events: Any) -> Non
         shipment = await tracking.lock_shipment(session, shipment_id)
         assert shipment is not None
         await tracking.apply_events(
-            session, shipment, list(events), source="poll",
+            session,
+            shipment,
+            list(events),
+            source="poll",
             now=max(e.occurred_at for e in events) + timedelta(minutes=5),
-        )  # fmt: skip
+        )
 
 
 async def family_delivered(desk: Desk, i: int) -> tuple[int, int]:
@@ -126,11 +137,17 @@ async def family_delivered(desk: Desk, i: int) -> tuple[int, int]:
     shipment_id = await booked_shipment(sessions, delivery_id, waybill=waybill)
     t = seed.T0
     await _feed(
-        sessions, shipment_id,
+        sessions,
+        shipment_id,
         event(Status.PICKED_UP, t + timedelta(hours=3), waybill=waybill),
-        event(Status.DELIVERED, t + timedelta(hours=30), waybill=waybill,
-              receiver_name=FAMILY_RECEIVER, relation="ISTRI"),
-    )  # fmt: skip
+        event(
+            Status.DELIVERED,
+            t + timedelta(hours=30),
+            waybill=waybill,
+            receiver_name=FAMILY_RECEIVER,
+            relation="ISTRI",
+        ),
+    )
     async with sessions() as session:
         record = await session.scalar(select(Handover).where(Handover.delivery_id == delivery_id))
     assert record is not None and record.state == "needs_review"
@@ -147,14 +164,21 @@ async def returned(desk: Desk, i: int, *, collect_in_days: int = 30) -> int:
     shipment_id = await booked_shipment(sessions, delivery_id, waybill=waybill)
     t = seed.T0
     await _feed(
-        sessions, shipment_id,
+        sessions,
+        shipment_id,
         event(Status.PICKED_UP, t + timedelta(hours=3), waybill=waybill),
         event(Status.OUT_FOR_DELIVERY, t + timedelta(hours=20), waybill=waybill),
-        event(Status.DELIVERY_FAILED, t + timedelta(hours=22), waybill=waybill,
-              code="CODE-77", text="RUMAH KOSONG", location="MALANG"),
+        event(
+            Status.DELIVERY_FAILED,
+            t + timedelta(hours=22),
+            waybill=waybill,
+            code="CODE-77",
+            text="RUMAH KOSONG",
+            location="MALANG",
+        ),
         event(Status.RETURNING, t + timedelta(hours=30), waybill=waybill),
         event(Status.RETURNED, t + timedelta(hours=40), waybill=waybill),
-    )  # fmt: skip
+    )
     assert await desk.state(delivery_id) == "returned"
     return delivery_id
 
@@ -222,7 +246,9 @@ async def test_a_delivery_shows_what_a_dispatcher_needs_and_no_hashes(desk: Desk
     assert view["state"] == "needs_attention" and view["reason"]
     assert view["applicant"] == {"name": "Pemohon 1", "phone": "+6281234000001"}
     assert view["destination"] == {
-        "regency_code": "35.73", "regency_name": "KOTA MALANG", "province_name": "JAWA TIMUR"
+        "regency_code": "35.73",
+        "regency_name": "KOTA MALANG",
+        "province_name": "JAWA TIMUR",
     }
     [shipment] = view["shipments"]
     assert shipment["attempt"] == 1 and shipment["waybill"] == "JO0000000001"
@@ -251,9 +277,10 @@ async def test_a_dispatcher_approves_a_family_handover(desk: Desk) -> None:
     delivery_id, handover_id = await family_delivered(desk, 1)
     desk.kit.clock.advance(timedelta(days=2))
     status, body = await desk.call(
-        "POST", f"/api/v1/handovers/{handover_id}/review",
+        "POST",
+        f"/api/v1/handovers/{handover_id}/review",
         json={"approve": True, "reason": "KK checked: wife of the applicant"},
-    )  # fmt: skip
+    )
     assert status == 200, body
     assert body["id"] == handover_id and body["state"] == "verified" and body["verified"]
     assert body["delivery_state"] == "handed_over" and body["verified_at"]
@@ -264,9 +291,10 @@ async def test_a_dispatcher_approves_a_family_handover(desk: Desk) -> None:
             select(AuditEntry).where(AuditEntry.action == "handover.reviewed")
         )
         open_items = await session.scalar(
-            select(func.count()).select_from(ExceptionItem).where(
-                ExceptionItem.resolved_at.is_(None))
-        )  # fmt: skip
+            select(func.count())
+            .select_from(ExceptionItem)
+            .where(ExceptionItem.resolved_at.is_(None))
+        )
     assert record.reviewer_id == desk.user_id
     assert reviewed is not None and reviewed.actor == f"staff:{desk.user_id}"
     assert reviewed.reason == "KK checked: wife of the applicant"
@@ -274,9 +302,10 @@ async def test_a_dispatcher_approves_a_family_handover(desk: Desk) -> None:
 
     audits = await desk.audit_count()
     status, again = await desk.call(
-        "POST", f"/api/v1/handovers/{handover_id}/review",
+        "POST",
+        f"/api/v1/handovers/{handover_id}/review",
         json={"approve": False, "reason": "changed my mind"},
-    )  # fmt: skip
+    )
     assert status == 409 and again["error"]["code"] == "handover_closed"
     assert await desk.audit_count() == audits
 
@@ -285,9 +314,17 @@ async def test_review_needs_a_handover_under_review_and_a_person(desk: Desk) -> 
     sessions = desk.kit.sessions
     [delivery_id] = await seed.deliveries(sessions, desk.office_id, 1, start=5)
     shipment_id = await booked_shipment(sessions, delivery_id, waybill="JO0000000005")
-    await _feed(sessions, shipment_id, event(
-        Status.DELIVERED, seed.T0 + timedelta(hours=30), waybill="JO0000000005",
-        receiver_name="Pemohon 5", relation="YBS"))  # fmt: skip
+    await _feed(
+        sessions,
+        shipment_id,
+        event(
+            Status.DELIVERED,
+            seed.T0 + timedelta(hours=30),
+            waybill="JO0000000005",
+            receiver_name="Pemohon 5",
+            relation="YBS",
+        ),
+    )
     async with sessions() as session:
         record = await session.scalar(select(Handover).where(Handover.delivery_id == delivery_id))
     assert record is not None and record.state == "awaiting_confirmation"
@@ -312,9 +349,13 @@ async def test_a_returned_passport_is_reshipped_and_booked_as_attempt_two(desk: 
     custody = await _custody(desk.kit.sessions, delivery_id)
     assert custody[-1][0] == "office"
     async with desk.kit.sessions() as session:
-        actors = set(await session.scalars(
-            select(AuditEntry.actor).where(AuditEntry.entity_id == delivery_id,
-                                           AuditEntry.action == "delivery.state")))  # fmt: skip
+        actors = set(
+            await session.scalars(
+                select(AuditEntry.actor).where(
+                    AuditEntry.entity_id == delivery_id, AuditEntry.action == "delivery.state"
+                )
+            )
+        )
     assert any(a.startswith("token:") for a in actors)  # the dispatcher's token acted
 
     status, again = await desk.call("POST", f"/api/v1/deliveries/{delivery_id}/reship", json={})
@@ -322,9 +363,13 @@ async def test_a_returned_passport_is_reshipped_and_booked_as_attempt_two(desk: 
 
     await book.once(desk.kit.ctx, "w1")
     async with desk.kit.sessions() as session:
-        attempts = list(await session.execute(
-            select(Shipment.attempt_no, Shipment.status)
-            .where(Shipment.delivery_id == delivery_id).order_by(Shipment.attempt_no)))  # fmt: skip
+        attempts = list(
+            await session.execute(
+                select(Shipment.attempt_no, Shipment.status)
+                .where(Shipment.delivery_id == delivery_id)
+                .order_by(Shipment.attempt_no)
+            )
+        )
     assert [(a, s) for a, s in attempts] == [(1, "returned"), (2, "booked")]
     assert await desk.state(delivery_id) == "shipping"
 
@@ -336,9 +381,7 @@ async def test_a_too_late_return_is_collected_at_the_counter(desk: Desk) -> None
     assert status == 200 and body == {"outcome": "collect_at_counter"}
     assert await desk.state(delivery_id) == "returned"  # waits at the counter
 
-    status, body = await desk.call(
-        "POST", f"/api/v1/deliveries/{delivery_id}/collected", json={}
-    )
+    status, body = await desk.call("POST", f"/api/v1/deliveries/{delivery_id}/collected", json={})
     assert status == 200, body
     assert body == {"delivery_id": delivery_id, "state": "collected_at_office"}
     assert await desk.state(delivery_id) == "collected_at_office"
@@ -346,9 +389,7 @@ async def test_a_too_late_return_is_collected_at_the_counter(desk: Desk) -> None
     status, view = await desk.call("GET", f"/api/v1/deliveries/{delivery_id}")
     assert view["open_items"] == []
 
-    status, again = await desk.call(
-        "POST", f"/api/v1/deliveries/{delivery_id}/collected", json={}
-    )
+    status, again = await desk.call("POST", f"/api/v1/deliveries/{delivery_id}/collected", json={})
     assert status == 409 and again["error"]["code"] == "not_collectable"
 
 
@@ -411,9 +452,7 @@ async def test_bad_review_bodies_get_field_errors_and_change_nothing(
 ) -> None:
     delivery_id, handover_id = await family_delivered(desk, 1)
     audits = await desk.audit_count()
-    status, refused = await desk.call(
-        "POST", f"/api/v1/handovers/{handover_id}/review", json=body
-    )
+    status, refused = await desk.call("POST", f"/api/v1/handovers/{handover_id}/review", json=body)
     assert status == 422, refused
     assert refused["error"]["code"] == "invalid_fields"
     assert [d["path"] for d in refused["error"]["details"]] == paths
@@ -447,11 +486,17 @@ async def test_bad_action_bodies_and_urls_never_reach_the_data(desk: Desk) -> No
             assert body["error"]["details"][0]["path"] == "url.id", path
 
     for query, param in [
-        ("limit=100000", "limit"), ("limit=0", "limit"), ("limit=ten", "limit"),
-        ("cursor=abc", "cursor"), ("cursor=-5", "cursor"), ("cursor=" + "9" * 60, "cursor"),
-        ("open=maybe", "open"), ("kind=DROP%20TABLE", "kind"), ("kind=" + "a" * 40, "kind"),
+        ("limit=100000", "limit"),
+        ("limit=0", "limit"),
+        ("limit=ten", "limit"),
+        ("cursor=abc", "cursor"),
+        ("cursor=-5", "cursor"),
+        ("cursor=" + "9" * 60, "cursor"),
+        ("open=maybe", "open"),
+        ("kind=DROP%20TABLE", "kind"),
+        ("kind=" + "a" * 40, "kind"),
         ("lmit=10", "lmit"),  # a typo is refused, not answered with the default page
-    ]:  # fmt: skip
+    ]:
         status, body = await desk.call("GET", f"/api/v1/exceptions?{query}")
         assert status == 422, (query, body)
         assert [d["path"] for d in body["error"]["details"]] == [f"url.{param}"], query

@@ -9,7 +9,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from webapi import Api, settings_for
 
 import schemas
-from adapters.clock import ManualClock
+from core.clock import ManualClock
 from courier.context import AppContext
 from courier.db.engine import make_engine, make_sessions
 from courier.db.migrate import downgrade, head_revision

@@ -130,7 +130,8 @@ async def test_tokens_roles_and_offices(api: Api) -> None:
         await staff.upsert_office(
             session,
             {"code": "MLG", "name": "Kantor Imigrasi Malang", "home_regency_codes": ["35.73"]},
-            now=now, actor="test",
+            now=now,
+            actor="test",
         )
         _, dispatcher = await staff.create_token(
             session, office_code="BLT", role="dispatcher", name="d", now=now, actor="test"
@@ -159,7 +160,8 @@ async def test_tokens_roles_and_offices(api: Api) -> None:
     # an admin of another office neither sees nor touches BLT's application: it is MLG's own
     mlg = {"Authorization": f"Bearer {malang}"}
     ready = await api.client.post(
-        f"{url}/ready", json={"issued_at": "2026-11-02T08:00:00+07:00", "passport_no": "X1111111"},
+        f"{url}/ready",
+        json={"issued_at": "2026-11-02T08:00:00+07:00", "passport_no": "X1111111"},
         headers=mlg,
     )
     assert ready.status == 404

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from tracking_kit import booked_shipment, event
 
-from adapters.base import Status
+from core.status import Status
 from courier.db.engine import SessionFactory, transaction
 from courier.db.models import Application, AuditEntry, CustodyEvent, Manifest, Shipment
 from courier.services import pod, staff, tracking
@@ -57,9 +57,14 @@ class Desk:
 async def _token(sessions: SessionFactory, code: str, role: str, user_id: int | None) -> str:
     async with transaction(sessions) as session:
         _, plaintext = await staff.create_token(
-            session, office_code=code, role=role, name=f"{role} {code}", now=seed.T0,
-            actor="test", staff_user_id=user_id,
-        )  # fmt: skip
+            session,
+            office_code=code,
+            role=role,
+            name=f"{role} {code}",
+            now=seed.T0,
+            actor="test",
+            staff_user_id=user_id,
+        )
     return plaintext
 
 
@@ -73,12 +78,15 @@ async def desk(
         user_id = await kit_.staff(sessions, office_id, "dina")
         other_user = await kit_.staff(sessions, other_id, "eko")
         yield Desk(
-            kit, office_id, other_id,
-            await _token(sessions, "BLT", "dispatcher", user_id), user_id,
+            kit,
+            office_id,
+            other_id,
+            await _token(sessions, "BLT", "dispatcher", user_id),
+            user_id,
             await _token(sessions, "KDR", "dispatcher", other_user),
             await _token(sessions, "BLT", "intake", None),
             await _token(sessions, "BLT", "dispatcher", None),
-        )  # fmt: skip
+        )
 
 
 async def booked(desk: Desk, *numbers: int, office_id: int | None = None) -> list[int]:
@@ -127,16 +135,18 @@ async def test_a_manifest_is_built_sealed_and_handed_over_with_custody_evidence(
     manifest_id = made["id"]
 
     status, sealed = await desk.call(
-        "POST", f"/api/v1/manifests/{manifest_id}/seals",
+        "POST",
+        f"/api/v1/manifests/{manifest_id}/seals",
         json=seals((first, "SEAL-0001"), (second, "SEAL-0002")),
-    )  # fmt: skip
+    )
     assert status == 200, sealed
     assert [i["seal_number"] for i in sealed["items"]] == ["SEAL-0001", "SEAL-0002"]
 
     status, done = await desk.call(
-        "POST", f"/api/v1/manifests/{manifest_id}/handover",
+        "POST",
+        f"/api/v1/manifests/{manifest_id}/handover",
         json={"courier_agent_name": "Budi (J&T Blitar)", "courier_signature": SIGNATURE_B64},
-    )  # fmt: skip
+    )
     assert status == 200, done
     digest = hashlib.sha256(SIGNATURE).hexdigest()
     assert done["state"] == "handed_over" and done["courier_signature_sha256"] == digest
@@ -146,9 +156,12 @@ async def test_a_manifest_is_built_sealed_and_handed_over_with_custody_evidence(
     [custody] = await courier_custody(desk, first)
     assert custody.holder_ref == "jnt"
     assert custody.evidence == {
-        "manifest_id": manifest_id, "manifest_number": "BLT-20261102-JNT-1",
-        "seal_number": "SEAL-0001", "signature_sha256": digest, "office_signer_id": desk.user_id,
-    }  # fmt: skip
+        "manifest_id": manifest_id,
+        "manifest_number": "BLT-20261102-JNT-1",
+        "seal_number": "SEAL-0001",
+        "signature_sha256": digest,
+        "office_signer_id": desk.user_id,
+    }
     assert len(await courier_custody(desk, second)) == 1
     async with desk.kit.sessions() as session:
         actions = list(
@@ -166,18 +179,22 @@ async def test_a_manifest_is_built_sealed_and_handed_over_with_custody_evidence(
         assert shipment is not None
         at = seed.T0 + timedelta(hours=2)
         await tracking.apply_events(
-            session, shipment, [event(Status.PICKED_UP, at, waybill="JO0000000001")],
-            source="poll", now=at + timedelta(minutes=5),
-        )  # fmt: skip
+            session,
+            shipment,
+            [event(Status.PICKED_UP, at, waybill="JO0000000001")],
+            source="poll",
+            now=at + timedelta(minutes=5),
+        )
     async with desk.kit.sessions() as session:
         assert (await session.get_one(Shipment, first)).status == "picked_up"
     assert len(await courier_custody(desk, first)) == 1
 
     # signed once: a second handover and late seals are refused
     status, again = await desk.call(
-        "POST", f"/api/v1/manifests/{manifest_id}/handover",
+        "POST",
+        f"/api/v1/manifests/{manifest_id}/handover",
         json={"courier_agent_name": "Budi", "courier_signature": SIGNATURE_B64},
-    )  # fmt: skip
+    )
     assert status == 409 and again["error"]["code"] == "manifest_closed"
     status, late = await desk.call(
         "POST", f"/api/v1/manifests/{manifest_id}/seals", json=seals((first, "SEAL-0009"))
@@ -198,14 +215,13 @@ async def test_handover_with_an_unsealed_passport_is_409_naming_it(desk: Desk) -
     )
     assert status == 200
     status, body = await desk.call(
-        "POST", f"/api/v1/manifests/{manifest_id}/handover",
+        "POST",
+        f"/api/v1/manifests/{manifest_id}/handover",
         json={"courier_agent_name": "Budi", "courier_signature": SIGNATURE_B64},
-    )  # fmt: skip
+    )
     assert status == 409 and body["error"]["code"] == "unsealed_items"
     assert str(second) in body["error"]["message"]
-    assert body["error"]["details"] == [
-        {"path": "$", "message": f"shipment {second} has no seal"}
-    ]
+    assert body["error"]["details"] == [{"path": "$", "message": f"shipment {second} has no seal"}]
     assert await courier_custody(desk, first) == []  # nothing recorded
     _, shown = await desk.call("GET", f"/api/v1/manifests/{manifest_id}")
     assert shown["state"] == "open"
@@ -304,9 +320,10 @@ async def test_a_signature_that_is_not_a_small_png_is_422(desk: Desk) -> None:
         ("bm90IHBhZGRlZA", "must be base64"),
     ):
         status, body = await desk.call(
-            "POST", f"{base}/handover",
+            "POST",
+            f"{base}/handover",
             json={"courier_agent_name": "Budi", "courier_signature": signature},
-        )  # fmt: skip
+        )
         assert status == 422, body
         assert body["error"]["details"] == [{"path": "$.courier_signature", "message": message}]
     status, body = await desk.call(

@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.clock import ManualClock
+from core.clock import ManualClock
 from courier import config, metrics
 from courier.context import AppContext
 from courier.db.engine import SessionFactory, make_engine, make_sessions, transaction
@@ -74,15 +74,20 @@ async def test_requests_are_counted_by_route_template_and_status(
     assert _sample("courier_http_requests_total", route=route, method="PUT", status="401") == (
         before_put + 1
     )
-    assert _sample(
-        "courier_http_requests_total", route="/healthz", method="GET", status="200"
-    ) == before_ok + 2
-    assert _sample(
-        "courier_http_request_duration_seconds_count", route="/healthz", method="GET"
-    ) == before_hist + 2
-    assert _sample(
-        "courier_http_requests_total", route=web_metrics.UNMATCHED, method="GET", status="404"
-    ) >= 1
+    assert (
+        _sample("courier_http_requests_total", route="/healthz", method="GET", status="200")
+        == before_ok + 2
+    )
+    assert (
+        _sample("courier_http_request_duration_seconds_count", route="/healthz", method="GET")
+        == before_hist + 2
+    )
+    assert (
+        _sample(
+            "courier_http_requests_total", route=web_metrics.UNMATCHED, method="GET", status="404"
+        )
+        >= 1
+    )
     assert "SECRET-APP-123" not in text  # labels are templates, never raw paths
     assert "/no/such/page" not in text
 
@@ -96,9 +101,10 @@ def test_the_observer_feeds_courier_call_metrics() -> None:
     observer.on_retry("jnt", "track")
     observer.on_rate_wait("posind", 1.5)
     observer.on_circuit("jnt", "open")
-    assert _sample(
-        "courier_courier_calls_total", courier="jnt", operation="book", outcome="ok"
-    ) == calls + 1
+    assert (
+        _sample("courier_courier_calls_total", courier="jnt", operation="book", outcome="ok")
+        == calls + 1
+    )
     assert _sample("courier_courier_retries_total", courier="jnt", operation="track") == (
         retries + 1
     )
@@ -118,8 +124,13 @@ def test_the_observer_feeds_courier_call_metrics() -> None:
 async def _seed(sessions: SessionFactory) -> None:
     async with transaction(sessions) as s:
         office = Office(
-            code="BLT", name="Kantor Imigrasi Blitar", home_regency_codes=["35.72"],
-            pickup_slots=["10:00"], collect_days=30, courier_code="jnt", sender={},
+            code="BLT",
+            name="Kantor Imigrasi Blitar",
+            home_regency_codes=["35.72"],
+            pickup_slots=["10:00"],
+            collect_days=30,
+            courier_code="jnt",
+            sender={},
             created_at=NOW,
         )
         s.add(office)
@@ -128,56 +139,93 @@ async def _seed(sessions: SessionFactory) -> None:
         deliveries = []
         for i, state in enumerate(states):
             app = Application(
-                office_id=office.id, application_no=f"A{i:04d}", applicant_name="x",
-                date_of_birth=date(1980, 1, 1), phone="+6281234567890", express=False,
-                state="ready", created_at=NOW, updated_at=NOW,
+                office_id=office.id,
+                application_no=f"A{i:04d}",
+                applicant_name="x",
+                date_of_birth=date(1980, 1, 1),
+                phone="+6281234567890",
+                express=False,
+                state="ready",
+                created_at=NOW,
+                updated_at=NOW,
             )
             s.add(app)
             await s.flush()
             d = Delivery(
-                application_id=app.id, office_id=office.id, address={},
-                destination_regency_code="35.73", consent_at=NOW, consent_version="t",
-                tracking_token_hash=f"{i:064d}", state=state, priority=0, claim_count=0,
-                created_at=NOW, updated_at=NOW,
+                application_id=app.id,
+                office_id=office.id,
+                address={},
+                destination_regency_code="35.73",
+                consent_at=NOW,
+                consent_version="t",
+                tracking_token_hash=f"{i:064d}",
+                state=state,
+                priority=0,
+                claim_count=0,
+                created_at=NOW,
+                updated_at=NOW,
             )
             s.add(d)
             deliveries.append(d)
         await s.flush()
         s.add(
             Shipment(
-                delivery_id=deliveries[2].id, attempt_no=1, courier_code="jnt",
-                client_reference="BLT-A0002-1", status="in_transit", claim_count=0,
-                reconcile_count=0, next_poll_at=NOW - timedelta(seconds=90),
-                created_at=NOW, updated_at=NOW,
+                delivery_id=deliveries[2].id,
+                attempt_no=1,
+                courier_code="jnt",
+                client_reference="BLT-A0002-1",
+                status="in_transit",
+                claim_count=0,
+                reconcile_count=0,
+                next_poll_at=NOW - timedelta(seconds=90),
+                created_at=NOW,
+                updated_at=NOW,
             )
         )
         s.add(
             ExceptionItem(
-                office_id=office.id, delivery_id=deliveries[3].id, kind="unmapped_code",
-                detail="d", next_step="n", opened_at=NOW,
+                office_id=office.id,
+                delivery_id=deliveries[3].id,
+                kind="unmapped_code",
+                detail="d",
+                next_step="n",
+                opened_at=NOW,
             )
         )
         s.add(
             InboxItem(
-                courier_code="jnt", dedupe_key="k1", body="{}", attempts=0,
+                courier_code="jnt",
+                dedupe_key="k1",
+                body="{}",
+                attempts=0,
                 received_at=NOW - timedelta(minutes=10),
             )
         )
         s.add(
             InboxItem(
-                courier_code="jnt", dedupe_key="k2", body="{}", attempts=0,
-                received_at=NOW - timedelta(hours=5), processed_at=NOW - timedelta(hours=4),
+                courier_code="jnt",
+                dedupe_key="k2",
+                body="{}",
+                attempts=0,
+                received_at=NOW - timedelta(hours=5),
+                processed_at=NOW - timedelta(hours=4),
             )
         )
         s.add(
             OutboxItem(
-                kind="sms", payload={}, attempts=0, created_at=NOW - timedelta(minutes=2),
+                kind="sms",
+                payload={},
+                attempts=0,
+                created_at=NOW - timedelta(minutes=2),
                 next_attempt_at=NOW - timedelta(seconds=30),
             )
         )
         s.add(  # not due yet: no lag
             OutboxItem(
-                kind="sms", payload={}, attempts=0, created_at=NOW,
+                kind="sms",
+                payload={},
+                attempts=0,
+                created_at=NOW,
                 next_attempt_at=NOW + timedelta(hours=1),
             )
         )

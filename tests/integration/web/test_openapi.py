@@ -13,7 +13,7 @@ from openapi_spec_validator import validate
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import schemas
-from adapters.clock import ManualClock
+from core.clock import ManualClock
 from courier import config
 from courier.context import AppContext
 from courier.db.engine import SessionFactory

@@ -70,9 +70,9 @@ async def test_opt_in_before_ready_is_requested_and_address_can_change(api: Api)
     delivery = await _delivery(api)
     assert delivery.address["street"] == "Jl. Ijen No. 7"
     assert delivery.address["village_code"] == "35.73.01.1002"
-    assert delivery.tracking_token_hash == hashlib.sha256(
-        data["tracking_token"].encode()
-    ).hexdigest()
+    assert (
+        delivery.tracking_token_hash == hashlib.sha256(data["tracking_token"].encode()).hexdigest()
+    )
 
     again = await api.opt_in("BLT-2026-0102", address=moved)
     assert (await again.json())["outcome"] == "token_reissued"
@@ -90,8 +90,13 @@ async def test_address_change_refused_once_a_shipment_exists(api: Api) -> None:
     async with transaction(api.ctx.sessions) as session:
         session.add(
             Shipment(
-                delivery_id=delivery.id, attempt_no=1, courier_code="jnt",
-                client_reference="BLT0103A1", status="booked", created_at=now, updated_at=now,
+                delivery_id=delivery.id,
+                attempt_no=1,
+                courier_code="jnt",
+                client_reference="BLT0103A1",
+                status="booked",
+                created_at=now,
+                updated_at=now,
             )
         )
         row = await session.get_one(Delivery, delivery.id)
@@ -202,9 +207,7 @@ async def test_address_errors_are_field_level_and_change_nothing(api: Api) -> No
         "$.address.postal_code"
     ]
 
-    wrong_level = await api.opt_in(
-        "BLT-2026-0108", address={**MALANG, "district_code": "35.72.01"}
-    )
+    wrong_level = await api.opt_in("BLT-2026-0108", address={**MALANG, "district_code": "35.72.01"})
     paths = {d["path"] for d in (await wrong_level.json())["error"]["details"]}
     assert "$.address.district_code" in paths
 

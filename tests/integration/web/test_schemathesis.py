@@ -24,14 +24,14 @@ from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from adapters import registry
-from adapters.clock import ManualClock
-from adapters.jnt import simulator as jnt_simulator
+from core.clock import ManualClock
 from courier import config
 from courier.context import AppContext
 from courier.db.engine import make_engine, make_sessions, transaction
 from courier.services import intake, staff
 from courier.web import openapi
 from courier.web.app import create_app
+from simulators import jnt as jnt_simulator
 
 START = datetime(2026, 11, 2, 2, 0, tzinfo=UTC)  # Monday 09:00 WIB
 OFFICE = {
@@ -59,8 +59,11 @@ async def _seed(ctx: AppContext) -> str:
         for no in ("2026110200001", "2026110200002"):
             data, errors = intake.parse_application(
                 no,
-                {"applicant_name": "Budi Santoso", "date_of_birth": "1980-01-02",
-                 "phone": "081234567890"},
+                {
+                    "applicant_name": "Budi Santoso",
+                    "date_of_birth": "1980-01-02",
+                    "phone": "081234567890",
+                },
                 today=now.date(),
             )
             assert data is not None, errors
@@ -101,8 +104,9 @@ class _Server:
         )
         clock = ManualClock(START)
         # a J&T adapter (pointing nowhere: pushes only need its keys) so /webhooks/jnt verifies
-        self.jnt = registry.create("jnt", jnt_simulator.adapter_settings("http://127.0.0.1:9"),
-                                   clock=clock)
+        self.jnt = registry.create(
+            "jnt", jnt_simulator.adapter_settings("http://127.0.0.1:9"), clock=clock
+        )
         ctx = AppContext(
             settings_, self.engine, make_sessions(self.engine), clock, couriers={"jnt": self.jnt}
         )

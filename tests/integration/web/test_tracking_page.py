@@ -15,7 +15,7 @@ import tracking_kit as kit_
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.clock import WIB
+from core.clock import WIB
 from courier.db.engine import SessionFactory
 from courier.db.models import Delivery, Handover, Shipment
 from courier.web import pages
@@ -243,7 +243,9 @@ async def test_an_unreadable_form_is_refused_not_a_server_error(
     delivered: Delivered, body: str | bytes, content_type: str
 ) -> None:
     async with delivered.kit.http.post(
-        delivered.url("/confirm"), data=body, headers={"Content-Type": content_type},
+        delivered.url("/confirm"),
+        data=body,
+        headers={"Content-Type": content_type},
         allow_redirects=False,
     ) as resp:
         text = await resp.text()

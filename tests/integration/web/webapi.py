@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.clock import ManualClock
+from core.clock import ManualClock
 from courier import config
 from courier.context import AppContext
 from courier.db.engine import SessionFactory, transaction
@@ -119,7 +119,13 @@ class Api:
     async def counts(self) -> dict[str, int]:
         """Rows per table that a refused request must leave alone."""
         tables: list[type[Base]] = [
-            Office, Application, Delivery, AuditEntry, StaffUser, ApiToken, RateCounter
+            Office,
+            Application,
+            Delivery,
+            AuditEntry,
+            StaffUser,
+            ApiToken,
+            RateCounter,
         ]
         out = {}
         async with self.ctx.sessions() as session:
@@ -152,4 +158,3 @@ async def make_api(
         )
     async with TestClient(TestServer(create_app(ctx))) as client:
         yield Api(client, ctx, clock, token)
-

@@ -23,19 +23,25 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters import registry
-from adapters.clock import ManualClock, ScaledClock
-from adapters.jnt import simulator as jnt_sim
-from adapters.posind import simulator as pos_sim
+from core.clock import ManualClock, ScaledClock
 from courier.config import Settings
 from courier.context import AppContext
 from courier.db.engine import SessionFactory, transaction
 from courier.db.models import AuditEntry, Delivery, ExceptionItem
+from simulators import jnt as jnt_sim
+from simulators import posind as pos_sim
 from worker import book, claim
 
 # the simulators hold a "lost" answer this long (wall); the client gives up well before
 HOLD_SECONDS = 3.0
-FAST_TRANSPORT = {"connect_timeout": 1, "read_timeout": 0.3, "total_timeout": 0.5,
-                  "max_attempts": 2, "backoff_initial": 0.01, "backoff_max": 0.05}
+FAST_TRANSPORT = {
+    "connect_timeout": 1,
+    "read_timeout": 0.3,
+    "total_timeout": 0.5,
+    "max_attempts": 2,
+    "backoff_initial": 0.01,
+    "backoff_max": 0.05,
+}
 
 
 @dataclass
@@ -80,21 +86,33 @@ async def sims(clock: ManualClock) -> AsyncIterator[dict[str, Sim]]:
 def courier_settings(sims: dict[str, Sim]) -> dict[str, dict[str, Any]]:
     jnt = jnt_sim.adapter_settings(str(sims["jnt"].server.make_url("/")))
     pos = pos_sim.adapter_settings(str(sims["posind"].server.make_url("/")))
-    return {"jnt": {**jnt, "transport": FAST_TRANSPORT},
-            "posind": {**pos, "transport": FAST_TRANSPORT}}
+    return {
+        "jnt": {**jnt, "transport": FAST_TRANSPORT},
+        "posind": {**pos, "transport": FAST_TRANSPORT},
+    }
 
 
 @pytest.fixture
 async def ctx(
-    db_url: str, engine: AsyncEngine, sessions: SessionFactory, clock: ManualClock,
+    db_url: str,
+    engine: AsyncEngine,
+    sessions: SessionFactory,
+    clock: ManualClock,
     sims: dict[str, Sim],
 ) -> AsyncIterator[AppContext]:
     couriers = courier_settings(sims)
-    settings = Settings(raw={}, database_url=db_url, lease_seconds=60, max_reconciliations=3,
-                        concurrency_per_courier=2, couriers=couriers)
+    settings = Settings(
+        raw={},
+        database_url=db_url,
+        lease_seconds=60,
+        max_reconciliations=3,
+        concurrency_per_courier=2,
+        couriers=couriers,
+    )
     adapters = {code: registry.create(code, s, clock=clock) for code, s in couriers.items()}
-    yield AppContext(settings=settings, engine=engine, sessions=sessions, clock=clock,
-                     couriers=adapters)
+    yield AppContext(
+        settings=settings, engine=engine, sessions=sessions, clock=clock, couriers=adapters
+    )
     for adapter in adapters.values():
         await adapter.close()
 
@@ -111,14 +129,20 @@ async def _drain(ctx: AppContext, worker_id: str) -> list[int]:
         counts.append(claimed)
     return counts
 
+
 # Row locks only matter where writers run at once: SQLite serialises every write transaction
 # (BEGIN IMMEDIATE), so these run on PostgreSQL only (always in CI).
 POSTGRESQL_ONLY = pytest.mark.parametrize(
     "backend",
-    [pytest.param("postgresql", marks=pytest.mark.skipif(
-        not os.environ.get("COURIER_TEST_PG_URL"), reason="needs PostgreSQL"))],
+    [
+        pytest.param(
+            "postgresql",
+            marks=pytest.mark.skipif(
+                not os.environ.get("COURIER_TEST_PG_URL"), reason="needs PostgreSQL"
+            ),
+        )
+    ],
 )
-
 
 
 async def test_books_each_delivery_exactly_once(ctx: AppContext, sims: dict[str, Sim]):
@@ -148,8 +172,12 @@ async def test_timed_out_create_is_reconciled_to_the_same_reference(
     office = await seed.office(ctx.sessions)
     await seed.deliveries(ctx.sessions, office, 1)
     # the order is made, then the answer is held past the client's timeout
-    await sims["jnt"].fault({"endpoints": {"create": {"timeout_seconds": HOLD_SECONDS}},
-                             "force": [{"endpoint": "create", "kind": "timeout_processed"}]})
+    await sims["jnt"].fault(
+        {
+            "endpoints": {"create": {"timeout_seconds": HOLD_SECONDS}},
+            "force": [{"endpoint": "create", "kind": "timeout_processed"}],
+        }
+    )
     assert await book.once(ctx, "w1") == 1
     [ship] = await seed.shipments(ctx.sessions)
     assert (ship.status, ship.waybill, ship.lease_owner) == ("booking", None, None)
@@ -190,8 +218,12 @@ async def test_pos_unknown_outcome_is_never_resent_and_needs_attention_at_once(
     [d] = await seed.deliveries(ctx.sessions, office, 1)
     # Pos can neither be asked nor is known to refuse a reused orderid: once the answer is lost,
     # nothing may be sent again
-    await sims["posind"].fault({"endpoints": {"create": {"timeout_seconds": HOLD_SECONDS}},
-                                "force": [{"endpoint": "create", "kind": "timeout_processed"}]})
+    await sims["posind"].fault(
+        {
+            "endpoints": {"create": {"timeout_seconds": HOLD_SECONDS}},
+            "force": [{"endpoint": "create", "kind": "timeout_processed"}],
+        }
+    )
     assert await book.once(ctx, "w1") == 1
     [ship] = await seed.shipments(ctx.sessions)
     assert (ship.status, ship.lease_owner, ship.next_poll_at) == ("booking", None, None)
@@ -213,8 +245,9 @@ async def test_pos_shipment_left_in_booking_by_a_crash_is_not_resent(
     office = await seed.office(ctx.sessions, courier="posind")
     [d] = await seed.deliveries(ctx.sessions, office, 1)
     # a worker committed the intent, then died before (or while) calling Pos
-    await claim.claim_deliveries(ctx.sessions, owner="dead", now=clock.now(), lease_seconds=60,
-                                 limit=1)
+    await claim.claim_deliveries(
+        ctx.sessions, owner="dead", now=clock.now(), lease_seconds=60, limit=1
+    )
     from courier.services import booking
 
     intent = await booking._commit_intent(ctx, d, "dead")
@@ -290,8 +323,11 @@ async def test_courier_down_retries_later_with_the_same_reference(
     assert ship.status_reason is not None and "unavailable" in ship.status_reason
     assert ship.next_poll_at is not None
     async with ctx.sessions() as session:
-        audits = list(await session.scalars(
-            select(AuditEntry).where(AuditEntry.action == "shipment.retry_later")))
+        audits = list(
+            await session.scalars(
+                select(AuditEntry).where(AuditEntry.action == "shipment.retry_later")
+            )
+        )
     assert [a.office_id for a in audits] == [office]  # staff of the office see it
     adapter.urls["create"] = real_url
     clock.set(ship.next_poll_at)
@@ -304,11 +340,11 @@ async def test_courier_down_retries_later_with_the_same_reference(
 async def test_worker_that_lost_its_lease_cannot_overwrite(ctx: AppContext):
     office = await seed.office(ctx.sessions)
     [d] = await seed.deliveries(ctx.sessions, office, 1)
-    await claim.claim_deliveries(ctx.sessions, owner="old", now=seed.T0, lease_seconds=60,
-                                 limit=1)
+    await claim.claim_deliveries(ctx.sessions, owner="old", now=seed.T0, lease_seconds=60, limit=1)
     later = seed.T0 + timedelta(seconds=61)
-    assert await claim.claim_deliveries(ctx.sessions, owner="new", now=later, lease_seconds=60,
-                                        limit=1) == [d]
+    assert await claim.claim_deliveries(
+        ctx.sessions, owner="new", now=later, lease_seconds=60, limit=1
+    ) == [d]
     from courier.services import booking
 
     outcome = await booking.book_delivery(ctx, d, "old")
@@ -331,9 +367,14 @@ async def _until_blocked_on_a_lock(sessions: SessionFactory) -> None:
 
     async def waiting() -> bool:
         async with sessions() as session:
-            return bool(await session.scalar(text(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                "AND pid <> pg_backend_pid()")))
+            return bool(
+                await session.scalar(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                        "AND pid <> pg_backend_pid()"
+                    )
+                )
+            )
 
     await _eventually(waiting)
 
@@ -344,8 +385,7 @@ async def test_address_change_racing_the_intent_is_ordered_by_the_row_lock(ctx: 
 
     office = await seed.office(ctx.sessions)
     [d] = await seed.deliveries(ctx.sessions, office, 1)
-    await claim.claim_deliveries(ctx.sessions, owner="w1", now=seed.T0, lease_seconds=60,
-                                 limit=1)
+    await claim.claim_deliveries(ctx.sessions, owner="w1", now=seed.T0, lease_seconds=60, limit=1)
     moved = {**seed.address(), "street": "Jl. Baru No. 2"}
     # the applicant's address change holds the delivery row (as opt-in does) ...
     async with transaction(ctx.sessions) as session:
@@ -367,13 +407,20 @@ async def test_concurrent_exception_items_do_not_fail_the_booking(ctx: AppContex
 
     office = await seed.office(ctx.sessions, courier="dhl")  # no such adapter: unroutable
     [d] = await seed.deliveries(ctx.sessions, office, 1)
-    await claim.claim_deliveries(ctx.sessions, owner="w1", now=seed.T0, lease_seconds=60,
-                                 limit=1)
+    await claim.claim_deliveries(ctx.sessions, owner="w1", now=seed.T0, lease_seconds=60, limit=1)
     # another process is opening the very same item and has not committed yet
     async with transaction(ctx.sessions) as session:
-        session.add(ExceptionItem(office_id=office, delivery_id=d, kind="routing",
-                                  detail="seen elsewhere", next_step="",
-                                  dedupe_key=f"routing:{d}:1", opened_at=seed.T0))
+        session.add(
+            ExceptionItem(
+                office_id=office,
+                delivery_id=d,
+                kind="routing",
+                detail="seen elsewhere",
+                next_step="",
+                dedupe_key=f"routing:{d}:1",
+                opened_at=seed.T0,
+            )
+        )
         await session.flush()
         task = asyncio.create_task(booking.book_delivery(ctx, d, "w1"))
         await _until_blocked_on_a_lock(ctx.sessions)
@@ -382,10 +429,12 @@ async def test_concurrent_exception_items_do_not_fail_the_booking(ctx: AppContex
     [item] = await _exceptions(ctx.sessions)
     assert item.detail == "seen elsewhere"
     async with ctx.sessions() as session:
-        moves = list(await session.scalars(
-            select(AuditEntry).where(AuditEntry.action == "delivery.state")))
+        moves = list(
+            await session.scalars(select(AuditEntry).where(AuditEntry.action == "delivery.state"))
+        )
     assert [(m.entity_id, m.office_id, (m.after or {}).get("state")) for m in moves] == [
-        (d, office, "needs_attention")]
+        (d, office, "needs_attention")
+    ]
 
 
 async def test_leases_are_renewed_on_the_service_clock_during_a_slow_call(
@@ -396,11 +445,18 @@ async def test_leases_are_renewed_on_the_service_clock_during_a_slow_call(
     fast = ScaledClock(seed.T0, speed=1000)
     couriers = courier_settings(sims)
     couriers["jnt"]["transport"] = {**FAST_TRANSPORT, "read_timeout": 5, "total_timeout": 5}
-    settings = Settings(raw={}, database_url=db_url, lease_seconds=60, max_reconciliations=3,
-                        concurrency_per_courier=2, couriers=couriers)
+    settings = Settings(
+        raw={},
+        database_url=db_url,
+        lease_seconds=60,
+        max_reconciliations=3,
+        concurrency_per_courier=2,
+        couriers=couriers,
+    )
     adapter = registry.create("jnt", couriers["jnt"], clock=fast)
-    ctx = AppContext(settings=settings, engine=engine, sessions=sessions, clock=fast,
-                     couriers={"jnt": adapter})
+    ctx = AppContext(
+        settings=settings, engine=engine, sessions=sessions, clock=fast, couriers={"jnt": adapter}
+    )
     office = await seed.office(sessions)
     await seed.deliveries(sessions, office, 1)
     # 0.5 s of wall = 500 s of service time: eight leases' worth
@@ -423,8 +479,13 @@ async def test_leases_are_renewed_on_the_service_clock_during_a_slow_call(
         # the first lease is long over on the service clock; the call is still in flight
         assert not job.done()
         stolen = await claim.claim_stuck_bookings(
-            sessions, owner="thief", now=fast.now(), lease_seconds=60, limit=5,
-            max_reconciliations=3)
+            sessions,
+            owner="thief",
+            now=fast.now(),
+            lease_seconds=60,
+            limit=5,
+            max_reconciliations=3,
+        )
         assert stolen == []  # renewed in time: nobody can take the job over
         assert await job == 1
     finally:

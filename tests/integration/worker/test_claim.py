@@ -42,8 +42,9 @@ async def test_concurrent_claimers_each_row_claimed_once(db_url: str, sessions: 
     claimed = [i for r in results for i in r]
     assert sorted(claimed) == sorted(all_ids)  # none lost, none twice
     async with sessions() as session:
-        rows = (await session.execute(select(Delivery.id, Delivery.lease_owner,
-                                             Delivery.claim_count))).all()
+        rows = (
+            await session.execute(select(Delivery.id, Delivery.lease_owner, Delivery.claim_count))
+        ).all()
     owners = {i: o for i, o, _ in rows}
     for k, mine in enumerate(results):
         assert all(owners[i] == f"w{k}" for i in mine)
@@ -54,13 +55,17 @@ async def test_expired_lease_is_claimable_again(sessions: SessionFactory):
     office = await seed.office(sessions)
     [d] = await seed.deliveries(sessions, office, 1)
     assert await claim.claim_deliveries(
-        sessions, owner="a", now=seed.T0, lease_seconds=LEASE, limit=5) == [d]
+        sessions, owner="a", now=seed.T0, lease_seconds=LEASE, limit=5
+    ) == [d]
     still = seed.T0 + timedelta(seconds=LEASE - 1)
-    assert await claim.claim_deliveries(
-        sessions, owner="b", now=still, lease_seconds=LEASE, limit=5) == []
+    assert (
+        await claim.claim_deliveries(sessions, owner="b", now=still, lease_seconds=LEASE, limit=5)
+        == []
+    )
     later = seed.T0 + timedelta(seconds=LEASE + 1)
     assert await claim.claim_deliveries(
-        sessions, owner="b", now=later, lease_seconds=LEASE, limit=5) == [d]
+        sessions, owner="b", now=later, lease_seconds=LEASE, limit=5
+    ) == [d]
     async with sessions() as session:
         row = await session.get(Delivery, d)
         assert row is not None
@@ -75,13 +80,18 @@ async def test_renewal_keeps_a_live_lease_and_release_frees_it(sessions: Session
     near_end = seed.T0 + timedelta(seconds=LEASE - 5)
     assert await claim.renew(sessions, owner="a", now=near_end, lease_seconds=LEASE) == 1
     past_first_lease = seed.T0 + timedelta(seconds=LEASE + 10)
-    assert await claim.claim_deliveries(
-        sessions, owner="b", now=past_first_lease, lease_seconds=LEASE, limit=1) == []
+    assert (
+        await claim.claim_deliveries(
+            sessions, owner="b", now=past_first_lease, lease_seconds=LEASE, limit=1
+        )
+        == []
+    )
     assert await claim.held_by(sessions, "a") == 1
     assert await claim.release_all(sessions, owner="a") == 1
     assert await claim.held_by(sessions, "a") == 0
     assert await claim.claim_deliveries(
-        sessions, owner="b", now=past_first_lease, lease_seconds=LEASE, limit=1) == [d]
+        sessions, owner="b", now=past_first_lease, lease_seconds=LEASE, limit=1
+    ) == [d]
 
 
 async def test_priority_and_express_first_then_collect_by(sessions: SessionFactory):
@@ -91,24 +101,33 @@ async def test_priority_and_express_first_then_collect_by(sessions: SessionFacto
     urgent = await seed.deliveries(sessions, office, 1, start=3, priority=2, collect_in_days=29)
     express = await seed.deliveries(sessions, office, 1, start=4, priority=1, collect_in_days=9)
     got = await claim.claim_deliveries(
-        sessions, owner="a", now=seed.T0, lease_seconds=LEASE, limit=10)
+        sessions, owner="a", now=seed.T0, lease_seconds=LEASE, limit=10
+    )
     assert got == urgent + express + soon + late
     # a bounded claim takes the best ones only
     await claim.release_all(sessions, owner="a")
-    assert await claim.claim_deliveries(
-        sessions, owner="b", now=seed.T0, lease_seconds=LEASE, limit=2) == urgent + express
+    assert (
+        await claim.claim_deliveries(sessions, owner="b", now=seed.T0, lease_seconds=LEASE, limit=2)
+        == urgent + express
+    )
 
 
 async def test_not_due_and_not_queued_are_left_alone(sessions: SessionFactory):
     office = await seed.office(sessions)
     waiting, shipping = await seed.deliveries(sessions, office, 2)
     async with transaction(sessions) as session:
-        await session.execute(update(Delivery).where(Delivery.id == waiting).values(
-            next_attempt_at=seed.T0 + timedelta(minutes=5)))
-        await session.execute(update(Delivery).where(Delivery.id == shipping).values(
-            state="shipping"))
-    assert await claim.claim_deliveries(
-        sessions, owner="a", now=seed.T0, lease_seconds=LEASE, limit=5) == []
+        await session.execute(
+            update(Delivery)
+            .where(Delivery.id == waiting)
+            .values(next_attempt_at=seed.T0 + timedelta(minutes=5))
+        )
+        await session.execute(
+            update(Delivery).where(Delivery.id == shipping).values(state="shipping")
+        )
+    assert (
+        await claim.claim_deliveries(sessions, owner="a", now=seed.T0, lease_seconds=LEASE, limit=5)
+        == []
+    )
     assert await claim.claim_deliveries(
         sessions, owner="a", now=seed.T0 + timedelta(minutes=5), lease_seconds=LEASE, limit=5
     ) == [waiting]
@@ -121,13 +140,22 @@ async def test_stuck_bookings_claimable_after_expiry_until_max_reconciliations(
     d1, d2, d3 = await seed.deliveries(sessions, office, 3)
     async with transaction(sessions) as session:
         for i, (d, reconciled) in enumerate(((d1, 0), (d2, 5), (d3, 1)), start=1):
-            session.add(Shipment(
-                delivery_id=d, attempt_no=1, courier_code="jnt", client_reference=f"BLT{i:02d}01",
-                status="booking", lease_owner="dead", claim_count=1, reconcile_count=reconciled,
-                lease_until=seed.T0 + timedelta(seconds=LEASE),
-                next_poll_at=seed.T0 + timedelta(hours=2) if d == d3 else None,
-                created_at=seed.T0, updated_at=seed.T0,
-            ))
+            session.add(
+                Shipment(
+                    delivery_id=d,
+                    attempt_no=1,
+                    courier_code="jnt",
+                    client_reference=f"BLT{i:02d}01",
+                    status="booking",
+                    lease_owner="dead",
+                    claim_count=1,
+                    reconcile_count=reconciled,
+                    lease_until=seed.T0 + timedelta(seconds=LEASE),
+                    next_poll_at=seed.T0 + timedelta(hours=2) if d == d3 else None,
+                    created_at=seed.T0,
+                    updated_at=seed.T0,
+                )
+            )
     kwargs = {"lease_seconds": LEASE, "limit": 10, "max_reconciliations": 5}
     assert await claim.claim_stuck_bookings(sessions, owner="a", now=seed.T0, **kwargs) == []
     after = seed.T0 + timedelta(seconds=LEASE + 1)
@@ -138,8 +166,9 @@ async def test_stuck_bookings_claimable_after_expiry_until_max_reconciliations(
     assert got == [by_delivery[d1]]  # d2 waits for a human, d3 is not due yet
     later = seed.T0 + timedelta(hours=3)
     # d3 is due now, and a's lease on d1 ran out without renewal: both are b's
-    assert await claim.claim_stuck_bookings(
-        sessions, owner="b", now=later, **kwargs) == sorted([by_delivery[d1], by_delivery[d3]])
+    assert await claim.claim_stuck_bookings(sessions, owner="b", now=later, **kwargs) == sorted(
+        [by_delivery[d1], by_delivery[d3]]
+    )
 
 
 async def test_release_all_keeps_leases_on_shipments_whose_call_may_be_in_flight(
@@ -148,28 +177,39 @@ async def test_release_all_keeps_leases_on_shipments_whose_call_may_be_in_flight
     office = await seed.office(sessions)
     waiting, calling = await seed.deliveries(sessions, office, 2)
     assert await claim.claim_deliveries(
-        sessions, owner="a", now=seed.T0, lease_seconds=LEASE, limit=1) == [waiting]
+        sessions, owner="a", now=seed.T0, lease_seconds=LEASE, limit=1
+    ) == [waiting]
     async with transaction(sessions) as session:  # an intent committed, its create under way
         await session.execute(
-            update(Delivery).where(Delivery.id == calling).values(state="shipping"))
-        session.add(Shipment(
-            delivery_id=calling, attempt_no=1, courier_code="jnt", client_reference="BLT0101",
-            status="booking", lease_owner="a", claim_count=1, reconcile_count=0,
-            lease_until=seed.T0 + timedelta(seconds=LEASE), created_at=seed.T0,
-            updated_at=seed.T0,
-        ))
+            update(Delivery).where(Delivery.id == calling).values(state="shipping")
+        )
+        session.add(
+            Shipment(
+                delivery_id=calling,
+                attempt_no=1,
+                courier_code="jnt",
+                client_reference="BLT0101",
+                status="booking",
+                lease_owner="a",
+                claim_count=1,
+                reconcile_count=0,
+                lease_until=seed.T0 + timedelta(seconds=LEASE),
+                created_at=seed.T0,
+                updated_at=seed.T0,
+            )
+        )
     assert await claim.release_all(sessions, owner="a") == 1  # the delivery only
     async with sessions() as session:
         ship = await session.scalar(select(Shipment))
         assert ship is not None and ship.lease_owner == "a"
     # the delivery is anyone's at once; the shipment only once its lease has run out
     assert await claim.claim_deliveries(
-        sessions, owner="b", now=seed.T0, lease_seconds=LEASE, limit=5) == [waiting]
+        sessions, owner="b", now=seed.T0, lease_seconds=LEASE, limit=5
+    ) == [waiting]
     kwargs = {"lease_seconds": LEASE, "limit": 5, "max_reconciliations": 3}
     assert await claim.claim_stuck_bookings(sessions, owner="b", now=seed.T0, **kwargs) == []
     expired = seed.T0 + timedelta(seconds=LEASE + 1)
-    assert await claim.claim_stuck_bookings(sessions, owner="b", now=expired, **kwargs) == [
-        ship.id]
+    assert await claim.claim_stuck_bookings(sessions, owner="b", now=expired, **kwargs) == [ship.id]
 
 
 def test_worker_ids_differ_between_runs_of_the_same_pid() -> None:
@@ -181,7 +221,7 @@ def test_worker_ids_differ_between_runs_of_the_same_pid() -> None:
 
 
 async def test_backoff_waits_on_the_given_clock_with_the_shared_policy() -> None:
-    from adapters.clock import ManualClock
+    from core.clock import ManualClock
     from courier.services.booking import retry_delay
     from worker.backoff import Backoff
 

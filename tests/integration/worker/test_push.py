@@ -40,8 +40,9 @@ async def _shipment(sessions: SessionFactory) -> Shipment:
 
 def _signed(kit: Kit, items: list[dict[str, Any]]) -> tuple[dict[str, str], bytes]:
     opts = kit.jnt_sim.options
-    return push.build(items, api_account=opts["api_account"], private_key=opts["private_key"],
-                      now=kit.clock.now())
+    return push.build(
+        items, api_account=opts["api_account"], private_key=opts["private_key"], now=kit.clock.now()
+    )
 
 
 async def _post(kit: Kit, headers: dict[str, str], body: bytes, courier: str = "jnt") -> Any:
@@ -79,16 +80,24 @@ async def test_duplicate_and_reordered_pushes_drive_the_shipment_forward(
         assert proof is not None and all(a["state"] == "stored" for a in proof.artefacts)
 
         # a late scan (an in-transit scan sent again after the delivery) is kept, not applied
-        late = {"billCode": shipment.waybill, "details": [{
-            "scanTime": codec.wall_time(kit.clock.now() - timedelta(days=1, hours=1)),
-            "scanTypeCode": "20", "scanTypeName": "Departure scan", "desc": "Late scan HUB",
-        }]}  # fmt: skip
+        late = {
+            "billCode": shipment.waybill,
+            "details": [
+                {
+                    "scanTime": codec.wall_time(kit.clock.now() - timedelta(days=1, hours=1)),
+                    "scanTypeCode": "20",
+                    "scanTypeName": "Departure scan",
+                    "desc": "Late scan HUB",
+                }
+            ],
+        }
         status, answer = await _post(kit, *_signed(kit, [late]))
         assert status == 200 and push.is_ack(status, answer)
         assert await inbox.once(kit.ctx, "w1") == 1
         async with sessions() as session:
-            stored = await session.scalar(select(TrackingEventRow).where(
-                TrackingEventRow.raw_text.contains("Late scan")))
+            stored = await session.scalar(
+                select(TrackingEventRow).where(TrackingEventRow.raw_text.contains("Late scan"))
+            )
         assert stored is not None and stored.status == "in_transit" and not stored.applied
         assert (await _shipment(sessions)).status == "delivered"
 
@@ -97,10 +106,17 @@ async def test_forged_or_altered_push_is_refused_and_nothing_is_stored(
     engine: AsyncEngine, sessions: SessionFactory, tmp_path: Path
 ) -> None:
     async with make_kit(engine, sessions, tmp_path, jnt_push=True) as kit:
-        item = {"billCode": "JO0000000001", "details": [{
-            "scanTime": "2026-11-02 10:12:00", "scanTypeCode": "10", "scanTypeName": "Pickup",
-            "desc": "Pickup scan",
-        }]}  # fmt: skip
+        item = {
+            "billCode": "JO0000000001",
+            "details": [
+                {
+                    "scanTime": "2026-11-02 10:12:00",
+                    "scanTypeCode": "10",
+                    "scanTypeName": "Pickup",
+                    "desc": "Pickup scan",
+                }
+            ],
+        }
         headers, body = _signed(kit, [item])
         forged = {**headers, "digest": "AAAAAAAAAAAAAAAAAAAAAA=="}
         altered = body.replace(b"Pickup", b"Pickop")
@@ -136,10 +152,17 @@ async def test_unknown_courier_and_courier_without_push_are_404(
 
 
 def _pickup(waybill: str, at: datetime) -> dict[str, Any]:
-    return {"billCode": waybill, "details": [{
-        "scanTime": codec.wall_time(at), "scanTypeCode": "10", "scanTypeName": "Pickup",
-        "desc": "Pickup scan",
-    }]}  # fmt: skip
+    return {
+        "billCode": waybill,
+        "details": [
+            {
+                "scanTime": codec.wall_time(at),
+                "scanTypeCode": "10",
+                "scanTypeName": "Pickup",
+                "desc": "Pickup scan",
+            }
+        ],
+    }
 
 
 async def _row(sessions: SessionFactory, row_id: int) -> InboxItem:
@@ -161,25 +184,38 @@ async def test_a_due_push_is_not_hidden_behind_rows_waiting_for_a_later_try(
         async with transaction(sessions) as session:
             for i in range(inbox.BATCH * 6):  # more waiting rows than any batch or old window
                 _, body = _signed(kit, [_pickup(f"JOWAIT{i:05d}", now)])
-                session.add(InboxItem(
-                    courier_code="jnt", dedupe_key=f"wait{i}", body=body.decode(),
-                    received_at=now, attempts=1, error="not known yet",
-                    next_attempt_at=now + timedelta(hours=1),
-                ))  # fmt: skip
+                session.add(
+                    InboxItem(
+                        courier_code="jnt",
+                        dedupe_key=f"wait{i}",
+                        body=body.decode(),
+                        received_at=now,
+                        attempts=1,
+                        error="not known yet",
+                        next_attempt_at=now + timedelta(hours=1),
+                    )
+                )
             _, body = _signed(kit, [_pickup("JOKNOWN0001", now - timedelta(minutes=30))])
             due = InboxItem(
-                courier_code="jnt", dedupe_key="due", body=body.decode(),
-                received_at=now - timedelta(hours=1), attempts=1, error="not known yet",
+                courier_code="jnt",
+                dedupe_key="due",
+                body=body.decode(),
+                received_at=now - timedelta(hours=1),
+                attempts=1,
+                error="not known yet",
                 next_attempt_at=now - timedelta(minutes=1),
-            )  # fmt: skip
+            )
             session.add(due)
         assert await inbox.once(kit.ctx, "w1") == 1
         row = await _row(sessions, due.id)
         assert row.processed_at == now and row.error is None
         async with sessions() as session:
             shipment = await session.get(Shipment, shipment_id)
-            waiting = await session.scalar(select(func.count()).select_from(InboxItem).where(
-                InboxItem.processed_at.is_(None), InboxItem.attempts == 1))
+            waiting = await session.scalar(
+                select(func.count())
+                .select_from(InboxItem)
+                .where(InboxItem.processed_at.is_(None), InboxItem.attempts == 1)
+            )
         assert shipment is not None and shipment.status == "picked_up"
         assert waiting == inbox.BATCH * 6  # untouched: not due
 
@@ -251,10 +287,14 @@ async def test_a_signed_push_we_cannot_read_is_closed_and_reported(
         jnt_office, _ = await seed_delivery(kit, courier="jnt")
         now = kit.clock.now()
         async with transaction(sessions) as session:
-            session.add(InboxItem(
-                courier_code="jnt", dedupe_key="odd", body="bizContent=%7B%22odd%22%3A1%7D",
-                received_at=now,
-            ))  # fmt: skip
+            session.add(
+                InboxItem(
+                    courier_code="jnt",
+                    dedupe_key="odd",
+                    body="bizContent=%7B%22odd%22%3A1%7D",
+                    received_at=now,
+                )
+            )
         assert await inbox.once(kit.ctx, "w1") == 1
         [row] = await _inbox_rows(sessions)
         assert row.processed_at == now and row.attempts == inbox.MAX_ATTEMPTS

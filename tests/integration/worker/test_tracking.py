@@ -19,7 +19,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from tracking_kit import PASSPORT_NO, booked_shipment, event, make_kit, seed_delivery, state_is
 
-from adapters.base import Artefact, Status
+from adapters.base import Artefact
+from core.status import Status
 from courier.db.engine import SessionFactory, transaction
 from courier.db.models import (
     AuditEntry,
@@ -78,8 +79,9 @@ async def test_whole_flow_to_a_verified_handover(
 
         async with sessions() as session:
             proof = await session.scalar(select(Proof).where(Proof.shipment_id == shipment.id))
-            record = await session.scalar(select(Handover).where(
-                Handover.delivery_id == delivery_id))
+            record = await session.scalar(
+                select(Handover).where(Handover.delivery_id == delivery_id)
+            )
         assert proof is not None and record is not None
         assert proof.relation_kind == "self" and proof.receiver_name == "Pemohon 1"
         assert {a["kind"] for a in proof.artefacts} == {"photo", "signature"}
@@ -137,8 +139,9 @@ async def test_failed_attempts_return_then_reship_delivers(
         [returned] = await kit_.exceptions(kit, "returned")
         assert "re-ship" in returned.next_step and returned.resolved_at is None
 
-        kit.force_outcome("posind", kit_.reference(kit_.office_code("posind"), 1, 2),
-                          "delivered_self")
+        kit.force_outcome(
+            "posind", kit_.reference(kit_.office_code("posind"), 1, 2), "delivered_self"
+        )
         async with transaction(sessions) as session:
             outcome = await watch.reship(
                 session, delivery_id, "staff:1", now=kit.clock.now(), office_id=office_id
@@ -153,7 +156,10 @@ async def test_failed_attempts_return_then_reship_delivers(
         [returned] = await kit_.exceptions(kit, "returned")
         assert returned.resolved_at is not None
         assert await _custody(sessions, delivery_id) == [
-            "courier", "office", "courier", "applicant"
+            "courier",
+            "office",
+            "courier",
+            "applicant",
         ]
 
 
@@ -203,27 +209,35 @@ async def test_late_and_out_of_order_events_never_regress(sessions: SessionFacto
     late = await feed(event(Status.DELIVERY_FAILED, t + timedelta(hours=33)))
     assert late.after is Status.OUT_FOR_DELIVERY and late.stored == 1
     # delivered, then a late in-transit scan and a duplicate of the delivery
-    delivered = event(Status.DELIVERED, t + timedelta(hours=52), receiver_name="Pemohon 1",
-                      relation="YBS")
+    delivered = event(
+        Status.DELIVERED, t + timedelta(hours=52), receiver_name="Pemohon 1", relation="YBS"
+    )
     await feed(delivered)
     after = await feed(event(Status.IN_TRANSIT, t + timedelta(hours=20)), delivered)
     assert after.after is Status.DELIVERED and after.duplicates == 1 and after.stored == 1
     async with sessions() as session:
         shipment = await session.get(Shipment, shipment_id)
-        rows = list(await session.scalars(
-            select(TrackingEventRow).order_by(TrackingEventRow.occurred_at)))
-        moves = list(await session.scalars(select(AuditEntry.after).where(
-            AuditEntry.action == "shipment.status")))
+        rows = list(
+            await session.scalars(select(TrackingEventRow).order_by(TrackingEventRow.occurred_at))
+        )
+        moves = list(
+            await session.scalars(
+                select(AuditEntry.after).where(AuditEntry.action == "shipment.status")
+            )
+        )
     assert shipment is not None and shipment.status == "delivered"
     assert [r.status for r in rows] == [
-        "in_transit", "out_for_delivery", "delivery_failed", "out_for_delivery", "delivered"]
+        "in_transit",
+        "out_for_delivery",
+        "delivery_failed",
+        "out_for_delivery",
+        "delivered",
+    ]
     assert [r.applied for r in rows] == [False, True, False, False, True]
     assert [m["status"] for m in moves] == ["out_for_delivery", "delivered"]
 
 
-async def _deliver(
-    sessions: SessionFactory, relation: str, receiver: str
-) -> tuple[int, int, int]:
+async def _deliver(sessions: SessionFactory, relation: str, receiver: str) -> tuple[int, int, int]:
     """A delivered shipment (receiver and relation as given); (delivery, handover, reviewer)."""
     office_id = await seed.office(sessions)
     reviewer = await kit_.staff(sessions, office_id)
@@ -232,11 +246,22 @@ async def _deliver(
     async with transaction(sessions) as session:
         shipment = await tracking.lock_shipment(session, shipment_id)
         assert shipment is not None
-        await tracking.apply_events(session, shipment, [
-            event(Status.PICKED_UP, seed.T0 + timedelta(hours=3)),
-            event(Status.DELIVERED, seed.T0 + timedelta(hours=30), receiver_name=receiver,
-                  relation=relation, artefacts=(Artefact("photo", "http://127.0.0.1:9/x"),)),
-        ], source="poll", now=seed.T0 + timedelta(hours=31))  # fmt: skip
+        await tracking.apply_events(
+            session,
+            shipment,
+            [
+                event(Status.PICKED_UP, seed.T0 + timedelta(hours=3)),
+                event(
+                    Status.DELIVERED,
+                    seed.T0 + timedelta(hours=30),
+                    receiver_name=receiver,
+                    relation=relation,
+                    artefacts=(Artefact("photo", "http://127.0.0.1:9/x"),),
+                ),
+            ],
+            source="poll",
+            now=seed.T0 + timedelta(hours=31),
+        )
     async with sessions() as session:
         record = await session.scalar(select(Handover).where(Handover.delivery_id == delivery_id))
     assert record is not None
@@ -259,21 +284,30 @@ async def test_family_receiver_needs_review_and_a_dispatcher_approves(
     token_hash = delivery.tracking_token_hash  # the applicant cannot confirm a review case
     try:
         await handover.confirm_possession(
-            sessions, token_hash, PASSPORT_NO, seed.T0, pepper=kit_.PEPPER)
+            sessions, token_hash, PASSPORT_NO, seed.T0, pepper=kit_.PEPPER
+        )
     except handover.ServiceError as err:
         assert err.code == "nothing_to_confirm"
     else:
         raise AssertionError("confirmation accepted for a handover under review")
     async with transaction(sessions) as session:
-        await handover.review(session, handover_id, reviewer, True, "KK checked",
-                              now=seed.T0 + timedelta(days=2), office_id=delivery.office_id)
+        await handover.review(
+            session,
+            handover_id,
+            reviewer,
+            True,
+            "KK checked",
+            now=seed.T0 + timedelta(days=2),
+            office_id=delivery.office_id,
+        )
     async with sessions() as session:
         record = await session.get(Handover, handover_id)
         delivery = await session.get(Delivery, delivery_id)
     assert record is not None and record.verified and record.reviewer_id == reviewer
     assert delivery is not None and delivery.state == "handed_over"
-    assert all(i.resolved_at is not None for i in await _items(sessions)
-               if i.kind == "handover_review")
+    assert all(
+        i.resolved_at is not None for i in await _items(sessions) if i.kind == "handover_review"
+    )
 
 
 async def test_someone_else_is_an_exception_and_refusal_needs_attention(
@@ -285,8 +319,15 @@ async def test_someone_else_is_an_exception_and_refusal_needs_attention(
         delivery = await session.get(Delivery, delivery_id)
     assert delivery is not None and delivery.state == "needs_attention"
     async with transaction(sessions) as session:
-        await handover.review(session, handover_id, reviewer, False, "guard is not family",
-                              now=seed.T0 + timedelta(days=2), office_id=delivery.office_id)
+        await handover.review(
+            session,
+            handover_id,
+            reviewer,
+            False,
+            "guard is not family",
+            now=seed.T0 + timedelta(days=2),
+            office_id=delivery.office_id,
+        )
     async with sessions() as session:
         record = await session.get(Handover, handover_id)
     assert record is not None and record.state == "refused" and not record.verified
@@ -308,7 +349,8 @@ async def test_confirmation_locks_after_repeated_wrong_numbers(sessions: Session
     outcomes = []
     for number in ["X0000001"] * handover.MAX_CONFIRM_FAILURES + [PASSPORT_NO]:
         result = await handover.confirm_possession(
-            sessions, token_hash, number, seed.T0, pepper=kit_.PEPPER)
+            sessions, token_hash, number, seed.T0, pepper=kit_.PEPPER
+        )
         outcomes.append(result.outcome)
     assert outcomes == [Confirmed.WRONG] * 4 + [Confirmed.LOCKED, Confirmed.LOCKED]
     assert "handover_locked" in [i.kind for i in await _items(sessions)]
@@ -319,8 +361,9 @@ async def test_confirmation_locks_after_repeated_wrong_numbers(sessions: Session
 
 async def _items(sessions: SessionFactory) -> list[kit_.ExceptionItem]:
     async with sessions() as session:
-        return list(await session.scalars(select(kit_.ExceptionItem).order_by(
-            kit_.ExceptionItem.id)))
+        return list(
+            await session.scalars(select(kit_.ExceptionItem).order_by(kit_.ExceptionItem.id))
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -350,10 +393,21 @@ async def _delivered_with(sessions: SessionFactory, *urls: str) -> tuple[int, in
     async with transaction(sessions) as session:
         shipment = await tracking.lock_shipment(session, shipment_id)
         assert shipment is not None
-        applied = await tracking.apply_events(session, shipment, [
-            event(Status.DELIVERED, seed.T0 + timedelta(hours=30), receiver_name="Pemohon 1",
-                  relation="YBS", artefacts=artefacts),
-        ], source="poll", now=seed.T0 + timedelta(hours=30))  # fmt: skip
+        applied = await tracking.apply_events(
+            session,
+            shipment,
+            [
+                event(
+                    Status.DELIVERED,
+                    seed.T0 + timedelta(hours=30),
+                    receiver_name="Pemohon 1",
+                    relation="YBS",
+                    artefacts=artefacts,
+                ),
+            ],
+            source="poll",
+            now=seed.T0 + timedelta(hours=30),
+        )
     assert applied.proof_id is not None
     return office_id, applied.proof_id
 
@@ -401,8 +455,11 @@ async def test_failing_pod_link_waits_longer_each_time_then_is_reported_before_i
         assert artefact["state"] == "failed" and "url" not in artefact
         assert len(links.hits) == artefact["attempts"] == len(waits) + 1 < pod.MAX_FETCH_ATTEMPTS
         async with sessions() as session:
-            [item] = list(await session.scalars(
-                select(ExceptionItem).where(ExceptionItem.kind == "pod_missing")))
+            [item] = list(
+                await session.scalars(
+                    select(ExceptionItem).where(ExceptionItem.kind == "pod_missing")
+                )
+            )
         assert item.office_id == office_id and "HTTP 503" in item.detail
         hits = len(links.hits)
         await fetch(now + timedelta(days=1))
@@ -426,8 +483,9 @@ async def test_pod_link_that_recovers_is_stored_on_a_later_try(
         assert await pod.fetch_pending(sessions, tmp_path, now=due, hosts=hosts, http=http) == 1
         [artefact] = await _artefacts(sessions, proof_id)
         assert artefact["state"] == "stored" and artefact["attempts"] == 2
-        assert kit_.sha256_file(pod.artefact_path(tmp_path, artefact["sha256"])) == (
-            artefact["sha256"]
+        assert (
+            kit_.sha256_file(pod.artefact_path(tmp_path, artefact["sha256"]))
+            == (artefact["sha256"])
         )
 
 
@@ -454,11 +512,13 @@ async def test_pod_links_outside_the_couriers_hosts_are_refused_without_a_reques
         states = [a["state"] for a in await _artefacts(sessions, proof_id)]
         assert states == ["stored", "failed", "failed", "failed"]
         async with sessions() as session:
-            [item] = list(await session.scalars(
-                select(ExceptionItem).where(ExceptionItem.kind == "pod_missing")))
+            [item] = list(
+                await session.scalars(
+                    select(ExceptionItem).where(ExceptionItem.kind == "pod_missing")
+                )
+            )
         assert item.office_id == office_id and item.detail.count("link refused") == 3
         # a courier whose artefacts live elsewhere lists the host: then it is fetched
-        assert pod.allowed_hosts({"jnt": {"track_url": "http://x.test/t",
-                                          "pod_hosts": ["LocalHost"]}}) == {
-            "jnt": frozenset({"localhost"})
-        }
+        assert pod.allowed_hosts(
+            {"jnt": {"track_url": "http://x.test/t", "pod_hosts": ["LocalHost"]}}
+        ) == {"jnt": frozenset({"localhost"})}

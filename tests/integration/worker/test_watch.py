@@ -15,8 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from tracking_kit import booked_shipment, event
 
-from adapters.base import Status
-from adapters.clock import WIB, ManualClock
+from core.clock import WIB, ManualClock
+from core.status import Status
 from courier.config import Settings
 from courier.context import AppContext
 from courier.db.engine import SessionFactory, transaction
@@ -30,8 +30,11 @@ from worker.loop import run_periodic
 
 async def _items(sessions: SessionFactory, kind: str) -> list[ExceptionItem]:
     async with sessions() as session:
-        return list(await session.scalars(
-            select(ExceptionItem).where(ExceptionItem.kind == kind).order_by(ExceptionItem.id)))
+        return list(
+            await session.scalars(
+                select(ExceptionItem).where(ExceptionItem.kind == kind).order_by(ExceptionItem.id)
+            )
+        )
 
 
 async def _outbox(sessions: SessionFactory, kind: str) -> list[OutboxItem]:
@@ -50,8 +53,9 @@ async def _feed(sessions: SessionFactory, shipment_id: int, *events: kit_.Tracki
     async with transaction(sessions) as session:
         shipment = await tracking.lock_shipment(session, shipment_id)
         assert shipment is not None
-        await tracking.apply_events(session, shipment, list(events), source="poll",
-                                    now=max(e.occurred_at for e in events))
+        await tracking.apply_events(
+            session, shipment, list(events), source="poll", now=max(e.occurred_at for e in events)
+        )
 
 
 async def test_deadline_warnings_once_each_then_expiry(
@@ -112,8 +116,11 @@ async def test_unconfirmed_handover_after_three_days(sessions: SessionFactory) -
     [delivery_id] = await seed.deliveries(sessions, office_id, 1)
     shipment_id = await booked_shipment(sessions, delivery_id)
     delivered_at = seed.T0 + timedelta(days=1)
-    await _feed(sessions, shipment_id, event(
-        Status.DELIVERED, delivered_at, receiver_name="Pemohon 1", relation="YBS"))
+    await _feed(
+        sessions,
+        shipment_id,
+        event(Status.DELIVERED, delivered_at, receiver_name="Pemohon 1", relation="YBS"),
+    )
     assert (await _state(sessions, delivery_id)).state == "delivered"
     before = delivered_at + timedelta(days=3) - timedelta(minutes=1)
     assert await watch.scan_unconfirmed(sessions, now=before) == 0
@@ -142,27 +149,37 @@ async def test_return_too_close_to_the_deadline_goes_to_the_counter(
     [delivery_id] = await seed.deliveries(sessions, office_id, 1, collect_in_days=7)
     shipment_id = await booked_shipment(sessions, delivery_id)
     t = seed.T0
-    await _feed(sessions, shipment_id,
-                event(Status.PICKED_UP, t + timedelta(hours=3)),
-                event(Status.RETURNING, t + timedelta(days=2)),
-                event(Status.RETURNED, t + timedelta(days=3)))  # fmt: skip
+    await _feed(
+        sessions,
+        shipment_id,
+        event(Status.PICKED_UP, t + timedelta(hours=3)),
+        event(Status.RETURNING, t + timedelta(days=2)),
+        event(Status.RETURNED, t + timedelta(days=3)),
+    )
     assert (await _state(sessions, delivery_id)).state == "returned"
     [item] = await _items(sessions, "returned")
     assert "collect it at the counter" in item.next_step
     async with transaction(sessions) as session:
-        outcome = await watch.reship(session, delivery_id, "staff:1", now=t + timedelta(days=3),
-                                     office_id=office_id)
+        outcome = await watch.reship(
+            session, delivery_id, "staff:1", now=t + timedelta(days=3), office_id=office_id
+        )
     assert outcome == "collect_at_counter"
     delivery = await _state(sessions, delivery_id)
     assert delivery.state == "returned" and "counter" in (delivery.state_reason or "")
     assert len(await _outbox(sessions, "applicant_collect_at_counter")) == 1
     async with transaction(sessions) as session:
-        await watch.collected_at_counter(session, delivery_id, "staff:1",
-                                         now=t + timedelta(days=4), office_id=office_id)
+        await watch.collected_at_counter(
+            session, delivery_id, "staff:1", now=t + timedelta(days=4), office_id=office_id
+        )
     assert (await _state(sessions, delivery_id)).state == "collected_at_office"
     async with sessions() as session:
-        holders = list(await session.scalars(select(CustodyEvent.holder).where(
-            CustodyEvent.delivery_id == delivery_id).order_by(CustodyEvent.id)))
+        holders = list(
+            await session.scalars(
+                select(CustodyEvent.holder)
+                .where(CustodyEvent.delivery_id == delivery_id)
+                .order_by(CustodyEvent.id)
+            )
+        )
     assert holders == ["courier", "office", "applicant"]
 
 
@@ -177,10 +194,13 @@ async def test_staff_actions_require_the_callers_office(sessions: SessionFactory
     [delivery_id] = await seed.deliveries(sessions, office_id, 1, collect_in_days=30)
     shipment_id = await booked_shipment(sessions, delivery_id)
     t = seed.T0
-    await _feed(sessions, shipment_id,
-                event(Status.PICKED_UP, t + timedelta(hours=3)),
-                event(Status.RETURNING, t + timedelta(days=2)),
-                event(Status.RETURNED, t + timedelta(days=3)))  # fmt: skip
+    await _feed(
+        sessions,
+        shipment_id,
+        event(Status.PICKED_UP, t + timedelta(hours=3)),
+        event(Status.RETURNING, t + timedelta(days=2)),
+        event(Status.RETURNED, t + timedelta(days=3)),
+    )
     later = t + timedelta(days=3, hours=1)
     with pytest.raises(TypeError):
         async with transaction(sessions) as session:
@@ -192,8 +212,9 @@ async def test_staff_actions_require_the_callers_office(sessions: SessionFactory
         assert caught.value.kind is Kind.NOT_FOUND
     assert (await _state(sessions, delivery_id)).state == "returned"  # untouched
     async with transaction(sessions) as session:
-        outcome = await watch.reship(session, delivery_id, "staff:1", now=later,
-                                     office_id=office_id)
+        outcome = await watch.reship(
+            session, delivery_id, "staff:1", now=later, office_id=office_id
+        )
     assert outcome == "queued"
 
 

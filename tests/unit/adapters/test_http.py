@@ -15,9 +15,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from structlog.testing import capture_logs
 
-from adapters.backoff import exponential_backoff
 from adapters.base import CourierUnavailable, OutcomeUnknown, RateLimited, ResponseInvalid
-from adapters.clock import ManualClock
 from adapters.http import (
     MAX_BODY_BYTES,
     CircuitOpen,
@@ -30,6 +28,8 @@ from adapters.http import (
     parse_retry_after,
     shared_session,
 )
+from core.backoff import exponential_backoff
+from core.clock import ManualClock
 
 
 @dataclass
@@ -107,8 +107,9 @@ async def rig() -> AsyncIterator[Rig]:
     app = web.Application()
     app.router.add_route("*", "/api/{tail:.*}", script.handle)
     async with TestServer(app) as server, aiohttp.ClientSession() as session:
-        yield Rig(script, str(server.make_url("/api/thing?secret=1")), ManualClock(), session,
-                  Observed())
+        yield Rig(
+            script, str(server.make_url("/api/thing?secret=1")), ManualClock(), session, Observed()
+        )
         script.release.set()
 
 
@@ -123,8 +124,9 @@ async def test_success_returns_the_reply_and_posts_the_form(rig: Rig) -> None:
 
 
 async def test_json_body_is_utf8_without_escapes(rig: Rig) -> None:
-    await rig.transport().send("op", "POST", rig.url, json_body={"n": "Sālim/1"},
-                               safe_to_repeat=True)
+    await rig.transport().send(
+        "op", "POST", rig.url, json_body={"n": "Sālim/1"}, safe_to_repeat=True
+    )
     assert rig.script.bodies[0] == '{"n":"Sālim/1"}'.encode()
     assert rig.script.headers[0]["Content-Type"] == "application/json"
 
@@ -176,8 +178,9 @@ async def test_connection_refused_on_an_unsafe_call_is_unavailable(rig: Rig) -> 
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     with pytest.raises(CourierUnavailable) as caught:
-        await rig.transport().send("create", "POST", f"http://127.0.0.1:{port}/api/x",
-                                   safe_to_repeat=False)
+        await rig.transport().send(
+            "create", "POST", f"http://127.0.0.1:{port}/api/x", safe_to_repeat=False
+        )
     assert not isinstance(caught.value, OutcomeUnknown)
 
 
@@ -199,8 +202,7 @@ async def _raw_server(answer: bytes) -> tuple[asyncio.Server, str]:
 async def test_truncated_2xx_body_on_an_unsafe_call_is_outcome_unknown(rig: Rig) -> None:
     # 200 with Content-Length 100, then the connection drops after 10 bytes
     server, url = await _raw_server(
-        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
-        b'{"awb":"J'
+        b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"awb":"J'
     )
     async with server:
         with pytest.raises(OutcomeUnknown):
@@ -214,7 +216,7 @@ async def test_oversized_body_is_refused_without_buffering_it(rig: Rig) -> None:
     for framing in (  # declared up front, and streamed without a length
         b"Content-Length: %d\r\n\r\n" % len(big) + big,
         b"Transfer-Encoding: chunked\r\n\r\n"
-        + b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in (big[:1 << 20], big[1 << 20:]))
+        + b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in (big[: 1 << 20], big[1 << 20 :]))
         + b"0\r\n\r\n",
     ):
         server, url = await _raw_server(b"HTTP/1.1 200 OK\r\n" + framing)
@@ -283,8 +285,9 @@ async def test_refused_connection_is_unavailable_even_for_a_create(rig: Rig) -> 
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     with pytest.raises(CourierUnavailable, match="cannot connect") as err:
-        await rig.transport().send("create", "POST", f"http://127.0.0.1:{port}/x",
-                                   safe_to_repeat=False)
+        await rig.transport().send(
+            "create", "POST", f"http://127.0.0.1:{port}/x", safe_to_repeat=False
+        )
     assert not isinstance(err.value, OutcomeUnknown)
 
 
@@ -311,8 +314,9 @@ async def test_circuit_opens_fails_fast_and_half_opens_on_the_clock(rig: Rig) ->
 
 async def test_half_open_lets_a_single_probe_through(rig: Rig) -> None:
     rig.script.answers = [500, "hang"]
-    transport = rig.transport(max_attempts=1, failures_to_open=1, open_seconds=5,
-                              read_timeout=0.3, total_timeout=1)
+    transport = rig.transport(
+        max_attempts=1, failures_to_open=1, open_seconds=5, read_timeout=0.3, total_timeout=1
+    )
     with pytest.raises(CourierUnavailable):
         await transport.send("t", "GET", rig.url, safe_to_repeat=True)
     rig.clock.advance(timedelta(seconds=5))
@@ -354,8 +358,14 @@ async def test_daily_quota_resets_at_wib_midnight(rig: Rig) -> None:
 
 async def test_tracing_logs_path_and_status_never_query_or_body(rig: Rig) -> None:
     with capture_logs() as logs:
-        await rig.transport().send("op", "POST", rig.url, data={"receiver_name": "Budi"},
-                                   headers=basic_auth("u", "p"), safe_to_repeat=False)
+        await rig.transport().send(
+            "op",
+            "POST",
+            rig.url,
+            data={"receiver_name": "Budi"},
+            headers=basic_auth("u", "p"),
+            safe_to_repeat=False,
+        )
     traces = [entry for entry in logs if entry["event"] == "courier.http"]
     assert traces and traces[0]["path"] == "/api/thing" and traces[0]["status"] == 200
     text = repr(logs)
@@ -363,8 +373,9 @@ async def test_tracing_logs_path_and_status_never_query_or_body(rig: Rig) -> Non
 
 
 async def test_basic_auth_header_and_aiohttp_basic_auth_agree(rig: Rig) -> None:
-    await rig.transport().send("t", "GET", rig.url, headers=basic_auth("co", "pw:1"),
-                               safe_to_repeat=True)
+    await rig.transport().send(
+        "t", "GET", rig.url, headers=basic_auth("co", "pw:1"), safe_to_repeat=True
+    )
     assert rig.script.headers[0]["Authorization"] == "Basic Y286cHc6MQ=="
 
 
@@ -391,7 +402,16 @@ def test_backoff_grows_with_jitter_and_is_capped() -> None:
 
 def test_one_exponential_backoff_policy() -> None:
     assert [exponential_backoff(n, initial=30, cap=3600) for n in range(9)] == [
-        30, 60, 120, 240, 480, 960, 1920, 3600, 3600]
+        30,
+        60,
+        120,
+        240,
+        480,
+        960,
+        1920,
+        3600,
+        3600,
+    ]
     assert exponential_backoff(10_000, initial=1, cap=5) == 5  # no overflow far out
     assert exponential_backoff(-1, initial=2, cap=5) == 2
     jittered = {exponential_backoff(2, initial=1, cap=100, jitter=0.5) for _ in range(50)}

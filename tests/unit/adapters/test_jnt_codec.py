@@ -22,24 +22,49 @@ from adapters.base import (
     Party,
     ResponseInvalid,
     ShipmentOrder,
-    Status,
 )
 from adapters.jnt import codec, statuses
 from adapters.jnt.codec import JntConfig
+from core.status import Status
 
 NOW = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)  # 08:00 WIB
 
 CONFIG = JntConfig(
-    username="OFFICE", api_key="API-KEY", order_key="ORDER-KEY", cancel_key="CANCEL-KEY",
-    eccompanyid="OFFICE", tracking_password="TRACK-PW", origin_code="BLT",
-    city_codes={"35.73": "MLG"}, area_codes={"35.73.01": "MLG001", "35.73": "MLG002"},
-    customer_code="CUST", api_account="ACC", private_key="PRIV",
+    username="OFFICE",
+    api_key="API-KEY",
+    order_key="ORDER-KEY",
+    cancel_key="CANCEL-KEY",
+    eccompanyid="OFFICE",
+    tracking_password="TRACK-PW",
+    origin_code="BLT",
+    city_codes={"35.73": "MLG"},
+    area_codes={"35.73.01": "MLG001", "35.73": "MLG002"},
+    customer_code="CUST",
+    api_account="ACC",
+    private_key="PRIV",
 )
 
-OFFICE = Address("Jl. Kenari No. 54", "Sananwetan", "Sananwetan", "Kota Blitar", "Jawa Timur",
-                 "66137", "35.05", "35.05.01")
-HOME = Address("Jl. Ijen 7/9", "Oro-oro Dowo", "Klojen", "Kota Malang", "Jawa Timur", "65119",
-               "35.73", "35.73.01", note="pagar hijau")
+OFFICE = Address(
+    "Jl. Kenari No. 54",
+    "Sananwetan",
+    "Sananwetan",
+    "Kota Blitar",
+    "Jawa Timur",
+    "66137",
+    "35.05",
+    "35.05.01",
+)
+HOME = Address(
+    "Jl. Ijen 7/9",
+    "Oro-oro Dowo",
+    "Klojen",
+    "Kota Malang",
+    "Jawa Timur",
+    "65119",
+    "35.73",
+    "35.73.01",
+    note="pagar hijau",
+)
 
 
 def order(**changes: Any) -> ShipmentOrder:
@@ -165,15 +190,26 @@ def test_find_request_is_jms_signed() -> None:
 CREATED: dict[str, Any] = {
     "success": True,
     "desc": "Request berhasil",
-    "detail": [{"awb_no": "JO0027364832", "orderid": "BLT-0001-1", "desCode": "JKT-JKT001",
-                "etd": "2-4", "status": "Sukses"}],
+    "detail": [
+        {
+            "awb_no": "JO0027364832",
+            "orderid": "BLT-0001-1",
+            "desCode": "JKT-JKT001",
+            "etd": "2-4",
+            "status": "Sukses",
+        }
+    ],
 }
 
 
 def refused(reason: str, success: Any = True) -> dict[str, Any]:
-    return {"success": success, "desc": "Request berhasil",
-            "detail": [{"orderid": "BLT-0001-1", "status": "Error", "reason": reason,
-                        "etd": "No Data"}]}
+    return {
+        "success": success,
+        "desc": "Request berhasil",
+        "detail": [
+            {"orderid": "BLT-0001-1", "status": "Error", "reason": reason, "etd": "No Data"}
+        ],
+    }
 
 
 @pytest.mark.parametrize("flag", [True, "true", "TRUE"])
@@ -193,8 +229,10 @@ def test_duplicate_orderid_is_outcome_unknown_not_a_failure() -> None:
         codec.parse_create(refused("Orderid tidak boleh sama"), "BLT-0001-1")
 
 
-@pytest.mark.parametrize("reason", ["Data signature tidak valid", "Tanda tangan salah",
-                                    "Username atau api key tidak valid"])
+@pytest.mark.parametrize(
+    "reason",
+    ["Data signature tidak valid", "Tanda tangan salah", "Username atau api key tidak valid"],
+)
 def test_signature_and_credential_errors_are_auth_failed(reason: str) -> None:
     with pytest.raises(AuthFailed):
         codec.parse_create(refused(reason), "BLT-0001-1")
@@ -227,16 +265,22 @@ def test_cancel_after_pickup_is_rejected_as_picked_up() -> None:
 
 
 def test_cancel_done_or_already_cancelled_is_fine() -> None:
-    done = {"success": "true", "desc": "Request berhasil",
-            "detail": [{"orderid": "BLT-0001-1", "status": "Sukses", "reason": ""}]}
+    done = {
+        "success": "true",
+        "desc": "Request berhasil",
+        "detail": [{"orderid": "BLT-0001-1", "status": "Sukses", "reason": ""}],
+    }
     codec.parse_cancel(done, "BLT-0001-1")
     codec.parse_cancel(refused("Status pesanan adalah : CANCEL"), "BLT-0001-1")
 
 
 def test_find_reads_jms_orders() -> None:
-    answer = {"code": "1", "msg": "success", "requestId": "r1",
-              "data": [{"txlogisticId": "BLT-0001-1", "billCode": "JO0027364832",
-                        "orderStatus": "100"}]}
+    answer = {
+        "code": "1",
+        "msg": "success",
+        "requestId": "r1",
+        "data": [{"txlogisticId": "BLT-0001-1", "billCode": "JO0027364832", "orderStatus": "100"}],
+    }
     booking = codec.parse_find(answer, "BLT-0001-1")
     assert booking is not None and booking.waybill == "JO0027364832"
     assert codec.parse_find({**answer, "data": []}, "BLT-0001-1") is None
@@ -251,27 +295,61 @@ def test_find_reads_jms_orders() -> None:
 TRACKED = {
     "awb": "JO0027364832",
     "orderid": "BLT-0001-1",
-    "detail": {"shipped_date": "2026-11-02 08:00:00", "services_code": "EZ",
-               "sender": {"name": "KANIM BLITAR"}, "receiver": {"name": "SITI RAHAYU"},
-               "driver": {"name": "", "phone": ""}, "delivDriver": {"name": "", "phone": ""}},
+    "detail": {
+        "shipped_date": "2026-11-02 08:00:00",
+        "services_code": "EZ",
+        "sender": {"name": "KANIM BLITAR"},
+        "receiver": {"name": "SITI RAHAYU"},
+        "driver": {"name": "", "phone": ""},
+        "delivDriver": {"name": "", "phone": ""},
+    },
     "history": [  # newest first, as served
-        {"date_time": "2026-11-03 13:05:00", "city_name": "MALANG", "status_code": 200,
-         "status": "Paket telah diterima oleh Siti Rahayu (IBU KANDUNG)", "receiver": "SITI R",
-         "sigPicUrl": "https://pod.example/a.png?sig=1,https://pod.example/b.png?sig=2",
-         "electronicSignaturePicUrl": "https://pod.example/s.png?sig=3"},
-        {"date_time": "2026-11-03 11:00:00", "city_name": "MALANG", "status_code": "150",
-         "status": "Paket gagal dikirim: Penerima tidak di tempat",
-         "note": "Penerima tidak di tempat"},
-        {"date_time": "2026-11-03 07:40:00", "city_name": "MALANG", "status_code": "100",
-         "status": "Paket akan dikirim ke alamat penerima"},
-        {"date_time": "2026-11-02 18:10:00", "city_name": "BLITAR", "status_code": "100",
-         "status": "Paket akan dikirimkan ke MALANG"},
-        {"date_time": "2026-11-02 15:20:00", "city_name": "BLITAR", "status_code": "100",
-         "status": "Paket telah di pick up oleh Sprinter J&T"},
-        {"date_time": "2026-11-02 08:00:00", "city_name": "BLITAR", "status_code": "101",
-         "status": "Manifes"},
-        {"date_time": "2026-11-02 09:00:00", "city_name": "BLITAR", "status_code": "999",
-         "status": "Kode baru yang belum dipetakan"},
+        {
+            "date_time": "2026-11-03 13:05:00",
+            "city_name": "MALANG",
+            "status_code": 200,
+            "status": "Paket telah diterima oleh Siti Rahayu (IBU KANDUNG)",
+            "receiver": "SITI R",
+            "sigPicUrl": "https://pod.example/a.png?sig=1,https://pod.example/b.png?sig=2",
+            "electronicSignaturePicUrl": "https://pod.example/s.png?sig=3",
+        },
+        {
+            "date_time": "2026-11-03 11:00:00",
+            "city_name": "MALANG",
+            "status_code": "150",
+            "status": "Paket gagal dikirim: Penerima tidak di tempat",
+            "note": "Penerima tidak di tempat",
+        },
+        {
+            "date_time": "2026-11-03 07:40:00",
+            "city_name": "MALANG",
+            "status_code": "100",
+            "status": "Paket akan dikirim ke alamat penerima",
+        },
+        {
+            "date_time": "2026-11-02 18:10:00",
+            "city_name": "BLITAR",
+            "status_code": "100",
+            "status": "Paket akan dikirimkan ke MALANG",
+        },
+        {
+            "date_time": "2026-11-02 15:20:00",
+            "city_name": "BLITAR",
+            "status_code": "100",
+            "status": "Paket telah di pick up oleh Sprinter J&T",
+        },
+        {
+            "date_time": "2026-11-02 08:00:00",
+            "city_name": "BLITAR",
+            "status_code": "101",
+            "status": "Manifes",
+        },
+        {
+            "date_time": "2026-11-02 09:00:00",
+            "city_name": "BLITAR",
+            "status_code": "999",
+            "status": "Kode baru yang belum dipetakan",
+        },
     ],
 }
 
@@ -279,8 +357,13 @@ TRACKED = {
 def test_track_history_maps_by_code_then_text_oldest_first_in_utc() -> None:
     events = codec.parse_track(TRACKED, "JO0027364832")
     assert [e.status for e in events] == [
-        Status.BOOKED, None, Status.PICKED_UP, Status.IN_TRANSIT, Status.OUT_FOR_DELIVERY,
-        Status.DELIVERY_FAILED, Status.DELIVERED,
+        Status.BOOKED,
+        None,
+        Status.PICKED_UP,
+        Status.IN_TRANSIT,
+        Status.OUT_FOR_DELIVERY,
+        Status.DELIVERY_FAILED,
+        Status.DELIVERED,
     ]
     assert events[0].occurred_at == datetime(2026, 11, 2, 1, 0, tzinfo=UTC)  # 08:00 WIB
     assert events[-1].occurred_at.tzinfo is UTC
@@ -306,8 +389,10 @@ def test_delivered_event_carries_receiver_relation_and_pod_links() -> None:
     ("text", "who"),
     [
         ("Paket telah diterima oleh Budi (YBS)", ("Budi", "YBS")),
-        ("Paket telah diterima oleh [Budi Santoso (Orang Serumah)]", ("Budi Santoso",
-                                                                       "Orang Serumah")),
+        (
+            "Paket telah diterima oleh [Budi Santoso (Orang Serumah)]",
+            ("Budi Santoso", "Orang Serumah"),
+        ),
         ("Received by【Ani】", ("Ani", "")),
         ("Manifes", ("", "")),
     ],
@@ -326,8 +411,10 @@ def test_track_errors() -> None:
 
 
 def test_track_bad_wall_time_names_the_item() -> None:
-    broken = {**TRACKED, "history": [{"date_time": "03/11/2026", "status": "Manifes",
-                                      "status_code": "101"}]}
+    broken = {
+        **TRACKED,
+        "history": [{"date_time": "03/11/2026", "status": "Manifes", "status_code": "101"}],
+    }
     with pytest.raises(ResponseInvalid) as err:
         codec.parse_track(broken, "JO0027364832")
     assert err.value.path == "$.history[0].date_time"
@@ -348,25 +435,31 @@ def test_status_tables_hold_no_guesses() -> None:
 # Properties
 
 
-text_values = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]),
-                      max_size=40)
+text_values = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=40)
 
 
-@given(st.dictionaries(st.sampled_from(["a", "b", "alamat", "nama"]), text_values, min_size=1),
-       st.text(min_size=1, max_size=20))
+@given(
+    st.dictionaries(st.sampled_from(["a", "b", "alamat", "nama"]), text_values, min_size=1),
+    st.text(min_size=1, max_size=20),
+)
 def test_signed_json_round_trips_and_verifies(values: dict[str, str], key: str) -> None:
     text = codec.encode_json({"detail": [values]})
     assert json.loads(text) == {"detail": [values]}
-    assert codec.sign(text, key) == base64.b64encode(
-        hashlib.md5((text + key).encode()).hexdigest().encode()).decode()
+    assert (
+        codec.sign(text, key)
+        == base64.b64encode(hashlib.md5((text + key).encode()).hexdigest().encode()).decode()
+    )
 
 
 wall = st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2035, 1, 1)).map(
-    lambda d: d.strftime(codec.WALL_FORMAT))
+    lambda d: d.strftime(codec.WALL_FORMAT)
+)
 history_item = st.fixed_dictionaries(
-    {"date_time": wall | st.text(max_size=12),
-     "status_code": st.sampled_from(["100", "101", "150", "200", "401", "7"]) | st.integers(),
-     "status": st.sampled_from([r.text for r in statuses.LEGACY]) | st.text(max_size=30)},
+    {
+        "date_time": wall | st.text(max_size=12),
+        "status_code": st.sampled_from(["100", "101", "150", "200", "401", "7"]) | st.integers(),
+        "status": st.sampled_from([r.text for r in statuses.LEGACY]) | st.text(max_size=30),
+    },
     optional={"receiver": st.text(max_size=10) | st.none(), "note": st.none() | st.text()},
 )
 
@@ -393,9 +486,9 @@ def test_track_parser_is_total_and_orders_events(history: list[dict[str, Any]]) 
 
 def test_registry_builds_jnt_from_valid_settings_and_lists_every_bad_path() -> None:
     from adapters import registry
-    from adapters.clock import ManualClock
     from adapters.jnt.adapter import JntAdapter
-    from adapters.jnt.simulator import adapter_settings
+    from core.clock import ManualClock
+    from simulators.jnt import adapter_settings
 
     good = {**adapter_settings("http://127.0.0.1:1"), "transport": {"max_attempts": 2}}
     adapter = registry.create("jnt", good, clock=ManualClock())

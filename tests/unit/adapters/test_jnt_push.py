@@ -13,31 +13,55 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.base import ResponseInvalid, Status
+from adapters.base import ResponseInvalid
 from adapters.jnt import push
+from core.status import Status
 
 NOW = datetime(2026, 11, 3, 6, 0, tzinfo=UTC)
 ACCOUNT, KEY = "292508153084379141", "a0a1a2a3b0b1b2b3"
 
 # Shaped as the MY open-platform push (couriers.md §1B): a batch, several scans per parcel.
 BATCH: list[dict[str, Any]] = [
-    {"billCode": "JO0027364832", "txlogisticId": "BLT-0001-1", "details": [
-        {"scanTime": "2026-11-03 13:05:00", "scanTypeCode": "100",
-         "scanTypeName": "Delivery Signature", "scanType": "Delivery Signature",
-         "desc": "Paket telah diterima oleh Siti Rahayu (ORANG TUA)",
-         "scanNetworkName": "MALANG KLOJEN", "scanNetworkCity": "MALANG",
-         "staffName": "Sprinter", "staffContact": "+6280000000000",
-         "sigPicUrl": "https://pod.example/p.png?sig=1",
-         "electronicSignaturePicUrl": "https://pod.example/s.png?sig=2"},
-        {"scanTime": "2026-11-03 07:40:00", "scanTypeCode": "94", "scanTypeName": "Delivery scan",
-         "desc": "Delivery scan MALANG KLOJEN", "scanNetworkName": "MALANG KLOJEN"},
-    ]},
-    {"billCode": "JO0027364833", "details": [
-        {"scanTime": "2026-11-03 11:00:00", "scanTypeCode": "110",
-         "scanTypeName": "Abnormal parcel scan", "desc": "Paket gagal dikirim: Alamat tidak jelas",
-         "problemType": "Alamat tidak jelas", "probleDescription": "Alamat tidak jelas"},
-        {"scanTime": "2026-11-03 12:00:00", "scanTypeCode": "555", "desc": "Kode baru"},
-    ]},
+    {
+        "billCode": "JO0027364832",
+        "txlogisticId": "BLT-0001-1",
+        "details": [
+            {
+                "scanTime": "2026-11-03 13:05:00",
+                "scanTypeCode": "100",
+                "scanTypeName": "Delivery Signature",
+                "scanType": "Delivery Signature",
+                "desc": "Paket telah diterima oleh Siti Rahayu (ORANG TUA)",
+                "scanNetworkName": "MALANG KLOJEN",
+                "scanNetworkCity": "MALANG",
+                "staffName": "Sprinter",
+                "staffContact": "+6280000000000",
+                "sigPicUrl": "https://pod.example/p.png?sig=1",
+                "electronicSignaturePicUrl": "https://pod.example/s.png?sig=2",
+            },
+            {
+                "scanTime": "2026-11-03 07:40:00",
+                "scanTypeCode": "94",
+                "scanTypeName": "Delivery scan",
+                "desc": "Delivery scan MALANG KLOJEN",
+                "scanNetworkName": "MALANG KLOJEN",
+            },
+        ],
+    },
+    {
+        "billCode": "JO0027364833",
+        "details": [
+            {
+                "scanTime": "2026-11-03 11:00:00",
+                "scanTypeCode": "110",
+                "scanTypeName": "Abnormal parcel scan",
+                "desc": "Paket gagal dikirim: Alamat tidak jelas",
+                "problemType": "Alamat tidak jelas",
+                "probleDescription": "Alamat tidak jelas",
+            },
+            {"scanTime": "2026-11-03 12:00:00", "scanTypeCode": "555", "desc": "Kode baru"},
+        ],
+    },
 ]
 
 
@@ -87,11 +111,16 @@ def test_batch_parses_every_scan_with_scans_in_time_order() -> None:
     _, body = signed()
     events = push.parse(body)
     assert [(e.waybill, e.raw_code) for e in events] == [
-        ("JO0027364832", "94"), ("JO0027364832", "100"),
-        ("JO0027364833", "110"), ("JO0027364833", "555"),
+        ("JO0027364832", "94"),
+        ("JO0027364832", "100"),
+        ("JO0027364833", "110"),
+        ("JO0027364833", "555"),
     ]
     assert [e.status for e in events] == [
-        Status.OUT_FOR_DELIVERY, Status.DELIVERED, Status.DELIVERY_FAILED, None,
+        Status.OUT_FOR_DELIVERY,
+        Status.DELIVERED,
+        Status.DELIVERY_FAILED,
+        None,
     ]
     delivered = events[1]
     assert delivered.occurred_at == datetime(2026, 11, 3, 6, 5, tzinfo=UTC)  # 13:05 WIB
@@ -102,8 +131,9 @@ def test_batch_parses_every_scan_with_scans_in_time_order() -> None:
 
 def test_a_resent_push_gives_the_same_dedupe_keys() -> None:
     _, first = signed()
-    _, again = push.build(BATCH, api_account=ACCOUNT, private_key=KEY,
-                          now=datetime(2026, 11, 3, 7, 0, tzinfo=UTC))
+    _, again = push.build(
+        BATCH, api_account=ACCOUNT, private_key=KEY, now=datetime(2026, 11, 3, 7, 0, tzinfo=UTC)
+    )
     assert [e.dedupe_key for e in push.parse(first)] == [e.dedupe_key for e in push.parse(again)]
 
 
@@ -114,9 +144,21 @@ def test_a_resent_push_gives_the_same_dedupe_keys() -> None:
         (b"bizContent=not-json", "$"),
         (urlencode({"bizContent": json.dumps({"billCode": "x"})}).encode(), "$"),
         (urlencode({"bizContent": json.dumps([{"details": []}])}).encode(), "$[0].billCode"),
-        (urlencode({"bizContent": json.dumps(
-            [{"billCode": "JO1", "details": [{"scanTime": "kemarin", "scanTypeCode": "10"}]}]
-        )}).encode(), "$[0].details[0].scanTime"),
+        (
+            urlencode(
+                {
+                    "bizContent": json.dumps(
+                        [
+                            {
+                                "billCode": "JO1",
+                                "details": [{"scanTime": "kemarin", "scanTypeCode": "10"}],
+                            }
+                        ]
+                    )
+                }
+            ).encode(),
+            "$[0].details[0].scanTime",
+        ),
     ],
 )
 def test_bad_pushes_are_response_invalid_naming_the_path(body: bytes, path: str) -> None:
@@ -140,7 +182,7 @@ def test_ack_is_the_exact_body_jnt_expects() -> None:
 def test_any_change_to_the_body_that_changes_its_content_fails(junk: bytes, at: int) -> None:
     headers, body = signed()
     i = at % len(body)
-    tampered = body[:i] + junk + body[i + 1:]
+    tampered = body[:i] + junk + body[i + 1 :]
     if verify(headers, tampered):
         # only an encoding-equivalent body may pass (e.g. %2f for %2F): same content signed
         assert push.biz_content(tampered) == push.biz_content(body)
@@ -148,8 +190,12 @@ def test_any_change_to_the_body_that_changes_its_content_fails(junk: bytes, at: 
 
 @given(st.text(max_size=60))
 def test_any_desc_text_round_trips_through_the_form_encoding(desc: str) -> None:
-    items = [{"billCode": "JO1", "details": [
-        {"scanTime": "2026-11-03 10:00:00", "scanTypeCode": "10", "desc": desc}]}]
+    items = [
+        {
+            "billCode": "JO1",
+            "details": [{"scanTime": "2026-11-03 10:00:00", "scanTypeCode": "10", "desc": desc}],
+        }
+    ]
     headers, body = signed(items)
     assert verify(headers, body)
     assert push.parse(body)[0].raw_text == (desc or "")

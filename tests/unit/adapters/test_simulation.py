@@ -13,8 +13,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.clock import WIB, ManualClock
-from adapters.simulation import (
+from core.clock import WIB, ManualClock
+from simulators.lifecycle import (
     FAIL_REASONS,
     FAMILY_RELATIONS,
     MAX_ATTEMPTS,
@@ -45,8 +45,13 @@ def kinds(steps: list) -> list[StepKind]:
     return [s.kind for s in steps]
 
 
-def plan(outcome: str | None = None, *, dest: str = "35.73", seed: str = "s1",
-         booked_at: datetime = MONDAY_8_WIB) -> list:
+def plan(
+    outcome: str | None = None,
+    *,
+    dest: str = "35.73",
+    seed: str = "s1",
+    booked_at: datetime = MONDAY_8_WIB,
+) -> list:
     return plan_lifecycle(
         booked_at=booked_at, destination_regency_code=dest, seed=seed, outcome=outcome
     )
@@ -64,8 +69,12 @@ def test_same_seed_same_plan_and_different_seeds_differ() -> None:
 def test_delivered_self_is_first_attempt_to_the_addressee() -> None:
     steps = plan("delivered_self")
     assert kinds(steps) == [
-        StepKind.BOOKED, StepKind.PICKED_UP, StepKind.IN_TRANSIT, StepKind.ARRIVED_HUB,
-        StepKind.OUT_FOR_DELIVERY, StepKind.DELIVERED,
+        StepKind.BOOKED,
+        StepKind.PICKED_UP,
+        StepKind.IN_TRANSIT,
+        StepKind.ARRIVED_HUB,
+        StepKind.OUT_FOR_DELIVERY,
+        StepKind.DELIVERED,
     ]
     assert steps[-1].relation == RELATION_SELF
     assert steps[-1].receiver == ""  # the simulator fills in the addressee's own name
@@ -123,8 +132,9 @@ def test_unknown_outcome_is_refused() -> None:
 
 def test_naive_booking_time_is_refused() -> None:
     with pytest.raises(ValueError, match="aware"):
-        plan_lifecycle(booked_at=datetime(2026, 11, 2, 8), destination_regency_code="35.73",
-                       seed="x")
+        plan_lifecycle(
+            booked_at=datetime(2026, 11, 2, 8), destination_regency_code="35.73", seed="x"
+        )
 
 
 @pytest.mark.parametrize(
@@ -140,16 +150,22 @@ def test_naive_booking_time_is_refused() -> None:
 def test_next_pickup_slot_in_wib(booked_wib: datetime, expected_wib: datetime) -> None:
     booked = booked_wib.replace(tzinfo=WIB)
     assert next_pickup(booked, (time(10), time(15))) == expected_wib.replace(tzinfo=WIB)
-    picked = plan_lifecycle(booked_at=booked, destination_regency_code="35.73", seed="p",
-                            outcome="delivered_self")[1]
+    picked = plan_lifecycle(
+        booked_at=booked, destination_regency_code="35.73", seed="p", outcome="delivered_self"
+    )[1]
     assert picked.kind is StepKind.PICKED_UP
     slot = expected_wib.replace(tzinfo=WIB)
     assert slot <= picked.at <= slot + timedelta(minutes=20)
 
 
 def test_custom_pickup_slots_are_used() -> None:
-    steps = plan_lifecycle(booked_at=MONDAY_8_WIB, destination_regency_code="35.73", seed="p",
-                           outcome="delivered_self", pickup_slots=(time(13, 30),))
+    steps = plan_lifecycle(
+        booked_at=MONDAY_8_WIB,
+        destination_regency_code="35.73",
+        seed="p",
+        outcome="delivered_self",
+        pickup_slots=(time(13, 30),),
+    )
     picked = steps[1].at.astimezone(WIB)
     assert (picked.hour, picked.minute // 30) == (13, 1)
 
@@ -175,8 +191,9 @@ def test_every_outcome_is_reachable_from_seeds_alone() -> None:
 
 @settings(max_examples=150, deadline=None)
 @given(
-    booked=st.datetimes(min_value=datetime(2024, 1, 1), max_value=datetime(2030, 12, 31),
-                        timezones=st.just(UTC)),
+    booked=st.datetimes(
+        min_value=datetime(2024, 1, 1), max_value=datetime(2030, 12, 31), timezones=st.just(UTC)
+    ),
     dest=st.sampled_from(["35.05", "35.73", "31.71", "51.71", "94.71"]),
     seed=st.text(max_size=12),
     outcome=st.sampled_from([None, *OUTCOMES]),
@@ -184,8 +201,9 @@ def test_every_outcome_is_reachable_from_seeds_alone() -> None:
 def test_property_steps_strictly_ordered_and_end_terminal(
     booked: datetime, dest: str, seed: str, outcome: str | None
 ) -> None:
-    steps = plan_lifecycle(booked_at=booked, destination_regency_code=dest, seed=seed,
-                           outcome=outcome)
+    steps = plan_lifecycle(
+        booked_at=booked, destination_regency_code=dest, seed=seed, outcome=outcome
+    )
     assert steps[0].kind is StepKind.BOOKED and steps[0].at == booked
     assert all(a.at < b.at for a, b in itertools.pairwise(steps))
     assert steps[-1].kind in TERMINAL_KINDS
@@ -259,8 +277,13 @@ def test_bad_fault_specs_are_refused(spec: dict) -> None:
 async def test_apply_faults_answers_each_kind() -> None:
     state = SimState(clock=ManualClock())
     state.faults.set("create", retry_after=4, timeout_seconds=0.01)
-    for kind, status in [("error", 503), ("rate_limit", 429), ("malformed", 200),
-                         ("expired_token", 401), ("timeout", 504)]:
+    for kind, status in [
+        ("error", 503),
+        ("rate_limit", 429),
+        ("malformed", 200),
+        ("expired_token", 401),
+        ("timeout", 504),
+    ]:
         state.faults.force("create", kind)
         response = await apply_faults(state, "create")
         assert response is not None and response.status == status, kind
@@ -347,8 +370,7 @@ async def test_control_api_orders_clock_faults_outcomes() -> None:
         assert (await client.delete("/_sim/faults")).status == 200
         assert state.faults.forced == []
 
-        outcome = await client.post("/_sim/outcomes", json={"reference": "REF1",
-                                                           "outcome": "lost"})
+        outcome = await client.post("/_sim/outcomes", json={"reference": "REF1", "outcome": "lost"})
         assert outcome.status == 200
         assert state.orders["REF1"].steps[-1].kind is StepKind.LOST
         bad = await client.post("/_sim/outcomes", json={"reference": "REF1", "outcome": "x"})

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.clock import WIB
+from core.clock import WIB
 from courier.domain.deadlines import (
     add_working_days,
     collect_by,

@@ -41,9 +41,16 @@ def test_case_and_punctuation_are_not_folded_together() -> None:
 
 @pytest.mark.parametrize(
     ("office", "app", "attempt"),
-    [("blt", "1", 1), ("", "1", 1), ("BLITAR1", "1", 1), ("BLT", "", 1), ("BLT", "1", 0),
-     ("BLT", "1", 100), ("BL-T", "1", 1)],
-)  # fmt: skip
+    [
+        ("blt", "1", 1),
+        ("", "1", 1),
+        ("BLITAR1", "1", 1),
+        ("BLT", "", 1),
+        ("BLT", "1", 0),
+        ("BLT", "1", 100),
+        ("BL-T", "1", 1),
+    ],
+)
 def test_bad_inputs(office: str, app: str, attempt: int) -> None:
     with pytest.raises(ValueError):
         client_reference(office, app, attempt)

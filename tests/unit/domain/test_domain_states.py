@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.base import Status
+from core.status import Status
 from courier.domain.states import (
     DELIVERY_MOVES,
     FINAL_DELIVERY_STATES,

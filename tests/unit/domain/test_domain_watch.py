@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.base import Status
-from adapters.clock import WIB
+from core.clock import WIB
+from core.status import Status
 from courier.domain.states import TERMINAL_STATUSES
 from courier.domain.watch import (
     next_pickup_slot,

@@ -10,12 +10,17 @@ T = datetime(2026, 11, 3, 4, 0, tzinfo=UTC)
 
 
 def test_default_hosts_are_the_couriers_own_api_hosts() -> None:
-    hosts = pod.allowed_hosts({
-        "jnt": {"create_url": "https://Api.JT.example/create", "track_url": "http://t.example/x",
-                "username": "http://not-a-url-setting.example"},
-        "posind": {"base_url": "https://api.pos.example:8443"},
-        "other": {"base_url": "https://a.example", "pod_hosts": ["cdn.example"]},
-    })  # fmt: skip
+    hosts = pod.allowed_hosts(
+        {
+            "jnt": {
+                "create_url": "https://Api.JT.example/create",
+                "track_url": "http://t.example/x",
+                "username": "http://not-a-url-setting.example",
+            },
+            "posind": {"base_url": "https://api.pos.example:8443"},
+            "other": {"base_url": "https://a.example", "pod_hosts": ["cdn.example"]},
+        }
+    )
     assert hosts == {
         "jnt": frozenset({"api.jt.example", "t.example"}),
         "posind": frozenset({"api.pos.example"}),

@@ -7,7 +7,8 @@ import hashlib
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
-from adapters.base import Status, TrackingEvent
+from adapters.base import TrackingEvent
+from core.status import Status
 from courier.db.models import Office, Shipment
 from courier.services import lifecycle, pod, tracking, watch
 

@@ -16,7 +16,7 @@ Our own inventions, marked [I] because no public capture shows them: the AddPost
 shape (``responseCode``/``responseDesc``/``barcode``), its error codes, and the return events
 PROSES RETUR / SELESAI RETUR. A lost parcel simply goes silent, as real ones do. Pos gives no
 POD photo or signature (couriers.md §4), so none is served. Plus the ``/_sim/`` control API of
-:mod:`adapters.simulation`. Fault endpoints are named ``token``, ``create`` and ``track``.
+:mod:`simulators.lifecycle`. Fault endpoints are named ``token``, ``create`` and ``track``.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from typing import Any
 from aiohttp import hdrs, web
 
 import schemas
-from adapters.clock import WIB, Clock
-from adapters.simulation import (
+from core.clock import WIB, Clock
+from simulators.lifecycle import (
     FaultTable,
     SimOrder,
     SimState,
@@ -59,17 +59,44 @@ OPTION_KEYS = frozenset({*DEFAULTS, "faults"})
 # Kemendagri province codes by name, to tell distance from the address Pos receives (it has
 # no regency code field). Unknown names count as far away.
 PROVINCE_CODES: Mapping[str, str] = {
-    "ACEH": "11", "SUMATERA UTARA": "12", "SUMATERA BARAT": "13", "RIAU": "14", "JAMBI": "15",
-    "SUMATERA SELATAN": "16", "BENGKULU": "17", "LAMPUNG": "18",
-    "KEPULAUAN BANGKA BELITUNG": "19", "KEPULAUAN RIAU": "21", "DKI JAKARTA": "31",
-    "JAWA BARAT": "32", "JAWA TENGAH": "33", "DI YOGYAKARTA": "34",
-    "DAERAH ISTIMEWA YOGYAKARTA": "34", "JAWA TIMUR": "35", "BANTEN": "36", "BALI": "51",
-    "NUSA TENGGARA BARAT": "52", "NUSA TENGGARA TIMUR": "53", "KALIMANTAN BARAT": "61",
-    "KALIMANTAN TENGAH": "62", "KALIMANTAN SELATAN": "63", "KALIMANTAN TIMUR": "64",
-    "KALIMANTAN UTARA": "65", "SULAWESI UTARA": "71", "SULAWESI TENGAH": "72",
-    "SULAWESI SELATAN": "73", "SULAWESI TENGGARA": "74", "GORONTALO": "75",
-    "SULAWESI BARAT": "76", "MALUKU": "81", "MALUKU UTARA": "82", "PAPUA": "91",
-    "PAPUA BARAT": "92", "PAPUA SELATAN": "93", "PAPUA TENGAH": "94", "PAPUA PEGUNUNGAN": "95",
+    "ACEH": "11",
+    "SUMATERA UTARA": "12",
+    "SUMATERA BARAT": "13",
+    "RIAU": "14",
+    "JAMBI": "15",
+    "SUMATERA SELATAN": "16",
+    "BENGKULU": "17",
+    "LAMPUNG": "18",
+    "KEPULAUAN BANGKA BELITUNG": "19",
+    "KEPULAUAN RIAU": "21",
+    "DKI JAKARTA": "31",
+    "JAWA BARAT": "32",
+    "JAWA TENGAH": "33",
+    "DI YOGYAKARTA": "34",
+    "DAERAH ISTIMEWA YOGYAKARTA": "34",
+    "JAWA TIMUR": "35",
+    "BANTEN": "36",
+    "BALI": "51",
+    "NUSA TENGGARA BARAT": "52",
+    "NUSA TENGGARA TIMUR": "53",
+    "KALIMANTAN BARAT": "61",
+    "KALIMANTAN TENGAH": "62",
+    "KALIMANTAN SELATAN": "63",
+    "KALIMANTAN TIMUR": "64",
+    "KALIMANTAN UTARA": "65",
+    "SULAWESI UTARA": "71",
+    "SULAWESI TENGAH": "72",
+    "SULAWESI SELATAN": "73",
+    "SULAWESI TENGGARA": "74",
+    "GORONTALO": "75",
+    "SULAWESI BARAT": "76",
+    "MALUKU": "81",
+    "MALUKU UTARA": "82",
+    "PAPUA": "91",
+    "PAPUA BARAT": "92",
+    "PAPUA SELATAN": "93",
+    "PAPUA TENGAH": "94",
+    "PAPUA PEGUNUNGAN": "95",
     "PAPUA BARAT DAYA": "96",
 }
 SERVICE_NAMES: Mapping[str, str] = {"240": "PAKET KILAT KHUSUS", "447": "POS EXPRESS"}  # [I]
@@ -152,37 +179,45 @@ class PosSimulator:
         header = request.headers.get(hdrs.AUTHORIZATION, "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            return _wso2_fault(900902, "Missing Credentials",
-                               "Required OAuth credentials not provided")
+            return _wso2_fault(
+                900902, "Missing Credentials", "Required OAuth credentials not provided"
+            )
         expires = self.tokens.get(token.strip())
         if expires is None or self.state.clock.now() >= expires:
-            return _wso2_fault(900901, "Invalid Credentials",
-                               "Access failure for API: invalid or expired token")
+            return _wso2_fault(
+                900901, "Invalid Credentials", "Access failure for API: invalid or expired token"
+            )
         return None
 
     async def token(self, request: web.Request) -> web.StreamResponse:
         async def issue() -> web.StreamResponse:
             if not self._basic_ok(request):
                 return web.json_response(
-                    {"error_description": "Client Authentication failed.",
-                     "error": "invalid_client"},
+                    {
+                        "error_description": "Client Authentication failed.",
+                        "error": "invalid_client",
+                    },
                     status=401,
                 )
             form = await request.post()
             if form.get("grant_type") != "client_credentials":
                 return web.json_response(
-                    {"error_description": "Unsupported grant_type value",
-                     "error": "unsupported_grant_type"},
+                    {
+                        "error_description": "Unsupported grant_type value",
+                        "error": "unsupported_grant_type",
+                    },
                     status=400,
                 )
             value = str(uuid.uuid4())
             self.tokens[value] = self.state.clock.now() + timedelta(seconds=self.token_ttl)
-            return web.json_response({
-                "access_token": value,
-                "scope": "am_application_scope default",
-                "token_type": "Bearer",
-                "expires_in": int(self.token_ttl),
-            })
+            return web.json_response(
+                {
+                    "access_token": value,
+                    "scope": "am_application_scope default",
+                    "token_type": "Bearer",
+                    "expires_in": int(self.token_ttl),
+                }
+            )
 
         return await run_with_faults(self.state, "token", issue)
 
@@ -211,29 +246,36 @@ class PosSimulator:
         try:
             body = await request.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
-            return web.json_response({"responseCode": "400", "responseDesc": "Invalid JSON"},
-                                     status=400)
+            return web.json_response(
+                {"responseCode": "400", "responseDesc": "Invalid JSON"}, status=400
+            )
         if isinstance(body, dict) and isinstance(body.get("orderid"), str):
             self.state.create_counts[body["orderid"]] += 1
         errors = schemas.check("couriers/posind/posting_request", body)
         if errors:
-            return web.json_response({"responseCode": "101",
-                                      "responseDesc": f"Data tidak valid: {errors[0].path}"})
+            return web.json_response(
+                {"responseCode": "101", "responseDesc": f"Data tidak valid: {errors[0].path}"}
+            )
         if body["memberid"] != self.memberid or body["userid"] != self.userid:
-            return web.json_response({"responseCode": "103",
-                                      "responseDesc": "Memberid tidak terdaftar"})
+            return web.json_response(
+                {"responseCode": "103", "responseDesc": "Memberid tidak terdaftar"}
+            )
         reference = body["orderid"]
         if reference in self.state.orders:
-            return web.json_response({"responseCode": "102",
-                                      "responseDesc": "Orderid sudah terdaftar"})
-        order = self.state.add_order(reference, self._barcode(), self._destination_code(body),
-                                     payload=body)
-        return web.json_response({
-            "responseCode": "000",
-            "responseDesc": "Sukses",
-            "orderid": reference,
-            "barcode": order.waybill,
-        })
+            return web.json_response(
+                {"responseCode": "102", "responseDesc": "Orderid sudah terdaftar"}
+            )
+        order = self.state.add_order(
+            reference, self._barcode(), self._destination_code(body), payload=body
+        )
+        return web.json_response(
+            {
+                "responseCode": "000",
+                "responseDesc": "Sukses",
+                "orderid": reference,
+                "barcode": order.waybill,
+            }
+        )
 
     # ---------------------------------------------------------------------------------- track
 
@@ -337,14 +379,16 @@ def render_events(order: SimOrder, now: datetime) -> list[dict[str, str]]:
         if rendered is None:
             continue
         event_name, description = rendered
-        out.append({
-            "barcode": order.waybill,
-            "eventDate": _wall(step.at),
-            "eventName": event_name,
-            "officeCode": code,
-            "officeName": name,
-            "description": description,
-        })
+        out.append(
+            {
+                "barcode": order.waybill,
+                "eventDate": _wall(step.at),
+                "eventName": event_name,
+                "officeCode": code,
+                "officeName": name,
+                "description": description,
+            }
+        )
     return out
 
 
@@ -377,15 +421,17 @@ def _render(
 def create_app(clock: Clock, *, options: Mapping[str, Any] | None = None) -> web.Application:
     """The simulator app. ``options``: consumer_key, consumer_secret, userid, memberid,
     token_ttl_seconds, seed, origin_regency_code, pickup_slots (["HH:MM", …] WIB), faults
-    (a :class:`~adapters.simulation.FaultTable` spec)."""
+    (a :class:`~simulators.lifecycle.FaultTable` spec)."""
     sim = PosSimulator(clock, options)
     app = web.Application()
     app[STATE_KEY] = sim
-    app.add_routes([
-        web.post("/token", sim.token),
-        web.post("/webhook/1.0/AddPostingDoc", sim.create),
-        web.post("/webhookpos/1.0.1/AddPostingDoc", sim.create),
-        web.post("/utilitas/1.0.1/getTrackAndTrace", sim.track),
-    ])
+    app.add_routes(
+        [
+            web.post("/token", sim.token),
+            web.post("/webhook/1.0/AddPostingDoc", sim.create),
+            web.post("/webhookpos/1.0.1/AddPostingDoc", sim.create),
+            web.post("/utilitas/1.0.1/getTrackAndTrace", sim.track),
+        ]
+    )
     install(app, sim.state)
     return app

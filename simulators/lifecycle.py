@@ -2,7 +2,7 @@
 
 A simulated parcel's whole life is *planned* once, when the order is created, by the pure function
 :func:`plan_lifecycle`; a simulator then shows only the steps whose time has come on its clock
-(:meth:`SimOrder.visible_steps`). So advancing a :class:`~adapters.clock.ManualClock` by two days
+(:meth:`SimOrder.visible_steps`). So advancing a :class:`~core.clock.ManualClock` by two days
 makes two days of courier scans appear, and the same seed always gives the same parcel history.
 
 Each simulator renders the steps in its own courier's wire words (J&T ``history[]``, Pos
@@ -34,7 +34,7 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters.clock import WIB, Clock
+from core.clock import WIB, Clock
 
 # --------------------------------------------------------------------------------------------
 # Lifecycle plan
@@ -250,21 +250,29 @@ def plan_lifecycle(
     failures = {"fail_once_then_deliver": 1, "returned": MAX_ATTEMPTS}.get(outcome, 0)
     day = arrival_day
     for _ in range(failures):
-        out = line.add(_wib_at(day, 7, 30 + rng.randint(0, 29)), StepKind.OUT_FOR_DELIVERY,
-                       dest_office)
-        line.add(out + timedelta(minutes=rng.randint(90, 360)), StepKind.ATTEMPT_FAILED,
-                 dest_office, reason=rng.choice(FAIL_REASONS))
+        out = line.add(
+            _wib_at(day, 7, 30 + rng.randint(0, 29)), StepKind.OUT_FOR_DELIVERY, dest_office
+        )
+        line.add(
+            out + timedelta(minutes=rng.randint(90, 360)),
+            StepKind.ATTEMPT_FAILED,
+            dest_office,
+            reason=rng.choice(FAIL_REASONS),
+        )
         day += timedelta(days=1)
 
     if outcome == "returned":
-        line.add(_wib_at(day, 7, rng.randint(0, 59)), StepKind.RETURNING, dest_office,
-                 reason="Retur: gagal antar 3 kali")
+        line.add(
+            _wib_at(day, 7, rng.randint(0, 59)),
+            StepKind.RETURNING,
+            dest_office,
+            reason="Retur: gagal antar 3 kali",
+        )
         back = day + timedelta(days=days)
         line.add(_wib_at(back, 10, rng.randint(0, 59)), StepKind.RETURNED, origin_office)
         return line.steps
 
-    out = line.add(_wib_at(day, 7, 30 + rng.randint(0, 29)), StepKind.OUT_FOR_DELIVERY,
-                   dest_office)
+    out = line.add(_wib_at(day, 7, 30 + rng.randint(0, 29)), StepKind.OUT_FOR_DELIVERY, dest_office)
     receiver, relation = "", RELATION_SELF
     if outcome == "delivered_family":
         relation = rng.choice(FAMILY_RELATIONS)
@@ -272,8 +280,13 @@ def plan_lifecycle(
     elif outcome == "delivered_other":
         relation = rng.choice(OTHER_RELATIONS)
         receiver = f"{rng.choice(_GIVEN)} {rng.choice(_FAMILY)}"
-    line.add(out + timedelta(minutes=rng.randint(60, 300)), StepKind.DELIVERED, dest_office,
-             receiver=receiver, relation=relation)
+    line.add(
+        out + timedelta(minutes=rng.randint(60, 300)),
+        StepKind.DELIVERED,
+        dest_office,
+        receiver=receiver,
+        relation=relation,
+    )
     return line.steps
 
 
@@ -330,8 +343,11 @@ class EndpointFaults:
         values = {f.name: getattr(base or cls(), f.name) for f in fields(cls)}
         for key, value in spec.items():
             if key == "latency_ms":
-                low, high = (int(value[0]), int(value[1])) if isinstance(value, Sequence) else (
-                    int(value), int(value))
+                low, high = (
+                    (int(value[0]), int(value[1]))
+                    if isinstance(value, Sequence)
+                    else (int(value), int(value))
+                )
                 if not 0 <= low <= high:
                     raise ValueError("latency_ms must be [min, max] with 0 <= min <= max")
                 values[key] = (low, high)
@@ -535,8 +551,13 @@ def fault_response(state: SimState, endpoint: str, kind: str) -> web.Response:
     if kind == "expired_token":
         # WSO2 API Manager's shape for a token it no longer accepts (Pos gateway) [I]
         return web.json_response(
-            {"fault": {"code": 900901, "message": "Invalid Credentials",
-                       "description": "Access failure for API: invalid or expired token"}},
+            {
+                "fault": {
+                    "code": 900901,
+                    "message": "Invalid Credentials",
+                    "description": "Access failure for API: invalid or expired token",
+                }
+            },
             status=401,
             headers={"WWW-Authenticate": 'Bearer realm="simulator", error="invalid_token"'},
         )
@@ -607,8 +628,7 @@ def artefact_bytes(kind: str, waybill: str, size: int = 8) -> bytes:
     """A tiny valid PNG whose pixels derive from (kind, waybill): same input, same sha256."""
     digest = hashlib.sha256(f"{kind}:{waybill}".encode()).digest()
     rows = b"".join(
-        b"\x00" + bytes(digest[(x + y) % len(digest)] for x in range(size * 3))
-        for y in range(size)
+        b"\x00" + bytes(digest[(x + y) % len(digest)] for x in range(size * 3)) for y in range(size)
     )
     header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)  # 8-bit RGB
     return (
@@ -663,11 +683,13 @@ def control_routes(state: SimState) -> list[web.RouteDef]:
 
     async def orders(request: web.Request) -> web.Response:
         now = state.clock.now()
-        return web.json_response({
-            "now": now.isoformat(),
-            "orders": [order_json(o, now) for o in state.orders.values()],
-            "create_counts": dict(state.create_counts),
-        })
+        return web.json_response(
+            {
+                "now": now.isoformat(),
+                "orders": [order_json(o, now) for o in state.orders.values()],
+                "create_counts": dict(state.create_counts),
+            }
+        )
 
     async def clock_get(request: web.Request) -> web.Response:
         return web.json_response({"now": state.clock.now().isoformat()})
@@ -711,8 +733,9 @@ def control_routes(state: SimState) -> list[web.RouteDef]:
         state.forced_outcomes[reference] = str(outcome)
         existing = state.orders.get(reference)
         if existing is not None:  # re-plan from its booking time; meant for tests
-            existing.steps = state.plan(reference, existing.created_at,
-                                        existing.destination_regency_code)
+            existing.steps = state.plan(
+                reference, existing.created_at, existing.destination_regency_code
+            )
         return web.json_response({"reference": reference, "outcome": outcome})
 
     return [

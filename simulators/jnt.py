@@ -8,7 +8,7 @@ Served (paths as in production, couriers.md §1A; the sandbox tracking path too)
     POST /jandt_track/track/trackAction!tracking.action       (sandbox path, same handler)
     POST /webopenplatformapi/api/order/getOrders          JMS bizContent + apiAccount/digest
     GET  /pod/{waybill}/{kind}.png?expires=…&signature=…  POD photo / signature, links expire
-    /_sim/…                                               control API (adapters.simulation)
+    /_sim/…                                               control API (simulators.lifecycle)
     POST /_sim/push  {"duplicate": bool, "reorder": bool} push what is new, now
 
 Like J&T it answers business errors inside HTTP 200 (``detail[0].status == "Error"``), refuses
@@ -17,7 +17,7 @@ pickup with "Status pesanan adalah : GOT", tracks one AWB per call, and mints AW
 digits. Wordings J&T does not publish (bad signature, unknown order, tracking texts) are this
 simulator's, chosen to match what integrators classify (couriers.md §1A) and marked [I].
 
-Each parcel's life is planned once at creation by :func:`adapters.simulation.plan_lifecycle`
+Each parcel's life is planned once at creation by :func:`simulators.lifecycle.plan_lifecycle`
 and revealed as the clock moves. Pushes (JMS style, see :mod:`adapters.jnt.push`) are sent to
 ``push_url`` on ``POST /_sim/push`` or every ``push_interval`` wall seconds, signed; on demand a
 batch is sent twice (``duplicate``) or with its items and scans reversed (``reorder``).
@@ -42,10 +42,10 @@ import aiohttp
 from aiohttp import web
 
 import schemas
-from adapters import simulation
-from adapters.clock import Clock
 from adapters.jnt import codec, push
-from adapters.simulation import SimOrder, SimState, Step, StepKind
+from core.clock import Clock
+from simulators import lifecycle as simulation
+from simulators.lifecycle import SimOrder, SimState, Step, StepKind
 
 CREATE_PATH = "/jts-idn-ecommerce-api/api/order/create"
 CANCEL_PATH = "/jts-idn-ecommerce-api/api/order/cancel"
@@ -88,7 +88,7 @@ DEFAULT_OPTIONS: Mapping[str, Any] = {
     "push_interval": None,  # wall seconds between automatic pushes; None: on request only
     "public_url": None,  # base of POD links in pushes; default: where the last request came
     "seed": "sim",
-    "faults": None,  # adapters.simulation.FaultTable spec
+    "faults": None,  # simulators.lifecycle.FaultTable spec
     "city_codes": SIM_CITY_CODES,
 }
 
@@ -176,9 +176,9 @@ def _signature_ok(sim: JntSimulator, text: str, given: str, key: str) -> bool:
     return False
 
 
-def _legacy_answer(sim: JntSimulator, ok: bool, items: list[dict[str, str]], desc: str = "") -> (
-    web.Response
-):
+def _legacy_answer(
+    sim: JntSimulator, ok: bool, items: list[dict[str, str]], desc: str = ""
+) -> web.Response:
     success: Any = ok
     if ok and sim.opt("success_as_string"):
         success = "true"
@@ -330,13 +330,15 @@ async def _create(sim: JntSimulator, request: web.Request) -> web.StreamResponse
         city = str(item["destination_code"])
         regency = sim.regency_by_city.get(city, sim.state.origin_regency_code)
         sim.state.add_order(orderid, awb, regency, payload=item)
-        answers.append({
-            "awb_no": awb,
-            "orderid": orderid,
-            "desCode": f"{city}-{item['receiver_area']}",
-            "etd": "1-3",
-            "status": "Sukses",
-        })
+        answers.append(
+            {
+                "awb_no": awb,
+                "orderid": orderid,
+                "desCode": f"{city}-{item['receiver_area']}",
+                "etd": "1-3",
+                "status": "Sukses",
+            }
+        )
     return _legacy_answer(sim, True, answers)
 
 
@@ -416,11 +418,18 @@ async def _track(sim: JntSimulator, request: web.Request) -> web.StreamResponse:
             "weight": p.get("weight", ""),
             "qty": p.get("qty", ""),
             "itemname": p.get("item_name", ""),
-            "sender": {"name": p.get("shipper_name", ""), "addr": p.get("shipper_addr", ""),
-                       "city": p.get("origin_code", ""), "zipcode": ""},
-            "receiver": {"name": p.get("receiver_name", ""), "addr": p.get("receiver_addr", ""),
-                         "zipcode": p.get("receiver_zip", ""),
-                         "city": p.get("destination_code", "")},
+            "sender": {
+                "name": p.get("shipper_name", ""),
+                "addr": p.get("shipper_addr", ""),
+                "city": p.get("origin_code", ""),
+                "zipcode": "",
+            },
+            "receiver": {
+                "name": p.get("receiver_name", ""),
+                "addr": p.get("receiver_addr", ""),
+                "zipcode": p.get("receiver_zip", ""),
+                "city": p.get("destination_code", ""),
+            },
         },
         "history": history,
     }
@@ -500,8 +509,9 @@ def _new_scans(sim: JntSimulator, base: str) -> tuple[list[dict[str, Any]], dict
         if len(steps) <= done:
             continue
         details = [_scan(sim, order, s, base) for s in steps[done:]]
-        items.append({"billCode": order.waybill, "txlogisticId": order.reference,
-                      "details": details})
+        items.append(
+            {"billCode": order.waybill, "txlogisticId": order.reference, "details": details}
+        )
         marks[order.reference] = len(steps)
     return items, marks
 
@@ -574,9 +584,7 @@ def create_app(clock: Clock, *, options: Mapping[str, Any] | None = None) -> web
     app[SIM_KEY] = sim
 
     @web.middleware
-    async def remember_origin(
-        request: web.Request, handler: Any
-    ) -> web.StreamResponse:
+    async def remember_origin(request: web.Request, handler: Any) -> web.StreamResponse:
         sim.base_url = str(request.url.origin())
         response: web.StreamResponse = await handler(request)
         return response

@@ -39,9 +39,7 @@ class SystemClock:
 class ScaledClock:
     """Clock time = epoch + (wall seconds since ``started``) × speed + manual offset."""
 
-    def __init__(
-        self, epoch: datetime, speed: float = 1.0, started: float | None = None
-    ) -> None:
+    def __init__(self, epoch: datetime, speed: float = 1.0, started: float | None = None) -> None:
         if epoch.tzinfo is None:
             raise ValueError("epoch must be timezone-aware")
         if speed <= 0:

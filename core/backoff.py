@@ -13,9 +13,7 @@ import random
 _MAX_EXPONENT = 60
 
 
-def exponential_backoff(
-    attempt: int, *, initial: float, cap: float, jitter: float = 0.0
-) -> float:
+def exponential_backoff(attempt: int, *, initial: float, cap: float, jitter: float = 0.0) -> float:
     """Seconds to wait after ``attempt`` earlier failures (0 = the first retry):
     ``initial · 2^attempt`` plus a random ``0..jitter`` seconds, never more than ``cap``."""
     exponent = min(max(0, attempt), _MAX_EXPONENT)

@@ -1,0 +1,189 @@
+"""What staff read: every kind of item in the dispatch exceptions queue with its next step, and
+every delivery state in words, in Bahasa Indonesia first and English second.
+
+The texts are data, so a new kind cannot be opened without saying what a person should do about it
+(``tests/unit/domain/test_domain_exception_kinds.py`` checks that every kind and every state has
+both languages). An item's ``detail`` carries the specifics of one case (the courier's reason, a
+count, a date); the next step here is the same for every item of a kind.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from courier.domain.states import DeliveryState
+
+
+class ExceptionKind(enum.StrEnum):
+    BOOKING_REJECTED = "booking_rejected"
+    BOOKING_UNKNOWN = "booking_unknown"
+    COURIER_AUTH = "courier_auth"
+    ROUTING = "routing"
+    UNMAPPED_CODE = "unmapped_code"
+    DELIVERY_FAILED = "delivery_failed"
+    SHIPMENT_LOST = "shipment_lost"
+    SHIPMENT_CANCELLED = "shipment_cancelled"
+    STUCK = "stuck"
+    RETURNED = "returned"
+    POD_MISSING = "pod_missing"
+    HANDOVER_REVIEW = "handover_review"
+    HANDOVER_EXCEPTION = "handover_exception"
+    HANDOVER_LOCKED = "handover_locked"
+    HANDOVER_REFUSED = "handover_refused"
+    UNCONFIRMED = "unconfirmed"
+    DEADLINE_WARNING = "deadline_warning"
+    EXPIRED = "expired"
+    INBOX_UNPROCESSABLE = "inbox_unprocessable"
+    PUSH_UNKNOWN_WAYBILL = "push_unknown_waybill"
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    """One staff-facing text in both languages."""
+
+    id: str
+    en: str
+
+    def in_language(self, language: str) -> str:
+        return self.en if language == "en" else self.id
+
+
+NEXT_STEPS: dict[ExceptionKind, Text] = {
+    ExceptionKind.BOOKING_REJECTED: Text(
+        "Periksa alamat dan data pengirim, perbaiki, lalu pesan ulang (atau minta pemohon "
+        "mengambil di kantor).",
+        "Check the address and the sender data, correct them and book again (or ask the "
+        "applicant to collect at the counter).",
+    ),
+    ExceptionKind.BOOKING_UNKNOWN: Text(
+        "Cari referensi pengiriman di portal kurir: jika ada, catat nomor resinya; jika tidak "
+        "ada, lepaskan untuk percobaan baru. Jangan pesan ulang sebelum diperiksa.",
+        "Look the shipment's reference up in the courier's portal: if it is there, record its "
+        "waybill; if not, release it for a new attempt. Do not book again before checking.",
+    ),
+    ExceptionKind.COURIER_AUTH: Text(
+        "Periksa kredensial API kurir di konfigurasi; pemesanan menunggu sampai diperbaiki.",
+        "Check the courier's API credentials in the configuration; bookings wait until fixed.",
+    ),
+    ExceptionKind.ROUTING: Text(
+        "Tidak ada kurir yang dapat mengantar ke tujuan ini: periksa konfigurasi kurir kantor, "
+        "atau minta pemohon mengambil di kantor.",
+        "No courier can carry to this destination: check the office's courier configuration, "
+        "or ask the applicant to collect at the counter.",
+    ),
+    ExceptionKind.UNMAPPED_CODE: Text(
+        "Baca kejadian mentah di halaman pengiriman, tindak lanjuti bila perlu, dan minta kode "
+        "itu ditambahkan ke tabel status kurir.",
+        "Read the raw event on the shipment page, act on it if needed, and ask for the code to "
+        "be added to the courier's status table.",
+    ),
+    ExceptionKind.DELIVERY_FAILED: Text(
+        "Hubungi pemohon untuk memastikan alamat dan kapan ada orang di rumah; kurir mencoba lagi.",
+        "Contact the applicant to confirm the address and when someone is home; the courier "
+        "tries again.",
+    ),
+    ExceptionKind.SHIPMENT_LOST: Text(
+        "Ajukan klaim ke kurir sesuai kontrak, beri tahu pemohon, dan atur penggantian paspor "
+        "atau pengambilan di kantor sebelum batas waktu.",
+        "Claim with the courier under the contract, tell the applicant, and arrange a "
+        "replacement passport or a counter pickup before the deadline.",
+    ),
+    ExceptionKind.SHIPMENT_CANCELLED: Text(
+        "Pastikan paspor kembali ke kantor, beri tahu pemohon, lalu kirim ulang atau serahkan "
+        "di kantor sebelum batas waktu.",
+        "Make sure the passport comes back to the office, tell the applicant, then re-ship or "
+        "hand it over at the counter before the deadline.",
+    ),
+    ExceptionKind.STUCK: Text(
+        "Tanyakan posisi paket ke kurir; jika tidak ditemukan, tandai hilang dan atur "
+        "penggantian atau pengambilan di kantor.",
+        "Ask the courier where the parcel is; if it cannot be found, mark it lost and arrange "
+        "a replacement or a counter pickup.",
+    ),
+    ExceptionKind.RETURNED: Text(
+        "Terima paspor di loket (periksa segel), lalu kirim ulang atau minta pemohon mengambil "
+        "di kantor sebelum batas waktu.",
+        "Receive the passport at the counter (check the seal), then re-ship it or ask the "
+        "applicant to collect it before the deadline.",
+    ),
+    ExceptionKind.POD_MISSING: Text(
+        "Minta foto/tanda tangan bukti serah terima kepada kurir sesuai kontrak.",
+        "Ask the courier for the proof-of-delivery photo/signature under the contract.",
+    ),
+    ExceptionKind.HANDOVER_REVIEW: Text(
+        "Periksa bukti serah terima terhadap Kartu Keluarga (KK) atau surat kuasa, lalu setujui "
+        "atau tolak serah terima.",
+        "Check the proof of delivery against the family card (KK) or power of attorney (surat "
+        "kuasa), then approve or refuse the handover.",
+    ),
+    ExceptionKind.HANDOVER_EXCEPTION: Text(
+        "Hubungi pemohon dan kurir: pulihkan paspor atau pastikan pemohon sudah menerimanya, "
+        "lalu setujui atau tolak serah terima.",
+        "Call the applicant and the courier: recover the passport or confirm the applicant has "
+        "it, then approve or refuse the handover.",
+    ),
+    ExceptionKind.HANDOVER_LOCKED: Text(
+        "Hubungi pemohon; periksa serah terima (setujui atau tolak).",
+        "Call the applicant; review the handover (approve or refuse).",
+    ),
+    ExceptionKind.HANDOVER_REFUSED: Text(
+        "Pulihkan paspor melalui kurir; lalu kirim ulang atau serahkan di loket sebelum batas "
+        "waktu.",
+        "Recover the passport through the courier; then re-ship or hand it over at the counter "
+        "before the deadline.",
+    ),
+    ExceptionKind.UNCONFIRMED: Text(
+        "Hubungi pemohon: minta konfirmasi dengan nomor paspor, atau periksa serah terima.",
+        "Call the applicant: ask them to confirm with the passport number, or review the handover.",
+    ),
+    ExceptionKind.DEADLINE_WARNING: Text(
+        "Tindak lanjuti sekarang: kirim ulang, tanyakan ke kurir, atau hubungi pemohon untuk "
+        "mengambil di kantor.",
+        "Act on the delivery now: re-ship, chase the courier, or call the applicant to collect "
+        "at the counter.",
+    ),
+    ExceptionKind.EXPIRED: Text(
+        "Paspor dibatalkan sesuai peraturan: pulihkan dari kurir bila masih di jalan, dan minta "
+        "pemohon mengajukan permohonan baru.",
+        "The passport is cancelled under the regulation: recover it from the courier if it is "
+        "still out, and tell the applicant to apply again.",
+    ),
+    ExceptionKind.INBOX_UNPROCESSABLE: Text(
+        "Laporkan ke tim dukungan: kiriman data kurir disimpan apa adanya; sampai diperbaiki, "
+        "pengiriman terkait tetap dilacak berkala.",
+        "Tell support: the push is kept as received; until it is fixed, the shipments it "
+        "concerns are still polled.",
+    ),
+    ExceptionKind.PUSH_UNKNOWN_WAYBILL: Text(
+        "Cari nomor resi di kurir: jika itu paket kita, temukan pengiriman yang tidak mencatatnya "
+        "dan laporkan ke tim dukungan; jika bukan, abaikan.",
+        "Look the waybill up at the courier: if it is one of our parcels, find the delivery "
+        "whose booking did not record it and tell support; otherwise ignore it.",
+    ),
+}
+
+
+STATE_TEXTS: dict[DeliveryState, Text] = {
+    DeliveryState.REQUESTED: Text(
+        "Menunggu paspor selesai dicetak", "Waiting for the passport to be ready"
+    ),
+    DeliveryState.QUEUED: Text("Menunggu pemesanan kurir", "Waiting to be booked with a courier"),
+    DeliveryState.SHIPPING: Text("Dalam pengiriman", "With the courier"),
+    DeliveryState.DELIVERED: Text(
+        "Diantar; menunggu konfirmasi pemohon", "Delivered; waiting for the applicant to confirm"
+    ),
+    DeliveryState.HANDED_OVER: Text("Diterima pemohon (terverifikasi)", "Handed over (verified)"),
+    DeliveryState.RETURNED: Text("Kembali di kantor", "Back at the office"),
+    DeliveryState.COLLECTED_AT_OFFICE: Text("Diambil di kantor", "Collected at the office"),
+    DeliveryState.NEEDS_ATTENTION: Text("Perlu tindakan petugas", "Needs a person's attention"),
+    DeliveryState.CANCELLED: Text("Dibatalkan", "Cancelled"),
+    DeliveryState.EXPIRED: Text(
+        "Melewati batas pengambilan 30 hari", "Past the 30-day collection deadline"
+    ),
+}
+
+
+def next_step(kind: ExceptionKind | str) -> Text:
+    """The next step for an item of ``kind``; ValueError for a kind that does not exist."""
+    return NEXT_STEPS[ExceptionKind(kind)]

@@ -1,6 +1,6 @@
 """``POST /webhooks/{courier}``: courier pushes, verified over the raw bytes, stored, answered.
 
-The order matters (reliability-anchors §3):
+The order matters (docs/design.md §7.3):
 
 1. read the raw body (the app refuses a declared oversized body before reading; aiohttp stops an
    undeclared one at ``client_max_size``);

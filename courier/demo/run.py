@@ -477,7 +477,8 @@ async def run_demo(opts: DemoOptions, out: Console, run_worker: WorkerRunner) ->
         if not opts.keep or (await read_progress_of(sessions)).total == 0:
             out.print(f"seeding {opts.count} passports at {demo_seed.OFFICE_NAME}…")
             # seeding takes seconds of hashing: on a still clock, so the day starts at 08:00
-            seeded = await demo_seed.seed(sessions, settings, ManualClock(epoch), plan)
+            seeding = AppContext(settings, engine, sessions, ManualClock(epoch))
+            seeded = await demo_seed.seed(seeding, plan)
         clock = ScaledClock(epoch, opts.speed)
         observer = metrics.PrometheusObserver()
         for code_, spec in couriers.items():

@@ -25,6 +25,7 @@ from typing import Any
 
 from core.clock import WIB
 from courier.config import Settings
+from courier.context import AppContext
 from courier.db.engine import SessionFactory, transaction
 from courier.domain import deadlines, regions
 from courier.domain.eligibility import check_eligibility
@@ -420,18 +421,14 @@ async def mark_ready(
         )
 
 
-async def opt_in(
-    sessions: SessionFactory, settings: Settings, clock: Any, applicant: Applicant
-) -> str | None:
+async def opt_in(ctx: AppContext, applicant: Applicant) -> str | None:
     """The applicant opts in; their tracking token, or None when the service refuses."""
     if applicant.address is None:
         return None
     try:
         result = await optin.opt_in(
-            sessions,
-            settings=settings,
-            clock=clock,
-            request=optin.OptInRequest(
+            ctx,
+            optin.OptInRequest(
                 office_code=OFFICE_CODE,
                 application_no=applicant.application_no,
                 date_of_birth=applicant.date_of_birth.isoformat(),
@@ -445,11 +442,12 @@ async def opt_in(
     return result.tracking_token
 
 
-async def seed(sessions: SessionFactory, settings: Settings, clock: Any, plan: DemoDay) -> Seeded:
+async def seed(ctx: AppContext, plan: DemoDay) -> Seeded:
     """Office, staff, the day's applications; passports printed this morning marked ready;
     every applicant who wants delivery opted in (express ones before their passport is ready).
     """
-    now = clock.now()
+    sessions, settings = ctx.sessions, ctx.settings
+    now = ctx.clock.now()
     out = Seeded(api_tokens=await seed_office(sessions, now=now))
     for applicant in plan.applicants:
         await register(sessions, applicant, now=now)
@@ -458,7 +456,7 @@ async def seed(sessions: SessionFactory, settings: Settings, clock: Any, plan: D
         if applicant.ready_at <= now:
             await mark_ready(sessions, settings, applicant, now=now)
             out.ready.add(applicant.application_no)
-        token = await opt_in(sessions, settings, clock, applicant)
+        token = await opt_in(ctx, applicant)
         if token is not None:
             out.tracking_tokens[applicant.application_no] = token
             out.opted_in += 1

@@ -1,19 +1,24 @@
-"""Read models for the dispatcher's staff API: the exceptions queue and one delivery in full.
+"""The dispatcher's use cases: the exceptions queue, one delivery in full, and the actions on
+it (review a handover, re-ship a returned passport, collected at the counter).
 
-Queries only; the dispatcher's actions are the use cases of :mod:`courier.services.handover`
-(review) and :mod:`courier.services.watch` (reship, collected at the counter). Every query takes
-the caller's office and finds nothing outside it (invariant 5: another office's delivery is "not
-found", exactly like one that does not exist).
+Each use case takes the :class:`~courier.context.AppContext` and the :class:`Caller`, runs in
+one unit of work and returns frozen views. The rules of each action stay with the step that owns
+them (:func:`courier.services.handover.review`, :func:`courier.services.watch.reship`, …), which
+audit and record custody. Every query takes the caller's office and finds nothing outside it
+(invariant 5: another office's delivery is "not found", exactly like one that does not exist).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from courier.context import AppContext
+from courier.db.engine import transaction
 from courier.db.models import (
     ApiToken,
     Application,
@@ -26,30 +31,177 @@ from courier.db.models import (
     StaffUser,
     TrackingEventRow,
 )
+from courier.domain import regions
+from courier.services import handover, watch
+from courier.services.errors import Kind, ServiceError
 from courier.services.handover import AWAITING
+from courier.services.staff import Caller
 
 # Open items that ask a dispatcher to review a handover still awaiting the applicant (the
 # applicant never confirmed, or locked the confirmation with wrong numbers).
 REVIEW_ITEM_KINDS = ("handover_locked", "unconfirmed")
 
 
+# --------------------------------------------------------------------------------------------
+# Views: what leaves the use cases; never a passport hash or a tracking token hash
+
+
 @dataclass(frozen=True, slots=True)
-class QueueRow:
-    item: ExceptionItem
-    delivery_state: str | None  # None for an item that is not about one delivery
-    application_no: str | None
+class Destination:
+    regency_code: str
+    regency_name: str | None  # None for a code the regions dataset does not know
+    province_name: str | None
+
+
+def destination(code: str) -> Destination:
+    regency = regions.lookup_regency(code)
+    return Destination(
+        code,
+        regency.name if regency is not None else None,
+        regency.province.name if regency is not None else None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ItemView:
+    """One exceptions-queue item; ``delivery_state`` and ``application_no`` only in the queue."""
+
+    id: int
+    kind: str
+    detail: str
+    next_step: str
+    delivery_id: int | None
+    shipment_id: int | None
+    opened_at: datetime
+    resolved_at: datetime | None
+    resolution: str | None
+    delivery_state: str | None = None  # None for an item that is not about one delivery
+    application_no: str | None = None
+
+
+def _item_view(
+    item: ExceptionItem, delivery_state: str | None = None, application_no: str | None = None
+) -> ItemView:
+    return ItemView(
+        id=item.id,
+        kind=item.kind,
+        detail=item.detail,
+        next_step=item.next_step,
+        delivery_id=item.delivery_id,
+        shipment_id=item.shipment_id,
+        opened_at=item.opened_at,
+        resolved_at=item.resolved_at,
+        resolution=item.resolution,
+        delivery_state=delivery_state,
+        application_no=application_no,
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class QueuePage:
-    rows: list[QueueRow]
+    items: tuple[ItemView, ...]
     next_cursor: int | None  # the last row's id when more rows follow
 
 
+@dataclass(frozen=True, slots=True)
+class ShipmentView:
+    id: int
+    attempt_no: int
+    courier_code: str
+    client_reference: str
+    waybill: str | None
+    status: str
+    status_reason: str | None
+    booked_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class EventView:
+    shipment_id: int
+    occurred_at: datetime
+    status: str | None
+    raw_code: str
+    raw_text: str
+    location: str
+    source: str
+    applied: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CustodyView:
+    holder: str
+    holder_ref: str
+    shipment_id: int | None
+    occurred_at: datetime
+    recorded_by: str
+    evidence: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ProofView:
+    receiver_name: str
+    relation: str
+    relation_kind: str
+    occurred_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class HandoverView:
+    id: int
+    state: str
+    method: str
+    verified: bool
+    verified_at: datetime | None
+    confirm_failures: int
+    created_at: datetime
+    proof: ProofView | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryView:
+    id: int
+    application_no: str
+    state: str
+    reason: str | None
+    collect_by: datetime | None
+    handed_over_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    applicant_name: str  # the dispatcher calls the applicant: name and phone, never the address
+    phone: str
+    destination: Destination
+    shipments: tuple[ShipmentView, ...]
+    events: tuple[EventView, ...]
+    custody: tuple[CustodyView, ...]
+    handover: HandoverView | None
+    open_items: tuple[ItemView, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewedHandover:
+    id: int
+    delivery_id: int
+    state: str
+    method: str
+    verified: bool
+    verified_at: datetime | None
+    delivery_state: str
+
+
+@dataclass(frozen=True, slots=True)
+class Collected:
+    delivery_id: int
+    state: str
+
+
+# --------------------------------------------------------------------------------------------
+# Queries
+
+
 async def exceptions_queue(
-    session: AsyncSession,
+    ctx: AppContext,
+    caller: Caller,
     *,
-    office_id: int,
     open_only: bool,
     kind: str | None,
     limit: int,
@@ -62,7 +214,7 @@ async def exceptions_queue(
         select(ExceptionItem, Delivery.state, Application.application_no)
         .outerjoin(Delivery, Delivery.id == ExceptionItem.delivery_id)
         .outerjoin(Application, Application.id == Delivery.application_id)
-        .where(ExceptionItem.office_id == office_id)
+        .where(ExceptionItem.office_id == caller.office_id)
     )
     if open_only:
         query = query.where(ExceptionItem.resolved_at.is_(None))
@@ -72,34 +224,28 @@ async def exceptions_queue(
         query = query.where(ExceptionItem.kind == kind)
     if before_id is not None:
         query = query.where(ExceptionItem.id < before_id)
-    found = (await session.execute(query.order_by(ExceptionItem.id.desc()).limit(limit + 1))).all()
-    rows = [QueueRow(item, state, no) for item, state, no in found[:limit]]
+    async with ctx.sessions() as session:
+        found = (
+            await session.execute(query.order_by(ExceptionItem.id.desc()).limit(limit + 1))
+        ).all()
+    rows = tuple(_item_view(item, state, no) for item, state, no in found[:limit])
     more = len(found) > limit
-    return QueuePage(rows, rows[-1].item.id if more and rows else None)
+    return QueuePage(rows, rows[-1].id if more and rows else None)
 
 
-@dataclass(frozen=True, slots=True)
-class HandoverDetail:
-    handover: Handover
-    proof: Proof | None
+async def delivery_detail(ctx: AppContext, caller: Caller, delivery_id: int) -> DeliveryView:
+    """Everything a dispatcher acts on for one delivery of their office; not found when there is
+    no such delivery at this office."""
+    async with ctx.sessions() as session:
+        found = await _delivery_view(session, caller.office_id, delivery_id)
+    if found is None:
+        raise ServiceError(Kind.NOT_FOUND, "unknown_delivery", "no such delivery")
+    return found
 
 
-@dataclass(frozen=True, slots=True)
-class DeliveryDetail:
-    delivery: Delivery
-    application: Application
-    shipments: Sequence[Shipment]
-    events: Sequence[TrackingEventRow]
-    custody: Sequence[CustodyEvent]
-    handover: HandoverDetail | None
-    open_items: Sequence[ExceptionItem]
-
-
-async def delivery_detail(
-    session: AsyncSession, *, office_id: int, delivery_id: int
-) -> DeliveryDetail | None:
-    """Everything a dispatcher acts on for one delivery of their office; None when there is no
-    such delivery at this office."""
+async def _delivery_view(
+    session: AsyncSession, office_id: int, delivery_id: int
+) -> DeliveryView | None:
     delivery = await session.get(Delivery, delivery_id)
     if delivery is None or delivery.office_id != office_id:
         return None
@@ -136,7 +282,7 @@ async def delivery_detail(
         .order_by(Handover.id.desc())
         .limit(1)
     )
-    handover = None
+    handover_view = None
     if record is not None:
         proof = (
             await session.scalar(
@@ -148,19 +294,156 @@ async def delivery_detail(
             if record.shipment_id is not None
             else None
         )
-        handover = HandoverDetail(record, proof)
-    open_items = list(
-        await session.scalars(
-            select(ExceptionItem)
-            .where(
-                ExceptionItem.delivery_id == delivery.id,
-                ExceptionItem.office_id == office_id,
-                ExceptionItem.resolved_at.is_(None),
-            )
-            .order_by(ExceptionItem.id)
+        handover_view = HandoverView(
+            id=record.id,
+            state=record.state,
+            method=record.method,
+            verified=record.verified,
+            verified_at=record.verified_at,
+            confirm_failures=record.confirm_failures,
+            created_at=record.created_at,
+            proof=None
+            if proof is None
+            else ProofView(
+                proof.receiver_name, proof.relation, proof.relation_kind, proof.occurred_at
+            ),
         )
+    open_items = await session.scalars(
+        select(ExceptionItem)
+        .where(
+            ExceptionItem.delivery_id == delivery.id,
+            ExceptionItem.office_id == office_id,
+            ExceptionItem.resolved_at.is_(None),
+        )
+        .order_by(ExceptionItem.id)
     )
-    return DeliveryDetail(delivery, application, shipments, events, custody, handover, open_items)
+    return DeliveryView(
+        id=delivery.id,
+        application_no=application.application_no,
+        state=delivery.state,
+        reason=delivery.state_reason,
+        collect_by=delivery.collect_by,
+        handed_over_at=delivery.handed_over_at,
+        created_at=delivery.created_at,
+        updated_at=delivery.updated_at,
+        applicant_name=application.applicant_name,
+        phone=application.phone,
+        destination=destination(delivery.destination_regency_code),
+        shipments=tuple(
+            ShipmentView(
+                s.id,
+                s.attempt_no,
+                s.courier_code,
+                s.client_reference,
+                s.waybill,
+                s.status,
+                s.status_reason,
+                s.booked_at,
+            )
+            for s in shipments
+        ),
+        events=tuple(
+            EventView(
+                e.shipment_id,
+                e.occurred_at,
+                e.status,
+                e.raw_code,
+                e.raw_text,
+                e.location,
+                e.source,
+                e.applied,
+            )
+            for e in events
+        ),
+        custody=tuple(
+            CustodyView(
+                c.holder,
+                c.holder_ref,
+                c.shipment_id,
+                c.occurred_at,
+                c.recorded_by,
+                dict(c.evidence),
+            )
+            for c in custody
+        ),
+        handover=handover_view,
+        open_items=tuple(_item_view(i) for i in open_items),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Actions
+
+
+async def review_handover(
+    ctx: AppContext, caller: Caller, handover_id: int, *, approve: bool, reason: str
+) -> ReviewedHandover:
+    """A dispatcher approves or refuses a handover under review, signed by the person behind
+    the caller's token (:func:`courier.services.handover.review` owns the rules)."""
+    now = ctx.clock.now()
+    async with transaction(ctx.sessions) as session:
+        reviewer = await acting_person(
+            session,
+            caller,
+            code="reviewer_required",
+            message="a handover review is signed by a person: use an API token issued to an "
+            "active staff user of this office",
+        )
+        record = await handover_of_office(
+            session, office_id=caller.office_id, handover_id=handover_id
+        )
+        if record is None:
+            raise ServiceError(Kind.NOT_FOUND, "unknown_handover", "no such handover")
+        if await waits_for_applicant_only(session, record):
+            raise ServiceError(
+                Kind.CONFLICT,
+                "not_under_review",
+                "this handover awaits the applicant's own confirmation and is not under review",
+            )
+        record = await handover.review(
+            session, handover_id, reviewer, approve, reason, now=now, office_id=caller.office_id
+        )
+        delivery = await session.get_one(Delivery, record.delivery_id)
+        return ReviewedHandover(
+            id=record.id,
+            delivery_id=record.delivery_id,
+            state=record.state,
+            method=record.method,
+            verified=record.verified,
+            verified_at=record.verified_at,
+            delivery_state=delivery.state,
+        )
+
+
+async def reship(ctx: AppContext, caller: Caller, delivery_id: int) -> str:
+    """Re-ship a returned passport, or keep it at the counter when time is short: the outcome
+    (``queued`` or ``collect_at_counter``) as :func:`courier.services.watch.reship` decides."""
+    async with transaction(ctx.sessions) as session:
+        return await watch.reship(
+            session, delivery_id, caller.actor, now=ctx.clock.now(), office_id=caller.office_id
+        )
+
+
+async def collected_at_counter(ctx: AppContext, caller: Caller, delivery_id: int) -> Collected:
+    """The applicant collected the passport at the counter (final)."""
+    async with transaction(ctx.sessions) as session:
+        await watch.collected_at_counter(
+            session, delivery_id, caller.actor, now=ctx.clock.now(), office_id=caller.office_id
+        )
+    return Collected(delivery_id, "collected_at_office")
+
+
+# --------------------------------------------------------------------------------------------
+# Steps (inside the caller's transaction)
+
+
+async def acting_person(session: AsyncSession, caller: Caller, *, code: str, message: str) -> int:
+    """The staff user behind the caller's token, for acts recorded against a person (a review,
+    a manifest's signature); forbidden ``code`` when the token is held by no active staff user."""
+    person = await reviewer_for_token(session, token_id=caller.token_id, office_id=caller.office_id)
+    if person is None:
+        raise ServiceError(Kind.FORBIDDEN, code, message)
+    return person
 
 
 async def handover_of_office(

@@ -19,6 +19,7 @@ class Kind(enum.StrEnum):
     IDENTITY = "identity"  # 422: identity not proven (deliberately generic)
     RATE_LIMITED = "rate_limited"  # 429
     INELIGIBLE = "ineligible"  # 422: valid, identified, but not a case for delivery
+    FORBIDDEN = "forbidden"  # 403: the caller may not do this (e.g. a token held by no person)
 
 
 class ServiceError(Exception):

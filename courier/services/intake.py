@@ -24,14 +24,17 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from courier.db.engine import SessionFactory
+from core.clock import to_wib
+from courier.context import AppContext
+from courier.db.engine import SessionFactory, transaction
 from courier.db.models import Application, Delivery, Office
 from courier.domain import deadlines
 from courier.domain.eligibility import PRIORITY_KINDS
 from courier.domain.phones import to_e164
 from courier.domain.states import DeliveryState, check_delivery_move
 from courier.services import audit, hashing
-from courier.services.errors import Kind, ServiceError
+from courier.services.errors import Kind, ServiceError, invalid
+from courier.services.staff import Caller
 from courier.services.wakeups import notify_queued
 from schemas import FieldError
 
@@ -165,7 +168,73 @@ def delivery_priority(priority_kind: str | None, express: bool) -> int:
 
 
 # --------------------------------------------------------------------------------------------
-# Use cases (each runs inside the caller's transaction)
+# Use cases of the office's system (HTTP): one transaction each, a frozen view back
+
+
+@dataclass(frozen=True, slots=True)
+class ApplicationView:
+    """What the office's system gets back: no personal data it did not just send."""
+
+    application_no: str
+    state: str
+    outcome: str  # created | updated | unchanged; ready | updated | unchanged
+    issued_at: datetime | None
+    collect_by: datetime | None
+
+
+def _application_view(app: Application, outcome: str) -> ApplicationView:
+    return ApplicationView(app.application_no, app.state, outcome, app.issued_at, app.collect_by)
+
+
+async def register_application(
+    ctx: AppContext, caller: Caller, application_no: str, fields: Mapping[str, Any]
+) -> ApplicationView:
+    """Register or replace an application of the caller's office from the API's fields
+    (``schemas/api/application_put.json``); idempotent."""
+    now = ctx.clock.now()
+    data, errors = parse_application(application_no, fields, today=to_wib(now).date())
+    if data is None:
+        raise invalid(errors)
+    async with transaction(ctx.sessions) as session:
+        office = await session.get_one(Office, caller.office_id)
+        app, outcome = await upsert_application(
+            session, office=office, data=data, now=now, actor=caller.actor
+        )
+        return _application_view(app, outcome)
+
+
+async def passport_ready(
+    ctx: AppContext, caller: Caller, application_no: str, fields: Mapping[str, Any]
+) -> ApplicationView:
+    """The passport is printed (``schemas/api/application_ready.json``); idempotent. The argon2
+    hash is made before the one write transaction (:func:`passport_hash_for`)."""
+    now = ctx.clock.now()
+    ready, errors = parse_ready(fields, now=now)
+    if ready is None:
+        raise invalid(errors)
+    passport_hash = await passport_hash_for(
+        ctx.sessions,
+        office_id=caller.office_id,
+        application_no=application_no,
+        passport_no=ready.passport_no,
+        pepper=ctx.settings.passport_pepper,
+    )
+    async with transaction(ctx.sessions) as session:
+        office = await session.get_one(Office, caller.office_id)
+        app, outcome = await mark_ready(
+            session,
+            office=office,
+            application_no=application_no,
+            ready=ready,
+            passport_hash=passport_hash,
+            now=now,
+            actor=caller.actor,
+        )
+        return _application_view(app, outcome)
+
+
+# --------------------------------------------------------------------------------------------
+# Steps (each runs inside the caller's transaction; the CSV import batches them)
 
 
 async def passport_hash_for(

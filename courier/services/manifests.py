@@ -11,11 +11,14 @@ sealed in a numbered tamper-evident envelope, signed by both sides.
    transaction. A pickup scan arriving later finds the courier already holding the passport and
    adds nothing (:func:`courier.services.lifecycle.record_custody` skips the same hand).
 
-Every function takes the caller's office and finds nothing outside it (invariant 5).
+Each use case takes the :class:`~courier.context.AppContext` and the staff :class:`Caller`, runs
+in one transaction and returns a frozen :class:`ManifestView`; every query is scoped to the
+caller's office and finds nothing outside it (invariant 5).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,9 +28,13 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.clock import WIB
+from courier.context import AppContext
+from courier.db.engine import transaction
 from courier.db.models import Delivery, Manifest, ManifestItem, Office, Shipment
-from courier.services import audit, lifecycle
+from courier.services import audit, lifecycle, pod
+from courier.services.dispatch import Destination, acting_person, destination
 from courier.services.errors import Kind, ServiceError, invalid
+from courier.services.staff import Caller
 from schemas import FieldError
 
 log = structlog.get_logger()
@@ -40,16 +47,31 @@ _HANDABLE = ("booked", "picked_up")
 
 
 @dataclass(frozen=True, slots=True)
-class Line:
-    item: ManifestItem
-    shipment: Shipment
-    destination_regency_code: str
+class LineView:
+    shipment_id: int
+    delivery_id: int
+    reference: str
+    waybill: str | None
+    status: str
+    seal_number: str | None
+    sealed_at: datetime | None
+    destination: Destination
 
 
 @dataclass(frozen=True, slots=True)
-class ManifestDetail:
-    manifest: Manifest
-    lines: Sequence[Line]
+class ManifestView:
+    """The printed manifest: no applicant names, phones or addresses (it goes to the courier)."""
+
+    id: int
+    number: str
+    courier_code: str
+    state: str
+    created_at: datetime
+    handed_over_at: datetime | None
+    courier_agent_name: str | None
+    courier_signature_sha256: str | None
+    office_signer_id: int | None
+    lines: tuple[LineView, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +111,7 @@ async def _manifest_of_office(
     return manifest
 
 
-async def open_manifest(
+async def _open_manifest(
     session: AsyncSession, *, office_id: int, courier_code: str, actor: str, now: datetime
 ) -> Manifest:
     """A new open manifest of every waiting shipment of ``courier_code`` at the office; a 409
@@ -151,22 +173,43 @@ async def open_manifest(
     return manifest
 
 
-async def manifest_detail(
-    session: AsyncSession, *, office_id: int, manifest_id: int
-) -> ManifestDetail:
+async def _view(session: AsyncSession, *, office_id: int, manifest_id: int) -> ManifestView:
     """The manifest with its lines (shipment, seal, destination); 404 outside the office."""
-    manifest = await _manifest_of_office(session, office_id, manifest_id, lock=False)
+    m = await _manifest_of_office(session, office_id, manifest_id, lock=False)
     rows = await session.execute(
         select(ManifestItem, Shipment, Delivery.destination_regency_code)
         .join(Shipment, Shipment.id == ManifestItem.shipment_id)
         .join(Delivery, Delivery.id == Shipment.delivery_id)
-        .where(ManifestItem.manifest_id == manifest.id)
+        .where(ManifestItem.manifest_id == m.id)
         .order_by(ManifestItem.id)
     )
-    return ManifestDetail(manifest, [Line(item, ship, code) for item, ship, code in rows])
+    return ManifestView(
+        id=m.id,
+        number=m.number,
+        courier_code=m.courier_code,
+        state=m.state,
+        created_at=m.created_at,
+        handed_over_at=m.handed_over_at,
+        courier_agent_name=m.courier_agent_name,
+        courier_signature_sha256=m.courier_agent_signature_sha256,
+        office_signer_id=m.office_signer_id,
+        lines=tuple(
+            LineView(
+                shipment_id=ship.id,
+                delivery_id=ship.delivery_id,
+                reference=ship.client_reference,
+                waybill=ship.waybill,
+                status=ship.status,
+                seal_number=item.seal_number,
+                sealed_at=item.sealed_at,
+                destination=destination(code),
+            )
+            for item, ship, code in rows
+        ),
+    )
 
 
-async def record_seals(
+async def _record_seals(
     session: AsyncSession,
     *,
     office_id: int,
@@ -242,7 +285,7 @@ async def record_seals(
     return manifest
 
 
-async def hand_over(
+async def _hand_over(
     session: AsyncSession,
     *,
     office_id: int,
@@ -330,3 +373,76 @@ async def hand_over(
     await session.flush()
     log.info("manifest_handed_over", manifest_id=manifest.id, items=len(rows), custody=recorded)
     return manifest
+
+
+# --------------------------------------------------------------------------------------------
+# Use cases
+
+
+async def open_manifest(ctx: AppContext, caller: Caller, *, courier_code: str) -> ManifestView:
+    async with transaction(ctx.sessions) as session:
+        manifest = await _open_manifest(
+            session,
+            office_id=caller.office_id,
+            courier_code=courier_code,
+            actor=caller.actor,
+            now=ctx.clock.now(),
+        )
+        return await _view(session, office_id=caller.office_id, manifest_id=manifest.id)
+
+
+async def manifest(ctx: AppContext, caller: Caller, manifest_id: int) -> ManifestView:
+    async with ctx.sessions() as session:
+        return await _view(session, office_id=caller.office_id, manifest_id=manifest_id)
+
+
+async def record_seals(
+    ctx: AppContext, caller: Caller, manifest_id: int, seals: Sequence[Seal]
+) -> ManifestView:
+    async with transaction(ctx.sessions) as session:
+        await _record_seals(
+            session,
+            office_id=caller.office_id,
+            manifest_id=manifest_id,
+            seals=seals,
+            actor=caller.actor,
+            now=ctx.clock.now(),
+        )
+        return await _view(session, office_id=caller.office_id, manifest_id=manifest_id)
+
+
+async def hand_over(
+    ctx: AppContext,
+    caller: Caller,
+    manifest_id: int,
+    *,
+    courier_agent_name: str,
+    signature_png: bytes,
+) -> ManifestView:
+    """Both sides sign. The courier agent's signature image is kept in the proof-of-delivery
+    store first, outside the transaction (writing a file is slow and need not hold a lock)."""
+    now = ctx.clock.now()
+    async with ctx.sessions() as session:
+        # not found before anything is written for another office's manifest
+        await _manifest_of_office(session, caller.office_id, manifest_id, lock=False)
+    # content-addressed and idempotent: kept even if the handover is then refused, harmlessly
+    digest = await asyncio.to_thread(pod.store_bytes, ctx.settings.pod_store, signature_png)
+    async with transaction(ctx.sessions) as session:
+        signer = await acting_person(
+            session,
+            caller,
+            code="signer_required",
+            message="the office signs a manifest through a person: use an API token issued "
+            "to an active staff user of this office",
+        )
+        await _hand_over(
+            session,
+            office_id=caller.office_id,
+            manifest_id=manifest_id,
+            courier_agent_name=courier_agent_name,
+            signature_sha256=digest,
+            office_signer_id=signer,
+            actor=caller.actor,
+            now=now,
+        )
+        return await _view(session, office_id=caller.office_id, manifest_id=manifest_id)

@@ -35,9 +35,9 @@ import structlog
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.clock import Clock
 from courier.config import Settings
-from courier.db.engine import SessionFactory, transaction
+from courier.context import AppContext
+from courier.db.engine import transaction
 from courier.db.models import Application, Delivery, Office, Shipment
 from courier.domain import regions
 from courier.domain.eligibility import Eligibility, check_eligibility
@@ -144,11 +144,10 @@ def _identity_matches(app: Application | None, dob: date, phone: str) -> bool:
     return hmac.compare_digest(expected.encode(), given.encode()) and app is not None
 
 
-async def opt_in(
-    sessions: SessionFactory, *, settings: Settings, clock: Clock, request: OptInRequest
-) -> OptInResult:
+async def opt_in(ctx: AppContext, request: OptInRequest) -> OptInResult:
     """Create the delivery, or change its address; see the module docstring. Raises
     :class:`ServiceError` (invalid, identity, rate_limited, ineligible, conflict)."""
+    settings = ctx.settings
     address, errors = normalise_address(request.address)
     dob: date | None = None
     try:
@@ -170,8 +169,8 @@ async def opt_in(
         (SCOPE_CLIENT, ratelimit.key_hash(secret, request.client)),
     )
     window = timedelta(minutes=settings.optin_window_minutes)
-    now = clock.now()
-    async with transaction(sessions) as session:
+    now = ctx.clock.now()
+    async with transaction(ctx.sessions) as session:
         for scope, key in keys:
             wait = await ratelimit.blocked_for(
                 session, scope, key, now=now, limit=settings.optin_max_failures, window=window
@@ -199,9 +198,7 @@ async def opt_in(
         verified = office is not None and _identity_matches(app, dob, phone)
         if verified and office is not None and app is not None:
             return await _opt_in_verified(session, settings, now, office, app, address)
-
-    # the refusal is counted in its own transaction: the one above wrote nothing and is gone
-    async with transaction(sessions) as session:
+        # counted and committed before the refusal is raised (raising here would roll it back)
         for scope, key in keys:
             await ratelimit.record_failure(session, scope, key, now=now, window=window)
     log.info("optin_identity_refused")

@@ -12,13 +12,15 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import schemas
+from courier.context import AppContext
+from courier.db.engine import transaction
 from courier.db.models import ApiToken, Office, StaffUser
 from courier.domain.deadlines import DEFAULT_COLLECT_DAYS
 from courier.services import audit, hashing
@@ -29,6 +31,9 @@ ROLES: tuple[str, ...] = ("admin", "intake", "dispatcher", "contract_manager")
 TOKEN_PREFIX = "cpt_"  # "courier personal token": recognisable in a leaked paste
 _PREFIX_LEN = len(TOKEN_PREFIX) + 8
 _USERNAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789._-")
+# last_used_at is a hint for audits of stale tokens, not a log: refresh it at most this often so
+# a busy token does not turn every read into a write
+_TOUCH_EVERY = timedelta(minutes=5)
 
 
 def _check_role(role: str) -> None:
@@ -317,3 +322,36 @@ async def list_tokens(session: AsyncSession, office_code: str | None = None) -> 
         TokenRow(t.prefix, t.name, t.role, code, t.created_at, t.revoked_at, t.last_used_at)
         for t, code in rows
     ]
+
+
+# --------------------------------------------------------------------------------------------
+# The caller behind a token (every staff use case acts for one)
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who a staff use case acts for. A caller only ever acts for its own office: every staff
+    use case scopes its queries by ``office_id`` (invariant 5)."""
+
+    office_id: int
+    actor: str  # as written in the audit log: "token:<id>"
+    role: str
+    token_id: int
+
+
+async def authenticate(ctx: AppContext, plaintext: str) -> Caller | None:
+    """The caller an API token stands for, or None for an unknown or revoked token (the answer
+    does not say which). Refreshes the token's ``last_used_at`` when it is stale."""
+    now = ctx.clock.now()
+    async with transaction(ctx.sessions) as session:
+        token = await find_active_token(session, plaintext)
+        if token is None:
+            return None
+        if token.last_used_at is None or now - token.last_used_at > _TOUCH_EVERY:
+            token.last_used_at = now
+        return Caller(
+            office_id=token.office_id,
+            actor=f"token:{token.id}",
+            role=token.role,
+            token_id=token.id,
+        )

@@ -2,33 +2,20 @@
 
 401 when there is no usable credential (missing, malformed, unknown or revoked token: the
 answer does not say which); 403 when the token is valid but its role may not do this.
-``admin`` may do everything its office may. A principal only ever acts for its own office: handlers
-scope every query by ``principal.office_id``.
+``admin`` may do everything its office may. A caller only ever acts for its own office: the
+staff use cases scope every query by ``caller.office_id``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import timedelta
-
 from aiohttp import web
 
-from courier.db.engine import transaction
-from courier.services.staff import ROLES, find_active_token
+from courier.services import staff
+from courier.services.staff import ROLES, Caller
 from courier.web.errors import forbidden, unauthorized
 from courier.web.keys import context_of
 
-# last_used_at is a hint for audits of stale tokens, not a log: refresh it at most this often so
-# a busy token does not turn every read into a write
-_TOUCH_EVERY = timedelta(minutes=5)
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    office_id: int
-    actor: str  # as written in the audit log: "token:<id>"
-    role: str
-    token_id: int
+__all__ = ["Caller", "require"]
 
 
 def _bearer(request: web.Request) -> str:
@@ -39,25 +26,14 @@ def _bearer(request: web.Request) -> str:
     return value.strip()
 
 
-async def require(request: web.Request, *roles: str) -> Principal:
+async def require(request: web.Request, *roles: str) -> Caller:
     """The caller, when its token is valid and its role is ``admin`` or one of ``roles``."""
     unknown = set(roles) - set(ROLES)
     if unknown:
         raise ValueError(f"unknown roles {sorted(unknown)}")
-    plaintext = _bearer(request)
-    ctx = context_of(request)
-    now = ctx.clock.now()
-    async with ctx.sessions() as session:
-        token = await find_active_token(session, plaintext)
-    if token is None:
+    caller = await staff.authenticate(context_of(request), _bearer(request))
+    if caller is None:
         raise unauthorized("the API token is not valid")
-    if token.role != "admin" and token.role not in roles:
-        raise forbidden(f"role {token.role} may not do this")
-    if token.last_used_at is None or now - token.last_used_at > _TOUCH_EVERY:
-        async with transaction(ctx.sessions) as session:
-            fresh = await session.get(type(token), token.id)
-            if fresh is not None:
-                fresh.last_used_at = now
-    return Principal(
-        office_id=token.office_id, actor=f"token:{token.id}", role=token.role, token_id=token.id
-    )
+    if caller.role != "admin" and caller.role not in roles:
+        raise forbidden(f"role {caller.role} may not do this")
+    return caller

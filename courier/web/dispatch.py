@@ -7,9 +7,9 @@
 ``POST /api/v1/deliveries/{id}/collected``  the applicant collected the passport at the counter
 
 Every id outside the caller's office is 404, exactly like one that does not exist (invariant 5).
-Each action is one transaction through the use case that owns its rules (handover review, watch);
-they audit and record custody. The queue carries no applicant names, phones or addresses: it is
-shown on shared screens; the delivery view has the name and phone (the dispatcher calls them).
+Each route parses, calls one use case of :mod:`courier.services.dispatch` and renders its view.
+The queue carries no applicant names, phones or addresses: it is shown on shared screens; the
+delivery view has the name and phone (the dispatcher calls them).
 """
 
 from __future__ import annotations
@@ -20,17 +20,13 @@ from datetime import datetime
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy.ext.asyncio import AsyncSession
 
 import schemas
-from courier.db.engine import transaction
-from courier.db.models import Delivery, ExceptionItem, Handover
-from courier.domain import regions
-from courier.services import dispatch, handover, watch
-from courier.services.errors import Kind, ServiceError, invalid
-from courier.web.auth import Principal, require
+from courier.services import dispatch
+from courier.services.errors import invalid
+from courier.web.auth import require
 from courier.web.body import read_json
-from courier.web.errors import ApiError, json_ok
+from courier.web.errors import json_ok
 from courier.web.keys import context_of
 from schemas import FieldError
 
@@ -98,16 +94,19 @@ def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _unknown_delivery() -> ServiceError:
-    return ServiceError(Kind.NOT_FOUND, "unknown_delivery", "no such delivery")
-
-
 # --------------------------------------------------------------------------------------------
-# Views: what leaves the process; never a passport hash or a tracking token hash
+# Rendering: the use cases' views as the API's JSON
 
 
-def queue_item_view(row: dispatch.QueueRow) -> dict[str, Any]:
-    item = row.item
+def destination_json(found: dispatch.Destination) -> dict[str, Any]:
+    return {
+        "regency_code": found.regency_code,
+        "regency_name": found.regency_name,
+        "province_name": found.province_name,
+    }
+
+
+def queue_item_json(item: dispatch.ItemView) -> dict[str, Any]:
     return {
         "id": item.id,
         "kind": item.kind,
@@ -118,21 +117,12 @@ def queue_item_view(row: dispatch.QueueRow) -> dict[str, Any]:
         "opened_at": iso(item.opened_at),
         "resolved_at": iso(item.resolved_at),
         "resolution": item.resolution,
-        "delivery_state": row.delivery_state,
-        "application_no": row.application_no,
+        "delivery_state": item.delivery_state,
+        "application_no": item.application_no,
     }
 
 
-def destination(code: str) -> dict[str, Any]:
-    regency = regions.lookup_regency(code)
-    return {
-        "regency_code": code,
-        "regency_name": regency.name if regency is not None else None,
-        "province_name": regency.province.name if regency is not None else None,
-    }
-
-
-def _open_item_view(item: ExceptionItem) -> dict[str, Any]:
+def _open_item_json(item: dispatch.ItemView) -> dict[str, Any]:
     return {
         "id": item.id,
         "kind": item.kind,
@@ -143,18 +133,18 @@ def _open_item_view(item: ExceptionItem) -> dict[str, Any]:
     }
 
 
-def _handover_detail_view(found: dispatch.HandoverDetail | None) -> dict[str, Any] | None:
+def _handover_json(found: dispatch.HandoverView | None) -> dict[str, Any] | None:
     if found is None:
         return None
-    record, proof = found.handover, found.proof
+    proof = found.proof
     return {
-        "id": record.id,
-        "state": record.state,
-        "method": record.method,
-        "verified": record.verified,
-        "verified_at": iso(record.verified_at),
-        "confirm_failures": record.confirm_failures,
-        "created_at": iso(record.created_at),
+        "id": found.id,
+        "state": found.state,
+        "method": found.method,
+        "verified": found.verified,
+        "verified_at": iso(found.verified_at),
+        "confirm_failures": found.confirm_failures,
+        "created_at": iso(found.created_at),
         "proof": None
         if proof is None
         else {
@@ -166,19 +156,18 @@ def _handover_detail_view(found: dispatch.HandoverDetail | None) -> dict[str, An
     }
 
 
-def delivery_view(found: dispatch.DeliveryDetail) -> dict[str, Any]:
-    delivery, application = found.delivery, found.application
+def delivery_json(found: dispatch.DeliveryView) -> dict[str, Any]:
     return {
-        "id": delivery.id,
-        "application_no": application.application_no,
-        "state": delivery.state,
-        "reason": delivery.state_reason,
-        "collect_by": iso(delivery.collect_by),
-        "handed_over_at": iso(delivery.handed_over_at),
-        "created_at": iso(delivery.created_at),
-        "updated_at": iso(delivery.updated_at),
-        "applicant": {"name": application.applicant_name, "phone": application.phone},
-        "destination": destination(delivery.destination_regency_code),
+        "id": found.id,
+        "application_no": found.application_no,
+        "state": found.state,
+        "reason": found.reason,
+        "collect_by": iso(found.collect_by),
+        "handed_over_at": iso(found.handed_over_at),
+        "created_at": iso(found.created_at),
+        "updated_at": iso(found.updated_at),
+        "applicant": {"name": found.applicant_name, "phone": found.phone},
+        "destination": destination_json(found.destination),
         "shipments": [
             {
                 "id": s.id,
@@ -216,20 +205,20 @@ def delivery_view(found: dispatch.DeliveryDetail) -> dict[str, Any]:
             }
             for c in found.custody
         ],
-        "handover": _handover_detail_view(found.handover),
-        "open_items": [_open_item_view(i) for i in found.open_items],
+        "handover": _handover_json(found.handover),
+        "open_items": [_open_item_json(i) for i in found.open_items],
     }
 
 
-def reviewed_view(record: Handover, delivery_state: str) -> dict[str, Any]:
+def reviewed_json(found: dispatch.ReviewedHandover) -> dict[str, Any]:
     return {
-        "id": record.id,
-        "delivery_id": record.delivery_id,
-        "state": record.state,
-        "method": record.method,
-        "verified": record.verified,
-        "verified_at": iso(record.verified_at),
-        "delivery_state": delivery_state,
+        "id": found.id,
+        "delivery_id": found.delivery_id,
+        "state": found.state,
+        "method": found.method,
+        "verified": found.verified,
+        "verified_at": iso(found.verified_at),
+        "delivery_state": found.delivery_state,
     }
 
 
@@ -239,114 +228,57 @@ def reviewed_view(record: Handover, delivery_state: str) -> dict[str, Any]:
 
 @routes.get("/api/v1/exceptions")
 async def get_exceptions(request: web.Request) -> web.Response:
-    principal = await require(request, ROLE)
+    caller = await require(request, ROLE)
     params = _query(request, _QUERY)
-    ctx = context_of(request)
-    async with ctx.sessions() as session:
-        page = await dispatch.exceptions_queue(
-            session,
-            office_id=principal.office_id,
-            open_only=params.get("open", True),
-            kind=params.get("kind"),
-            limit=params.get("limit", DEFAULT_LIMIT),
-            before_id=params.get("cursor"),
-        )
+    page = await dispatch.exceptions_queue(
+        context_of(request),
+        caller,
+        open_only=params.get("open", True),
+        kind=params.get("kind"),
+        limit=params.get("limit", DEFAULT_LIMIT),
+        before_id=params.get("cursor"),
+    )
     return json_ok(
-        {"items": [queue_item_view(r) for r in page.rows], "next_cursor": page.next_cursor}
+        {"items": [queue_item_json(i) for i in page.items], "next_cursor": page.next_cursor}
     )
 
 
 @routes.get("/api/v1/deliveries/{id}")
 async def get_delivery(request: web.Request) -> web.Response:
-    principal = await require(request, ROLE)
+    caller = await require(request, ROLE)
     delivery_id = path_id(request)
-    ctx = context_of(request)
-    async with ctx.sessions() as session:
-        found = await dispatch.delivery_detail(
-            session, office_id=principal.office_id, delivery_id=delivery_id
-        )
-        if found is None:
-            raise _unknown_delivery()
-        view = delivery_view(found)
-    return json_ok(view)
-
-
-async def acting_person(
-    session: AsyncSession, principal: Principal, *, code: str, message: str
-) -> int:
-    """The staff user behind the caller's token, for acts recorded against a person (a review,
-    a manifest's signature); 403 ``code`` when the token is held by no active staff user."""
-    person = await dispatch.reviewer_for_token(
-        session, token_id=principal.token_id, office_id=principal.office_id
-    )
-    if person is None:
-        raise ApiError(403, code, message)
-    return person
+    found = await dispatch.delivery_detail(context_of(request), caller, delivery_id)
+    return json_ok(delivery_json(found))
 
 
 @routes.post("/api/v1/handovers/{id}/review")
 async def post_review(request: web.Request) -> web.Response:
-    principal = await require(request, ROLE)
+    caller = await require(request, ROLE)
     handover_id = path_id(request)
     body = await read_json(request, "api/dispatch_review")
-    ctx = context_of(request)
-    now = ctx.clock.now()
-    async with transaction(ctx.sessions) as session:
-        reviewer = await acting_person(
-            session,
-            principal,
-            code="reviewer_required",
-            message="a handover review is signed by a person: use an API token issued to an "
-            "active staff user of this office",
-        )
-        record = await dispatch.handover_of_office(
-            session, office_id=principal.office_id, handover_id=handover_id
-        )
-        if record is None:
-            raise ServiceError(Kind.NOT_FOUND, "unknown_handover", "no such handover")
-        if await dispatch.waits_for_applicant_only(session, record):
-            raise ServiceError(
-                Kind.CONFLICT,
-                "not_under_review",
-                "this handover awaits the applicant's own confirmation and is not under review",
-            )
-        record = await handover.review(
-            session,
-            handover_id,
-            reviewer,
-            bool(body["approve"]),
-            str(body["reason"]).strip(),
-            now=now,
-            office_id=principal.office_id,
-        )
-        delivery = await session.get_one(Delivery, record.delivery_id)
-        view = reviewed_view(record, delivery.state)
-    return json_ok(view)
+    found = await dispatch.review_handover(
+        context_of(request),
+        caller,
+        handover_id,
+        approve=bool(body["approve"]),
+        reason=str(body["reason"]).strip(),
+    )
+    return json_ok(reviewed_json(found))
 
 
 @routes.post("/api/v1/deliveries/{id}/reship")
 async def post_reship(request: web.Request) -> web.Response:
-    principal = await require(request, ROLE)
+    caller = await require(request, ROLE)
     delivery_id = path_id(request)
     await read_json(request, "api/dispatch_action")
-    ctx = context_of(request)
-    now = ctx.clock.now()
-    async with transaction(ctx.sessions) as session:
-        outcome = await watch.reship(
-            session, delivery_id, principal.actor, now=now, office_id=principal.office_id
-        )
+    outcome = await dispatch.reship(context_of(request), caller, delivery_id)
     return json_ok({"outcome": outcome})
 
 
 @routes.post("/api/v1/deliveries/{id}/collected")
 async def post_collected(request: web.Request) -> web.Response:
-    principal = await require(request, ROLE)
+    caller = await require(request, ROLE)
     delivery_id = path_id(request)
     await read_json(request, "api/dispatch_action")
-    ctx = context_of(request)
-    now = ctx.clock.now()
-    async with transaction(ctx.sessions) as session:
-        await watch.collected_at_counter(
-            session, delivery_id, principal.actor, now=now, office_id=principal.office_id
-        )
-    return json_ok({"delivery_id": delivery_id, "state": "collected_at_office"})
+    done = await dispatch.collected_at_counter(context_of(request), caller, delivery_id)
+    return json_ok({"delivery_id": done.delivery_id, "state": done.state})

@@ -39,6 +39,7 @@ _KIND_STATUS = {
     Kind.IDENTITY: 422,
     Kind.RATE_LIMITED: 429,
     Kind.INELIGIBLE: 422,
+    Kind.FORBIDDEN: 403,
 }
 
 

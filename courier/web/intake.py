@@ -12,9 +12,6 @@ from typing import Any
 
 from aiohttp import web
 
-from core.clock import to_wib
-from courier.db.engine import transaction
-from courier.db.models import Application, Office
 from courier.services import intake
 from courier.services.errors import invalid
 from courier.web.auth import require
@@ -32,61 +29,29 @@ def _application_no(request: web.Request) -> str:
     return value
 
 
-def _view(app: Application, outcome: str) -> dict[str, Any]:
-    """What the office's system gets back: no personal data it did not just send."""
+def _json(found: intake.ApplicationView) -> dict[str, Any]:
     return {
-        "application_no": app.application_no,
-        "state": app.state,
-        "outcome": outcome,
-        "issued_at": app.issued_at.isoformat() if app.issued_at else None,
-        "collect_by": app.collect_by.isoformat() if app.collect_by else None,
+        "application_no": found.application_no,
+        "state": found.state,
+        "outcome": found.outcome,
+        "issued_at": found.issued_at.isoformat() if found.issued_at else None,
+        "collect_by": found.collect_by.isoformat() if found.collect_by else None,
     }
 
 
 @routes.put("/api/v1/applications/{application_no}")
 async def put_application(request: web.Request) -> web.Response:
-    principal = await require(request, "intake")
+    caller = await require(request, "intake")
     application_no = _application_no(request)
     body = await read_json(request, "api/application_put")
-    ctx = context_of(request)
-    now = ctx.clock.now()
-    data, errors = intake.parse_application(application_no, body, today=to_wib(now).date())
-    if data is None:
-        raise invalid(errors)
-    async with transaction(ctx.sessions) as session:
-        office = await session.get_one(Office, principal.office_id)
-        app, outcome = await intake.upsert_application(
-            session, office=office, data=data, now=now, actor=principal.actor
-        )
-    return web.json_response(_view(app, outcome), status=201 if outcome == "created" else 200)
+    found = await intake.register_application(context_of(request), caller, application_no, body)
+    return web.json_response(_json(found), status=201 if found.outcome == "created" else 200)
 
 
 @routes.post("/api/v1/applications/{application_no}/ready")
 async def post_ready(request: web.Request) -> web.Response:
-    principal = await require(request, "intake")
+    caller = await require(request, "intake")
     application_no = _application_no(request)
     body = await read_json(request, "api/application_ready")
-    ctx = context_of(request)
-    now = ctx.clock.now()
-    ready, errors = intake.parse_ready(body, now=now)
-    if ready is None:
-        raise invalid(errors)
-    passport_hash = await intake.passport_hash_for(
-        ctx.sessions,
-        office_id=principal.office_id,
-        application_no=application_no,
-        passport_no=ready.passport_no,
-        pepper=ctx.settings.passport_pepper,
-    )
-    async with transaction(ctx.sessions) as session:
-        office = await session.get_one(Office, principal.office_id)
-        app, outcome = await intake.mark_ready(
-            session,
-            office=office,
-            application_no=application_no,
-            ready=ready,
-            passport_hash=passport_hash,
-            now=now,
-            actor=principal.actor,
-        )
-    return web.json_response(_view(app, outcome))
+    found = await intake.passport_ready(context_of(request), caller, application_no, body)
+    return web.json_response(_json(found))

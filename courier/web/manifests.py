@@ -12,19 +12,17 @@ addresses: references, waybills, seals and the destination regency only.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 from typing import Any
 
 from aiohttp import web
 
-from courier.db.engine import transaction
-from courier.services import manifests, pod
+from courier.services import manifests
 from courier.services.errors import invalid
 from courier.web.auth import require
 from courier.web.body import read_json
-from courier.web.dispatch import acting_person, destination, iso, path_id
+from courier.web.dispatch import destination_json, iso, path_id
 from courier.web.errors import json_ok
 from courier.web.keys import context_of
 from schemas import FieldError
@@ -50,28 +48,27 @@ def signature_png(text: str) -> bytes:
     return data
 
 
-def manifest_view(found: manifests.ManifestDetail) -> dict[str, Any]:
-    m = found.manifest
+def manifest_json(found: manifests.ManifestView) -> dict[str, Any]:
     return {
-        "id": m.id,
-        "number": m.number,
-        "courier": m.courier_code,
-        "state": m.state,
-        "created_at": iso(m.created_at),
-        "handed_over_at": iso(m.handed_over_at),
-        "courier_agent_name": m.courier_agent_name,
-        "courier_signature_sha256": m.courier_agent_signature_sha256,
-        "office_signer_id": m.office_signer_id,
+        "id": found.id,
+        "number": found.number,
+        "courier": found.courier_code,
+        "state": found.state,
+        "created_at": iso(found.created_at),
+        "handed_over_at": iso(found.handed_over_at),
+        "courier_agent_name": found.courier_agent_name,
+        "courier_signature_sha256": found.courier_signature_sha256,
+        "office_signer_id": found.office_signer_id,
         "items": [
             {
-                "shipment_id": line.shipment.id,
-                "delivery_id": line.shipment.delivery_id,
-                "reference": line.shipment.client_reference,
-                "waybill": line.shipment.waybill,
-                "status": line.shipment.status,
-                "seal_number": line.item.seal_number,
-                "sealed_at": iso(line.item.sealed_at),
-                "destination": destination(line.destination_regency_code),
+                "shipment_id": line.shipment_id,
+                "delivery_id": line.delivery_id,
+                "reference": line.reference,
+                "waybill": line.waybill,
+                "status": line.status,
+                "seal_number": line.seal_number,
+                "sealed_at": iso(line.sealed_at),
+                "destination": destination_json(line.destination),
             }
             for line in found.lines
         ],
@@ -80,100 +77,45 @@ def manifest_view(found: manifests.ManifestDetail) -> dict[str, Any]:
 
 @routes.post("/api/v1/manifests")
 async def post_manifest(request: web.Request) -> web.Response:
-    principal = await require(request, ROLE)
+    caller = await require(request, ROLE)
     if request.query:
         path_id(request)  # refuses the unknown parameters
     body = await read_json(request, "api/manifest_create")
-    ctx = context_of(request)
-    now = ctx.clock.now()
-    async with transaction(ctx.sessions) as session:
-        manifest = await manifests.open_manifest(
-            session,
-            office_id=principal.office_id,
-            courier_code=str(body["courier"]),
-            actor=principal.actor,
-            now=now,
-        )
-        found = await manifests.manifest_detail(
-            session, office_id=principal.office_id, manifest_id=manifest.id
-        )
-        view = manifest_view(found)
-    return json_ok(view, status=201)
+    found = await manifests.open_manifest(
+        context_of(request), caller, courier_code=str(body["courier"])
+    )
+    return json_ok(manifest_json(found), status=201)
 
 
 @routes.get("/api/v1/manifests/{id}")
 async def get_manifest(request: web.Request) -> web.Response:
-    principal = await require(request, ROLE)
+    caller = await require(request, ROLE)
     manifest_id = path_id(request)
-    ctx = context_of(request)
-    async with ctx.sessions() as session:
-        found = await manifests.manifest_detail(
-            session, office_id=principal.office_id, manifest_id=manifest_id
-        )
-        view = manifest_view(found)
-    return json_ok(view)
+    found = await manifests.manifest(context_of(request), caller, manifest_id)
+    return json_ok(manifest_json(found))
 
 
 @routes.post("/api/v1/manifests/{id}/seals")
 async def post_seals(request: web.Request) -> web.Response:
-    principal = await require(request, ROLE)
+    caller = await require(request, ROLE)
     manifest_id = path_id(request)
     body = await read_json(request, "api/manifest_seals")
     seals = [manifests.Seal(int(i["shipment_id"]), str(i["seal_number"])) for i in body["items"]]
-    ctx = context_of(request)
-    now = ctx.clock.now()
-    async with transaction(ctx.sessions) as session:
-        await manifests.record_seals(
-            session,
-            office_id=principal.office_id,
-            manifest_id=manifest_id,
-            seals=seals,
-            actor=principal.actor,
-            now=now,
-        )
-        found = await manifests.manifest_detail(
-            session, office_id=principal.office_id, manifest_id=manifest_id
-        )
-        view = manifest_view(found)
-    return json_ok(view)
+    found = await manifests.record_seals(context_of(request), caller, manifest_id, seals)
+    return json_ok(manifest_json(found))
 
 
 @routes.post("/api/v1/manifests/{id}/handover")
 async def post_handover(request: web.Request) -> web.Response:
-    principal = await require(request, ROLE)
+    caller = await require(request, ROLE)
     manifest_id = path_id(request)
     body = await read_json(request, "api/manifest_handover")
     image = signature_png(str(body["courier_signature"]))
-    agent = str(body["courier_agent_name"]).strip()
-    ctx = context_of(request)
-    now = ctx.clock.now()
-    async with ctx.sessions() as session:
-        # 404 before anything is written for another office's manifest
-        await manifests.manifest_detail(
-            session, office_id=principal.office_id, manifest_id=manifest_id
-        )
-    # content-addressed and idempotent: kept even if the handover is then refused, harmlessly
-    digest = await asyncio.to_thread(pod.store_bytes, ctx.settings.pod_store, image)
-    async with transaction(ctx.sessions) as session:
-        signer = await acting_person(
-            session,
-            principal,
-            code="signer_required",
-            message="the office signs a manifest through a person: use an API token issued "
-            "to an active staff user of this office",
-        )
-        await manifests.hand_over(
-            session,
-            office_id=principal.office_id,
-            manifest_id=manifest_id,
-            courier_agent_name=agent,
-            signature_sha256=digest,
-            office_signer_id=signer,
-            actor=principal.actor,
-            now=now,
-        )
-        found = await manifests.manifest_detail(
-            session, office_id=principal.office_id, manifest_id=manifest_id
-        )
-        view = manifest_view(found)
-    return json_ok(view)
+    found = await manifests.hand_over(
+        context_of(request),
+        caller,
+        manifest_id,
+        courier_agent_name=str(body["courier_agent_name"]).strip(),
+        signature_png=image,
+    )
+    return json_ok(manifest_json(found))

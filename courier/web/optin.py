@@ -40,10 +40,8 @@ async def post_delivery_request(request: web.Request) -> web.Response:
     body = await read_json(request, "api/delivery_request")
     ctx = context_of(request)
     result = await optin.opt_in(
-        ctx.sessions,
-        settings=ctx.settings,
-        clock=ctx.clock,
-        request=optin.OptInRequest(
+        ctx,
+        optin.OptInRequest(
             office_code=body["office_code"],
             application_no=body["application_no"],
             date_of_birth=body["date_of_birth"],

@@ -1,7 +1,7 @@
 """The applicant's tracking page: ``GET /t/{token}``, the link the opt-in hands out.
 
 The same data as the JSON view (:func:`courier.web.tracking.view`) and the same confirmation
-(:func:`courier.web.tracking.confirm_for_token` → ``handover.confirm_possession``), as plain HTML
+(:func:`courier.services.applicant.confirm_receipt`), as plain HTML
 that works with no JavaScript at all: Bahasa Indonesia first and English under it, times in WIB
 ("Senin, 30 November 2026 14.05 WIB"), the passport's journey, what happens next, the collect-by
 deadline and, once the courier has delivered, a form to confirm receipt with the passport number.
@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from hashlib import sha256
@@ -44,10 +43,8 @@ from aiohttp import web
 import schemas
 from core.clock import WIB
 from courier.context import AppContext
-from courier.db.models import Office
-from courier.services import handover, hashing
+from courier.services import applicant, handover, hashing
 from courier.services.errors import ServiceError
-from courier.services.optin import delivery_by_token_hash
 from courier.web import tracking
 from courier.web.keys import context_of
 
@@ -186,18 +183,8 @@ def _with_wib_texts(when: dict[str, str] | None) -> Text | None:
     return None if when is None else wib_text(datetime.fromisoformat(when["iso"]))
 
 
-@dataclass
-class Page:
-    """What the tracking page shows besides the JSON view."""
-
-    view: dict[str, Any]
-    attempts_left: int
-    office_name: str
-    office_phone: str | None
-
-
-def _page_context(page: Page) -> dict[str, Any]:
-    view = page.view
+def _page_context(found: applicant.TrackView) -> dict[str, Any]:
+    view = tracking.view(found)
     record = view["handover"]
     events = [{**event, "when": _with_wib_texts(event["at"])} for event in reversed(view["events"])]
     return {
@@ -209,9 +196,9 @@ def _page_context(page: Page) -> dict[str, Any]:
         and record["state"] == handover.AWAITING
         and not record["can_confirm"],
         "verified_at": None if record is None else _with_wib_texts(record["verified_at"]),
-        "attempts_left": page.attempts_left,
-        "office_name": page.office_name,
-        "office_phone": page.office_phone,
+        "attempts_left": found.attempts_left,
+        "office_name": found.office_name,
+        "office_phone": found.office_phone,
     }
 
 
@@ -227,24 +214,6 @@ def not_found_page() -> web.Response:
     return _html("not_found.html", status=404)
 
 
-async def _load(ctx: AppContext, token: str) -> Page | None:
-    async with ctx.sessions() as session:
-        delivery = await delivery_by_token_hash(session, hashing.hash_token(token))
-        if delivery is None:
-            return None
-        view = await tracking.view(session, delivery)
-        left = await tracking.confirm_attempts_left(session, delivery.id)
-        office = await session.get(Office, delivery.office_id)
-    sender = office.sender if office is not None and isinstance(office.sender, dict) else {}
-    phone = sender.get("phone")
-    return Page(
-        view=view,
-        attempts_left=left,
-        office_name=office.name if office is not None else "",
-        office_phone=phone if isinstance(phone, str) and phone else None,
-    )
-
-
 async def _render_track(
     request: web.Request,
     *,
@@ -254,10 +223,10 @@ async def _render_track(
 ) -> web.Response:
     ctx = context_of(request)
     token = request.match_info["token"]
-    page = await _load(ctx, token)
-    if page is None:
+    found = await applicant.track(ctx, token)
+    if found is None:
         return not_found_page()
-    if flash is not None and not (page.view["handover"] or {}).get("verified"):
+    if flash is not None and not (found.handover is not None and found.handover.verified):
         flash = None  # a hand-typed ?m=confirmed claims nothing that has not happened
     return _html(
         "track.html",
@@ -266,7 +235,7 @@ async def _render_track(
         error=error,
         csrf=csrf_field(_csrf_key(ctx), token),
         action=f"/t/{token}/confirm",
-        **_page_context(page),
+        **_page_context(found),
     )
 
 
@@ -301,7 +270,7 @@ async def confirm_page(request: web.Request) -> web.StreamResponse:
     ):
         return await _render_track(request, status=422, error=BAD_FORMAT)
     try:
-        result = await tracking.confirm_for_token(ctx, token, passport_no)
+        result = await applicant.confirm_receipt(ctx, token, passport_no)
     except ServiceError as err:
         if err.code == "unknown_tracking":
             return not_found_page()

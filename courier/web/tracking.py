@@ -15,14 +15,9 @@ from datetime import datetime
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.clock import WIB
-from courier.context import AppContext
-from courier.db.models import Delivery, Handover, Shipment, TrackingEventRow
-from courier.services import handover, hashing
-from courier.services.optin import delivery_by_token_hash
+from courier.services import applicant, handover
 from courier.web.body import read_json
 from courier.web.errors import ApiError, json_ok, not_found
 from courier.web.keys import context_of
@@ -179,73 +174,43 @@ def wib(when: datetime | None) -> dict[str, str] | None:
     }
 
 
-async def _latest(session: AsyncSession, model: Any, delivery_id: int) -> Any:
-    result = await session.execute(
-        select(model).where(model.delivery_id == delivery_id).order_by(model.id.desc()).limit(1)
-    )
-    return result.scalar_one_or_none()
-
-
-def attempts_left(record: Handover | None) -> int:
-    """Wrong passport numbers the applicant may still type before the confirmation locks
-    (0 when no handover awaits the applicant)."""
-    if record is None or record.state != handover.AWAITING:
-        return 0
-    return max(0, handover.MAX_CONFIRM_FAILURES - record.confirm_failures)
-
-
-async def confirm_attempts_left(session: AsyncSession, delivery_id: int) -> int:
-    """:func:`attempts_left` of the delivery's latest handover."""
-    return attempts_left(await _latest(session, Handover, delivery_id))
-
-
-async def view(session: AsyncSession, delivery: Delivery) -> dict[str, Any]:
-    """The applicant's view of one delivery (pure data, no personal details)."""
-    shipment: Shipment | None = await _latest(session, Shipment, delivery.id)
-    record: Handover | None = await _latest(session, Handover, delivery.id)
-    meaning, next_step = STATE_TEXT.get(delivery.state, STATE_TEXT["needs_attention"])
-    if delivery.state == "shipping" and shipment is not None:
+def view(found: applicant.TrackView) -> dict[str, Any]:
+    """The applicant's view of one delivery as JSON (no personal details)."""
+    record, shipment = found.handover, found.shipment
+    meaning, next_step = STATE_TEXT.get(found.state, STATE_TEXT["needs_attention"])
+    if found.state == "shipping" and shipment is not None:
         meaning = STATUS_TEXT.get(shipment.status, meaning)
     if record is not None and record.state == handover.NEEDS_REVIEW:
         next_step = REVIEW_NEXT
-    events: list[dict[str, Any]] = []
-    shipment_view = None
-    if shipment is not None:
-        rows = await session.execute(
-            select(TrackingEventRow)
-            .where(TrackingEventRow.shipment_id == shipment.id)
-            .order_by(TrackingEventRow.occurred_at, TrackingEventRow.id)
-        )
-        events = [
-            {
-                "at": wib(row.occurred_at),
-                "status": row.status,
-                "label": STATUS_TEXT.get(row.status or "", UNKNOWN_EVENT),
-                "location": row.location,
-            }
-            for row in rows.scalars()
-        ]
-        shipment_view = {
+    return {
+        "state": found.state,
+        "headline": meaning,
+        "next_step": next_step,
+        "collect_by": wib(found.collect_by),
+        "shipment": None
+        if shipment is None
+        else {
             "courier": COURIER_NAMES.get(shipment.courier_code, shipment.courier_code),
             "waybill": shipment.waybill,
             "attempt_no": shipment.attempt_no,
             "status": shipment.status,
             "label": STATUS_TEXT.get(shipment.status, UNKNOWN_EVENT),
-        }
-    can_confirm = attempts_left(record) > 0
-    return {
-        "state": delivery.state,
-        "headline": meaning,
-        "next_step": next_step,
-        "collect_by": wib(delivery.collect_by),
-        "shipment": shipment_view,
-        "events": events,
+        },
+        "events": [
+            {
+                "at": wib(event.occurred_at),
+                "status": event.status,
+                "label": STATUS_TEXT.get(event.status or "", UNKNOWN_EVENT),
+                "location": event.location,
+            }
+            for event in found.events
+        ],
         "handover": None
         if record is None
         else {
             "state": record.state,
             "verified": record.verified,
-            "can_confirm": can_confirm,
+            "can_confirm": record.attempts_left > 0,
             "verified_at": wib(record.verified_at),
         },
     }
@@ -253,33 +218,18 @@ async def view(session: AsyncSession, delivery: Delivery) -> dict[str, Any]:
 
 @routes.get("/api/v1/track/{token}")
 async def track(request: web.Request) -> web.Response:
-    ctx = context_of(request)
-    token_hash = hashing.hash_token(request.match_info["token"])
-    async with ctx.sessions() as session:
-        delivery = await delivery_by_token_hash(session, token_hash)
-        if delivery is None:
-            raise not_found("no delivery for this tracking link")
-        return json_ok(await view(session, delivery))
-
-
-async def confirm_for_token(ctx: AppContext, token: str, passport_no: str) -> handover.Confirmation:
-    """The applicant behind tracking ``token`` confirms possession (the JSON API and the
-    tracking page both come here)."""
-    # the use case opens its own transactions: the slow passport check runs outside them
-    return await handover.confirm_possession(
-        ctx.sessions,
-        hashing.hash_token(token),
-        passport_no,
-        ctx.clock.now(),
-        pepper=ctx.settings.passport_pepper,
-    )
+    found = await applicant.track(context_of(request), request.match_info["token"])
+    if found is None:
+        raise not_found("no delivery for this tracking link")
+    return json_ok(view(found))
 
 
 @routes.post("/api/v1/track/{token}/confirm")
 async def confirm(request: web.Request) -> web.Response:
-    ctx = context_of(request)
     body = await read_json(request, "api/track_confirm")
-    result = await confirm_for_token(ctx, request.match_info["token"], body["passport_no"])
+    result = await applicant.confirm_receipt(
+        context_of(request), request.match_info["token"], body["passport_no"]
+    )
     # committed: a wrong number stays counted even though the answer is a refusal
     refusal = handover.confirmation_error(result.outcome)
     if refusal is not None:

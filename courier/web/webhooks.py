@@ -17,15 +17,11 @@ Unknown couriers, and couriers that do not push, are 404: nothing to reach there
 
 from __future__ import annotations
 
-import hashlib
-
 import structlog
 from aiohttp import web
 
 from adapters.base import CourierError, PushReply
-from courier.db.engine import transaction
-from courier.db.models import InboxItem
-from courier.services import items
+from courier.services import pushes
 from courier.web.errors import ApiError, not_found
 from courier.web.keys import context_of
 from schemas import FieldError
@@ -59,30 +55,18 @@ async def receive(request: web.Request) -> web.Response:
         )
     try:
         events = adapter.parse_push(raw)
-        text = raw.decode("utf-8")
+        raw.decode("utf-8")  # stored as text: a body that is not UTF-8 is refused here
     except (CourierError, ValueError, RecursionError) as err:
         # ValueError covers UnicodeDecodeError and a parser's own JSON errors; RecursionError is
         # what json.loads raises on a (signed, so the courier's own) body nested too deeply
         log.warning("webhook.unparseable", courier=code, error=type(err).__name__)
         return _reply(adapter.push_ack(False))
-    now = ctx.clock.now()
-    async with transaction(ctx.sessions) as session:
-        inbox_id = await items.insert_ignore(
-            session,
-            InboxItem,
-            {
-                "courier_code": code,
-                "dedupe_key": hashlib.sha256(raw).hexdigest(),
-                "body": text,
-                "received_at": now,
-                "attempts": 0,
-            },
-        )
+    stored = await pushes.store_push(ctx, courier_code=code, raw=raw)
     log.info(
         "webhook.accepted",
         courier=code,
-        inbox_id=inbox_id,
-        duplicate=inbox_id is None,
+        inbox_id=stored.inbox_id,
+        duplicate=stored.duplicate,
         events=len(events),
     )
     return _reply(adapter.push_ack(True))

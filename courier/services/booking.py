@@ -48,6 +48,7 @@ import structlog
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from adapters import registry
 from adapters.base import (
     Address,
     AuthFailed,
@@ -74,11 +75,6 @@ from courier.services import audit, items, lifecycle
 log = structlog.get_logger()
 
 CRASH_ENV = "COURIER_TEST_CRASH_AT"
-#: Service code when a courier's settings name none: J&T "EZ" (regular). Pos takes its own
-#: configured default productid when the order names none, so none is given here.
-DEFAULT_SERVICE = {"jnt": "EZ"}
-#: How staff know each courier (exception items name the portal to check).
-COURIER_NAMES = {"jnt": "J&T Express", "posind": "Pos Indonesia"}
 DEFAULT_WEIGHT_KG = Decimal("0.2")  # a passport in a padded envelope
 DEFAULT_DECLARED_VALUE = 650_000  # rupiah: the fee of a 10-year e-passport, what it costs to redo
 
@@ -130,6 +126,12 @@ def _address(data: Mapping[str, Any], regency_code: str = "") -> Address:
     )
 
 
+def _default_service(courier_code: str) -> str:
+    """The service code when the settings name none (the courier's descriptor says which)."""
+    found = registry.DESCRIPTORS.get(courier_code)
+    return found.default_service if found else ""
+
+
 def build_order(
     *,
     reference: str,
@@ -157,7 +159,7 @@ def build_order(
         ),
         weight_kg=Decimal(str(courier_settings.get("weight_kg", DEFAULT_WEIGHT_KG))),
         declared_value=int(courier_settings.get("declared_value", DEFAULT_DECLARED_VALUE)),
-        service=str(courier_settings.get("service") or DEFAULT_SERVICE.get(courier_code, "")),
+        service=str(courier_settings.get("service") or _default_service(courier_code)),
         description="DOKUMEN",
     )
 
@@ -444,7 +446,7 @@ async def _settle_unverifiable(
         if shipment is None:
             return Outcome("lost_lease", shipment_id)
         reference = shipment.client_reference
-        name = COURIER_NAMES.get(courier, courier)
+        name = registry.name(courier)
         reason = (
             f"{name}: order {reference} may exist ({why}); the courier cannot be asked "
             "and a second send could make a second order"

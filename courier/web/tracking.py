@@ -18,6 +18,7 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from adapters import registry
 from core.clock import WIB
 from courier.context import AppContext
 from courier.db.models import Delivery, Handover, Shipment, TrackingEventRow
@@ -31,7 +32,6 @@ routes = web.RouteTableDef()
 
 Text = dict[str, str]
 
-COURIER_NAMES = {"jnt": "J&T Express", "posind": "Pos Indonesia"}
 
 STATUS_TEXT: dict[str, Text] = {
     "booking": {"id": "Kurir sedang dipesan", "en": "Booking the courier"},
@@ -226,7 +226,7 @@ async def view(session: AsyncSession, delivery: Delivery) -> dict[str, Any]:
             for row in rows.scalars()
         ]
         shipment_view = {
-            "courier": COURIER_NAMES.get(shipment.courier_code, shipment.courier_code),
+            "courier": registry.name(shipment.courier_code),
             "waybill": shipment.waybill,
             "attempt_no": shipment.attempt_no,
             "status": shipment.status,

@@ -23,13 +23,16 @@ Errors form one tree; the service decides what to do from the class alone::
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from core.status import Status
+
+if TYPE_CHECKING:
+    from adapters.http import CourierTransport
 
 # --------------------------------------------------------------------------------------------
 # Errors
@@ -210,3 +213,48 @@ class CourierAdapter(Protocol):
     def push_ack(self, accepted: bool) -> PushReply: ...
 
     async def close(self) -> None: ...
+
+
+# --------------------------------------------------------------------------------------------
+# The one registration point per courier
+
+
+@dataclass(frozen=True, slots=True)
+class CourierNames:
+    """How staff and applicants know the courier, in Bahasa Indonesia and in English."""
+
+    id: str
+    en: str
+
+
+#: Builds the adapter from settings already checked against the descriptor's schema.
+AdapterFactory = Callable[[Mapping[str, Any], "CourierTransport"], CourierAdapter]
+
+
+@dataclass(frozen=True, slots=True)
+class CourierDescriptor:
+    """Everything the service knows about a courier outside its own package. Each courier
+    package exports one (``DESCRIPTOR``); ``adapters/registry.py`` lists them, and booking, the
+    tracking page, ``courier simulate``, the demo, the configuration docs and the schemas'
+    courier enums read them from there (a new courier is its package plus one registry line).
+    """
+
+    code: str  # stored in shipments.courier_code and offices.courier_code: never rename one
+    names: CourierNames
+    #: a schema name under ``schemas/`` (``"couriers/jnt/settings"``), or the schema itself for a
+    #: courier whose package ships its own
+    settings_schema: str | Mapping[str, Any]
+    adapter: AdapterFactory
+    #: what the courier's API offers at most; an adapter may offer less with a given account
+    #: (``CourierAdapter.capabilities`` is the truth for one configured account)
+    capabilities: Capabilities
+    default_service: str = ""  # service code when the settings name none ("" = the adapter's)
+    #: hosts its proof-of-delivery links are known to come from, beyond its API's own hosts
+    pod_hosts: tuple[str, ...] = ()
+    #: dotted module of its simulator (``create_app(clock, options=...)``,
+    #: ``adapter_settings(url, options)``): a string, so adapters never import simulators
+    simulator: str = ""
+    simulator_port: int = 0  # ``courier simulate``'s default port
+
+    def name(self, language: str = "id") -> str:
+        return self.names.en if language == "en" else self.names.id

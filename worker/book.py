@@ -5,8 +5,8 @@ goes first so leaked work never waits behind new work), then queued deliveries, 
 (worker/claim.py), up to ``concurrency_per_courier × couriers`` rows. Every job runs as its own
 task; the courier calls go through a per-courier semaphore, so no courier sees more than
 ``concurrency_per_courier`` calls from this worker at once. While the batch runs, a renewer
-pushes the leases out every third of a lease (clock time, ``ctx.clock.sleep``), so a slow
-courier never lets a live job's row be taken over.
+pushes the leases out every third of a lease of service-clock time, so a slow courier never
+lets a live job's row be taken over.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import dataclasses
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 
@@ -28,7 +28,6 @@ from adapters.base import (
     TrackingEvent,
     TrackOutcome,
 )
-from core.clock import ManualClock
 from courier.context import AppContext
 from courier.services import booking
 from worker import claim
@@ -38,6 +37,9 @@ from worker.notify import Waker
 log = structlog.get_logger()
 
 JOB_ERROR_DELAY = timedelta(minutes=5)  # a job that crashed on a bug: try again later
+# wall seconds between two looks at the service clock while a batch runs (see _renew_forever)
+RENEW_NAP_MIN = 0.002
+RENEW_NAP_MAX = 1.0
 
 
 class Throttled:
@@ -95,28 +97,41 @@ def batch_size(ctx: AppContext) -> int:
 
 
 async def _renew_forever(ctx: AppContext, worker_id: str) -> None:
-    """Push this worker's leases out every third of a lease, timed on the one clock (the lease
-    is measured on it; a ScaledClock runs its sleeps faster than the wall)."""
-    if isinstance(ctx.clock, ManualClock):
-        # Time stands still unless a test moves it, and it cannot move during a batch the test
-        # is awaiting: no lease runs out, so there is nothing to renew. Sleeping on it would
-        # move everyone's time instead (its sleep advances the clock).
-        return
-    interval = ctx.settings.lease_seconds / 3
+    """Push this worker's leases out every third of a lease of *service-clock* time.
+
+    The renewer only watches the clock, it never moves it: it naps on the event loop and looks
+    at ``ctx.clock.now()``, renewing once a third of a lease has passed on the clock. Each nap
+    is sized from how fast the clock was seen to run (a ScaledClock at 1000× the wall gets
+    millisecond naps, the system clock about a second, a clock that only moves when a test
+    moves it the longest nap), so any clock works without the renewer knowing its kind, and a
+    test's clock stays exactly where the test put it.
+    """
+    loop = asyncio.get_running_loop()
+    interval = timedelta(seconds=ctx.settings.lease_seconds / 3)
+    due = ctx.clock.now() + interval
+    nap = RENEW_NAP_MIN
     while True:
-        await ctx.clock.sleep(interval)
-        try:
-            await claim.renew(
-                ctx.sessions,
-                owner=worker_id,
-                now=ctx.clock.now(),
-                lease_seconds=ctx.settings.lease_seconds,
-            )
-        except Exception as err:
-            # the commit-time compare-and-set still protects us; keep trying
-            log.warning(
-                "worker.renew_failed", exc_type=type(err).__name__, outage=is_db_outage(err)
-            )
+        seen, woke = ctx.clock.now(), loop.time()
+        await asyncio.sleep(nap)
+        now = ctx.clock.now()
+        if now >= due:
+            await _renew(ctx, worker_id, now)
+            due = ctx.clock.now() + interval
+        # clock seconds per wall second over the last nap: 0 for a clock nobody moves
+        rate = (now - seen).total_seconds() / max(loop.time() - woke, 1e-6)
+        remaining = (due - ctx.clock.now()).total_seconds()
+        nap = RENEW_NAP_MAX if rate <= 0 else remaining / rate / 2  # half: a margin for load
+        nap = min(RENEW_NAP_MAX, max(RENEW_NAP_MIN, nap))
+
+
+async def _renew(ctx: AppContext, worker_id: str, now: datetime) -> None:
+    try:
+        await claim.renew(
+            ctx.sessions, owner=worker_id, now=now, lease_seconds=ctx.settings.lease_seconds
+        )
+    except Exception as err:
+        # the commit-time compare-and-set still protects us; keep trying
+        log.warning("worker.renew_failed", exc_type=type(err).__name__, outage=is_db_outage(err))
 
 
 async def _job_delivery(ctx: AppContext, worker_id: str, delivery_id: int) -> str:

@@ -1,4 +1,7 @@
-"""`courier simulate jnt|posind`: run a courier simulator standalone until SIGINT/SIGTERM."""
+"""`courier simulate CODE`: run a courier simulator standalone until SIGINT/SIGTERM.
+
+Which couriers can be simulated, on which default port, and which of them push, comes from
+their descriptors (adapters/registry.py): a new courier with a simulator needs no edit here."""
 
 from __future__ import annotations
 
@@ -14,10 +17,18 @@ from typing import Any
 
 from aiohttp import web
 
+from adapters import registry
+from adapters.base import CourierDescriptor
 from core.clock import ScaledClock, SystemClock
 
-DEFAULT_PORTS = {"jnt": 8701, "posind": 8702}
-NAMES = {"jnt": "J&T Express", "posind": "Pos Indonesia"}
+
+def _simulated() -> dict[str, CourierDescriptor]:
+    return {d.code: d for d in registry.DESCRIPTORS.values() if d.simulator}
+
+
+def _ports() -> str:
+    return ", ".join(f"{d.code} {d.simulator_port}" for d in _simulated().values())
+
 
 EPILOG = """\
 pointing the service at a simulator:
@@ -58,20 +69,22 @@ jnt: create, cancel, track, find, pod) or "*":
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "simulate",
-        help="run a courier simulator (J&T or Pos Indonesia) on a local port",
+        help="run a courier simulator ("
+        + " or ".join(d.name("en") for d in _simulated().values())
+        + ") on a local port",
         description="Serve a simulator of a courier's real wire API (the same paths, bodies, "
         "signatures and quirks) with a realistic parcel lifecycle on its own clock, fault "
         "injection and a /_sim/ control API. Runs until Ctrl-C or SIGTERM.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("courier", choices=sorted(DEFAULT_PORTS), help="which courier to simulate")
+    p.add_argument("courier", choices=sorted(_simulated()), help="which courier to simulate")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument(
         "--port",
         type=int,
         default=None,
-        help="port (default: jnt 8701, posind 8702; 0 picks a free one and prints it)",
+        help=f"port (default: {_ports()}; 0 picks a free one and prints it)",
     )
     p.add_argument(
         "--speed",
@@ -89,13 +102,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--push-url",
         default=None,
-        help="jnt only: where to push signed status batches (our /webhooks/jnt)",
+        help="couriers that push only: where to push signed status batches (our /webhooks/CODE)",
     )
     p.add_argument(
         "--push-interval",
         type=float,
         default=None,
-        help="jnt only: wall seconds between pushes (default: only on POST /_sim/push)",
+        help="couriers that push only: wall seconds between pushes (default: only on "
+        "POST /_sim/push)",
     )
     p.set_defaults(func=_run)
 
@@ -116,13 +130,14 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         options["seed"] = args.seed
     if args.faults is not None:
         options["faults"] = args.faults
-    if args.courier == "jnt":
+    courier = registry.descriptor(args.courier)
+    if courier.capabilities.push:
         if args.push_url:
             options["push_url"] = args.push_url
         if args.push_interval:
             options["push_interval"] = args.push_interval
     elif args.push_url or args.push_interval:
-        raise ValueError("Pos Indonesia does not push; --push-url is for jnt only")
+        raise ValueError(f"{courier.name('en')} does not push; --push-url is for couriers that do")
     return options
 
 
@@ -143,8 +158,9 @@ def _run(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    port = DEFAULT_PORTS[args.courier] if args.port is None else args.port
-    module = importlib.import_module(f"simulators.{args.courier}")  # lazily: one only
+    courier = registry.descriptor(args.courier)
+    port = courier.simulator_port if args.port is None else args.port
+    module = importlib.import_module(courier.simulator)  # lazily: one only
     clock = ScaledClock(epoch, args.speed)
     try:
         app: web.Application = module.create_app(clock, options=options)
@@ -173,7 +189,7 @@ async def _serve(
         return 1
     bound = runner.addresses[0][1] if runner.addresses else port
     url = f"http://{host}:{bound}"
-    print(f"{NAMES[courier]} simulator listening on {url}", flush=True)
+    print(f"{registry.name(courier, 'en')} simulator listening on {url}", flush=True)
     settings = getattr(module, "adapter_settings", None)
     if callable(settings):
         print(f"settings for couriers.{courier}:", flush=True)

@@ -4,7 +4,8 @@ One process, one event loop, one :class:`~core.clock.ScaledClock` shared by ever
 (several processes would each start their scaled clock at a different wall instant and
 disagree by seconds × speed):
 
-* the J&T and Pos Indonesia simulators (their real wire formats; J&T pushes to our webhook),
+* a simulator for every courier the registry lists (their real wire formats; those that push,
+  like J&T, push to our webhook),
 * the HTTP service (the same app as ``courier serve``, with /docs and /metrics),
 * the worker (the same runner as ``courier work``: book, track, inbox, watch),
 * the office's system marking express passports ready at 12:00 WIB, and the applicants, who
@@ -21,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import importlib
 import random
 import shutil
 import socket
@@ -41,7 +43,7 @@ from rich.text import Text
 from sqlalchemy import func, select
 
 from adapters import registry
-from adapters.base import CourierAdapter
+from adapters.base import CourierAdapter, CourierDescriptor
 from adapters.http import close_shared_session
 from core.clock import WIB, ManualClock, ScaledClock, SystemClock
 from courier import config, metrics
@@ -61,8 +63,6 @@ from courier.demo import seed as demo_seed
 from courier.domain.states import FINAL_DELIVERY_STATES, DeliveryState
 from courier.services import handover, watch
 from courier.web.app import create_app
-from simulators import jnt as jnt_simulator
-from simulators import posind as pos_simulator
 
 log = structlog.get_logger("courier.demo")
 
@@ -111,8 +111,7 @@ class Running:
     ctx: AppContext
     clock: ScaledClock
     base_url: str
-    jnt_url: str
-    pos_url: str
+    sim_urls: dict[str, str]  # per courier code, its simulator
     plan: demo_seed.DemoDay
     seeded: demo_seed.Seeded
     started: datetime
@@ -378,15 +377,20 @@ def banner(run: Running, out: Console) -> None:
         f"  {s.registered} passports for today, {s.opted_in} opted into home delivery "
         f"({sum(a.express for a in run.plan.applicants)} express: ready at 12:00 WIB)"
     )
+    routed = registry.name(demo_seed.OFFICE["courier"])
+    lapsed = ", ".join(registry.name(c) for c in run.sim_urls if c != demo_seed.OFFICE["courier"])
     out.print(
-        "  routing: J&T Express (contract in force); Pos Indonesia contract lapsed, not routed "
+        f"  routing: {routed} (contract in force); {lapsed} contract lapsed, not routed "
         "— contracts come with a later issue: recorded as the office's courier routing"
     )
     out.print(
         f"  service      {run.base_url}  (API docs {run.base_url}/docs, "
         f"metrics {run.base_url}/metrics, {run.base_url}/readyz)"
     )
-    out.print(f"  J&T sim      {run.jnt_url}/_sim/orders   Pos sim {run.pos_url}/_sim/orders")
+    out.print(
+        "  simulators   "
+        + "   ".join(f"{registry.name(c)} {url}/_sim/orders" for c, url in run.sim_urls.items())
+    )
     out.print("  demo sign-ins (staff pages come with a later issue; API tokens work now):")
     for username, role, password in demo_seed.STAFF:
         token = s.api_tokens.get(role, "")
@@ -407,7 +411,8 @@ def summary(run: Running, progress: Progress, orders: dict[str, Any], out: Conso
         out.print(f"  open exception: {kind:<20} {n:>4}")
     counts = orders.get("create_counts", {})
     out.print(
-        f"  J&T orders: {len(orders.get('orders', []))} · create calls per reference: "
+        f"  {registry.name(demo_seed.OFFICE['courier'])} orders: "
+        f"{len(orders.get('orders', []))} · create calls per reference: "
         f"max {max(counts.values(), default=0)}"
     )
     verdict = (
@@ -438,6 +443,23 @@ async def _sim_orders(url: str) -> dict[str, Any]:
         return {}
 
 
+def _simulator_options(
+    courier: CourierDescriptor, base_url: str, opts: DemoOptions
+) -> dict[str, Any]:
+    """A courier that pushes pushes to our webhook every tick, with seeded lifecycles and POD
+    links; one that does not is polled and needs nothing."""
+    if not courier.capabilities.push:
+        return {}
+    return {
+        "push_url": f"{base_url}/webhooks/{courier.code}",
+        "push_interval": TICK,
+        "seed": f"demo{opts.seed}",
+        # a POD link lasts hours at a real courier; at this speed hours are seconds, so give
+        # the worker about a wall minute to fetch it
+        "pod_link_seconds": max(3600.0, 60 * opts.speed),
+    }
+
+
 async def run_demo(opts: DemoOptions, out: Console, run_worker: WorkerRunner) -> int:
     """Run until Ctrl-C, ``--minutes``, or (headless) every delivery is settled. Returns the exit
     code: headless, 0 only when every delivery is final or waiting for a dispatcher."""
@@ -450,20 +472,16 @@ async def run_demo(opts: DemoOptions, out: Console, run_worker: WorkerRunner) ->
     await asyncio.to_thread(upgrade, url)
     epoch = await _epoch_for(opts, url)
     port = free_port(opts.host, opts.port)
-    jnt_port, pos_port = free_port(opts.host), free_port(opts.host)
     base_url = f"http://{opts.host}:{port}"
-    jnt_url, pos_url = f"http://{opts.host}:{jnt_port}", f"http://{opts.host}:{pos_port}"
-    jnt_options = {
-        "push_url": f"{base_url}/webhooks/jnt",
-        "push_interval": TICK,
-        "seed": f"demo{opts.seed}",
-        # a POD link lasts hours at a real courier; at this speed hours are seconds, so give
-        # the worker about a wall minute to fetch it
-        "pod_link_seconds": max(3600.0, 60 * opts.speed),
-    }
+    # every courier the registry lists that has a simulator, each on its own free port
+    simulated = [d for d in registry.DESCRIPTORS.values() if d.simulator]
+    sim_ports = {d.code: free_port(opts.host) for d in simulated}
+    sim_urls = {code: f"http://{opts.host}:{p}" for code, p in sim_ports.items()}
+    sim_options = {d.code: _simulator_options(d, base_url, opts) for d in simulated}
+    sim_modules = {d.code: importlib.import_module(d.simulator) for d in simulated}
     couriers = {
-        "jnt": jnt_simulator.adapter_settings(jnt_url, jnt_options),
-        "posind": pos_simulator.adapter_settings(pos_url),
+        code: module.adapter_settings(sim_urls[code], sim_options[code])
+        for code, module in sim_modules.items()
     }
     settings = build_settings(opts, port=port, epoch=epoch, couriers=couriers)
     engine = make_engine(settings.database_url)
@@ -485,14 +503,12 @@ async def run_demo(opts: DemoOptions, out: Console, run_worker: WorkerRunner) ->
             adapters[code_] = registry.create(code_, spec, clock=clock, observer=observer)
         ctx = AppContext(settings, engine, sessions, clock, couriers=adapters)
         app = create_app(ctx)
-        async with (
-            serving(jnt_simulator.create_app(clock, options=jnt_options), opts.host, jnt_port),
-            serving(pos_simulator.create_app(clock), opts.host, pos_port),
-            serving(app, opts.host, port),
-        ):
-            run = Running(
-                ctx, clock, base_url, jnt_url, pos_url, plan, seeded, clock.now(), log_path
-            )
+        async with contextlib.AsyncExitStack() as servers:
+            for code_, module in sim_modules.items():
+                sim_app = module.create_app(clock, options=sim_options[code_] or None)
+                await servers.enter_async_context(serving(sim_app, opts.host, sim_ports[code_]))
+            await servers.enter_async_context(serving(app, opts.host, port))
+            run = Running(ctx, clock, base_url, sim_urls, plan, seeded, clock.now(), log_path)
             banner(run, out)
             code = await _drive(run, opts, out, run_worker, stopping)
     finally:
@@ -548,7 +564,8 @@ async def _drive(
         await asyncio.gather(*helpers, return_exceptions=True)
         await asyncio.gather(worker, return_exceptions=True)
     progress = await read_progress(run.ctx)
-    summary(run, progress, await _sim_orders(run.jnt_url), out)
+    routed_sim = run.sim_urls.get(demo_seed.OFFICE["courier"], "")
+    summary(run, progress, await _sim_orders(routed_sim) if routed_sim else {}, out)
     if opts.headless:
         return 0 if progress.settled else 1
     return 0

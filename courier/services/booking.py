@@ -9,7 +9,8 @@ Three phases, each its own transaction around at most one courier call::
 
 A crash between 1 and 3 leaves a shipment in ``booking`` whose lease runs out. Whoever claims it
 next *reconciles* by the same reference (:func:`reconcile_shipment`), as far as the courier
-allows (``adapter.capabilities``):
+allows (``adapter.capabilities``). What to do after each courier answer is decided by the pure
+table in courier/domain/booking_decision.py; this module only carries it out (I/O):
 
 * it can ``find``: look the reference up; found → booked;
 * not found, and the courier is known to refuse a reused reference (``dedupes_reference``,
@@ -39,7 +40,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -48,6 +49,7 @@ import structlog
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from adapters import registry
 from adapters.base import (
     Address,
     AuthFailed,
@@ -67,6 +69,16 @@ from core.status import Status
 from courier.context import AppContext
 from courier.db.engine import transaction
 from courier.db.models import Application, Delivery, Office, Shipment
+from courier.domain.booking_decision import (
+    Action,
+    Courier,
+    Decision,
+    Event,
+    Situation,
+    Step,
+    Why,
+    decide,
+)
 from courier.domain.references import client_reference
 from courier.domain.states import DeliveryState
 from courier.services import audit, items, lifecycle
@@ -74,11 +86,6 @@ from courier.services import audit, items, lifecycle
 log = structlog.get_logger()
 
 CRASH_ENV = "COURIER_TEST_CRASH_AT"
-#: Service code when a courier's settings name none: J&T "EZ" (regular). Pos takes its own
-#: configured default productid when the order names none, so none is given here.
-DEFAULT_SERVICE = {"jnt": "EZ"}
-#: How staff know each courier (exception items name the portal to check).
-COURIER_NAMES = {"jnt": "J&T Express", "posind": "Pos Indonesia"}
 DEFAULT_WEIGHT_KG = Decimal("0.2")  # a passport in a padded envelope
 DEFAULT_DECLARED_VALUE = 650_000  # rupiah: the fee of a 10-year e-passport, what it costs to redo
 
@@ -130,6 +137,12 @@ def _address(data: Mapping[str, Any], regency_code: str = "") -> Address:
     )
 
 
+def _default_service(courier_code: str) -> str:
+    """The service code when the settings name none (the courier's descriptor says which)."""
+    found = registry.DESCRIPTORS.get(courier_code)
+    return found.default_service if found else ""
+
+
 def build_order(
     *,
     reference: str,
@@ -157,13 +170,13 @@ def build_order(
         ),
         weight_kg=Decimal(str(courier_settings.get("weight_kg", DEFAULT_WEIGHT_KG))),
         declared_value=int(courier_settings.get("declared_value", DEFAULT_DECLARED_VALUE)),
-        service=str(courier_settings.get("service") or DEFAULT_SERVICE.get(courier_code, "")),
+        service=str(courier_settings.get("service") or _default_service(courier_code)),
         description="DOKUMEN",
     )
 
 
 # --------------------------------------------------------------------------------------------
-# Shared writes
+# Shared writes: each written once
 
 
 def _move_delivery(
@@ -186,6 +199,43 @@ def _move_delivery(
             state=delivery.state,
             target=target.value,
         )
+
+
+def _let_go(shipment: Shipment, now: datetime, *, reason: str | None) -> None:
+    """This worker is done with the shipment for now: its lease ends here."""
+    shipment.lease_owner = None
+    shipment.lease_until = None
+    shipment.status_reason = reason
+    shipment.updated_at = now
+
+
+async def _to_person(
+    session: AsyncSession,
+    delivery: Delivery,
+    *,
+    shipment_id: int | None,
+    kind: str,
+    reason: str,
+    next_step: str,
+    dedupe_key: str,
+    now: datetime,
+    actor: str,
+) -> None:
+    """The delivery goes to needs_attention with one exception item saying what to check."""
+    _move_delivery(
+        session, delivery, DeliveryState.NEEDS_ATTENTION, now=now, actor=actor, reason=reason
+    )
+    await items.open_exception(
+        session,
+        now=now,
+        office_id=delivery.office_id,
+        delivery_id=delivery.id,
+        shipment_id=shipment_id,
+        kind=kind,
+        detail=reason,
+        next_step=next_step,
+        dedupe_key=dedupe_key,
+    )
 
 
 async def _held_shipment(
@@ -214,14 +264,11 @@ async def _settle_booked(
         if shipment is None:
             log.warning("booking.lease_lost", shipment_id=shipment_id, stage="booked")
             return Outcome("lost_lease", shipment_id)
+        _let_go(shipment, now, reason=None)
         shipment.status = Status.BOOKED.value
         shipment.waybill = booking.waybill
-        shipment.status_reason = None
         shipment.booked_at = now
-        shipment.lease_owner = None
-        shipment.lease_until = None
         shipment.next_poll_at = now  # tracking takes it from here
-        shipment.updated_at = now
         delivery = await session.get(Delivery, shipment.delivery_id)
         audit.record(
             session,
@@ -257,12 +304,9 @@ async def _settle_rejected(
             return Outcome("lost_lease", shipment_id)
         delivery = await session.get(Delivery, shipment.delivery_id)
         assert delivery is not None
+        _let_go(shipment, now, reason=reason)
         shipment.status = Status.BOOKING_FAILED.value
-        shipment.status_reason = reason
-        shipment.lease_owner = None
-        shipment.lease_until = None
         shipment.next_poll_at = None
-        shipment.updated_at = now
         audit.record(
             session,
             at=now,
@@ -275,25 +319,17 @@ async def _settle_rejected(
             after={"status": Status.BOOKING_FAILED.value},
             reason=reason,
         )
-        _move_delivery(
+        await _to_person(
             session,
             delivery,
-            DeliveryState.NEEDS_ATTENTION,
-            now=now,
-            actor=_actor(worker_id),
-            reason=reason,
-        )
-        await items.open_exception(
-            session,
-            now=now,
-            office_id=delivery.office_id,
-            delivery_id=delivery.id,
             shipment_id=shipment.id,
             kind="booking_rejected",
-            detail=reason,
+            reason=reason,
             next_step="Periksa alamat/data pengiriman, perbaiki, lalu kirim ulang "
             "(atau minta pemohon mengambil di kantor).",
             dedupe_key=f"booking_rejected:{shipment.id}",
+            now=now,
+            actor=_actor(worker_id),
         )
         reference = shipment.client_reference
     log.warning(
@@ -302,109 +338,103 @@ async def _settle_rejected(
     return Outcome("rejected", shipment_id, reference)
 
 
-async def _give_to_human(
-    session: AsyncSession,
-    shipment: Shipment,
-    *,
-    ctx: AppContext,
-    now: datetime,
-    worker_id: str,
-    reason: str,
-    next_step: str,
-) -> Delivery:
-    """Park a shipment whose outcome only a human can settle: it stays in ``booking`` (the order
-    may exist), is never claimed again (``reconcile_count`` at the limit, no ``next_poll_at``),
-    and its delivery goes to needs_attention with a ``booking_unknown`` item."""
+def _person_texts(why: Why, courier: str, reference: str, count: int, note: str) -> tuple[str, str]:
+    """The item's reason and next step (Bahasa Indonesia, for the office's staff)."""
+    if why is Why.UNVERIFIABLE:
+        name = registry.name(courier)
+        return (
+            f"{name}: order {reference} may exist ({note}); the courier cannot be asked "
+            "and a second send could make a second order",
+            f"Cek portal {name} untuk pesanan dengan referensi (orderid) {reference}. "
+            "Bila ada: catat barcode/resinya pada pengiriman ini. Bila tidak ada: batalkan "
+            "percobaan ini, lalu antrekan ulang. Jangan kirim ulang sebelum jelas.",
+        )
+    return (
+        f"outcome of booking {reference} still unknown after {count} reconciliations",
+        f"Cek di portal kurir apakah pesanan {reference} ada; catat resinya "
+        "atau batalkan pengiriman ini. Jangan membuat pesanan baru sebelum jelas.",
+    )
+
+
+async def _settle_person(
+    ctx: AppContext, intent: _Intent, worker_id: str, decision: Decision, note: str
+) -> Outcome:
+    """Park a shipment whose outcome only a person can settle: it stays in ``booking`` (the
+    order may exist), is never claimed again (``reconcile_count`` at the limit, no
+    ``next_poll_at``), and its delivery goes to needs_attention with a ``booking_unknown``
+    item."""
+    now = ctx.clock.now()
     actor = _actor(worker_id)
-    shipment.reconcile_count = max(shipment.reconcile_count, ctx.settings.max_reconciliations)
-    shipment.next_poll_at = None
-    shipment.lease_owner = None
-    shipment.lease_until = None
-    shipment.status_reason = reason
-    shipment.updated_at = now
-    delivery = await session.get(Delivery, shipment.delivery_id)
-    assert delivery is not None
-    _move_delivery(
-        session, delivery, DeliveryState.NEEDS_ATTENTION, now=now, actor=actor, reason=reason
+    why = decision.why or Why.STILL_UNKNOWN
+    async with transaction(ctx.sessions) as session:
+        shipment = await _held_shipment(session, intent.shipment_id, worker_id)
+        if shipment is None:
+            return Outcome("lost_lease", intent.shipment_id)
+        reference = shipment.client_reference
+        if decision.counts:
+            shipment.reconcile_count += 1
+        reason, next_step = _person_texts(
+            why, shipment.courier_code, reference, shipment.reconcile_count, note
+        )
+        shipment.reconcile_count = max(shipment.reconcile_count, ctx.settings.max_reconciliations)
+        shipment.next_poll_at = None
+        if decision.may_exist is not None:
+            shipment.create_may_exist = decision.may_exist
+        _let_go(shipment, now, reason=reason)
+        delivery = await session.get(Delivery, shipment.delivery_id)
+        assert delivery is not None
+        await _to_person(
+            session,
+            delivery,
+            shipment_id=shipment.id,
+            kind="booking_unknown",
+            reason=reason,
+            next_step=next_step,
+            dedupe_key=f"booking_unknown:{shipment.id}",
+            now=now,
+            actor=actor,
+        )
+        audit.record(
+            session,
+            at=now,
+            actor=actor,
+            action="shipment.outcome_unknown",
+            entity="shipment",
+            entity_id=shipment.id,
+            office_id=delivery.office_id,
+            after={"reconcile_count": shipment.reconcile_count, "parked": True},
+            reason=reason,
+        )
+    log.warning(
+        "booking.to_person", shipment_id=intent.shipment_id, reference=reference, why=why.value
     )
-    await items.open_exception(
-        session,
-        now=now,
-        office_id=delivery.office_id,
-        delivery_id=delivery.id,
-        shipment_id=shipment.id,
-        kind="booking_unknown",
-        detail=reason,
-        next_step=next_step,
-        dedupe_key=f"booking_unknown:{shipment.id}",
-    )
-    audit.record(
-        session,
-        at=now,
-        actor=actor,
-        action="shipment.outcome_unknown",
-        entity="shipment",
-        entity_id=shipment.id,
-        office_id=delivery.office_id,
-        after={"reconcile_count": shipment.reconcile_count, "parked": True},
-        reason=reason,
-    )
-    return delivery
+    return Outcome("needs_attention", intent.shipment_id, reference)
 
 
 async def _settle_later(
     ctx: AppContext,
     shipment_id: int,
     worker_id: str,
+    decision: Decision,
     *,
-    unknown: bool,
     note: str,
-    not_created: bool | None = None,
     retry_after: float | None = None,
 ) -> Outcome:
-    """Leave the shipment in ``booking`` and let go of it. ``unknown``: the order may exist
-    (counts towards ``max_reconciliations``); otherwise the courier was unreachable and the
-    attempt is simply retried later with the same reference. ``not_created``: True after a
-    create that certainly made nothing, False after one that may have, None when no create was
-    sent (``create_may_exist`` stays as it was)."""
+    """Leave the shipment in ``booking`` and let go of it, to be tried again with the same
+    reference after a backoff. ``decision.unknown``: the order may exist (``counts``: one more
+    reconciliation spent); otherwise the courier was unreachable."""
     now = ctx.clock.now()
-    limit = ctx.settings.max_reconciliations
+    unknown = decision.unknown
     async with transaction(ctx.sessions) as session:
         shipment = await _held_shipment(session, shipment_id, worker_id)
         if shipment is None:
             return Outcome("lost_lease", shipment_id)
         reference = shipment.client_reference
-        first_call = shipment.claim_count <= 1 and shipment.reconcile_count == 0
-        if unknown and not first_call:
+        if decision.counts:
             shipment.reconcile_count += 1
-        if unknown and shipment.reconcile_count >= limit:
-            reason = (
-                f"outcome of booking {reference} still unknown after "
-                f"{shipment.reconcile_count} reconciliations"
-            )
-            await _give_to_human(
-                session,
-                shipment,
-                ctx=ctx,
-                now=now,
-                worker_id=worker_id,
-                reason=reason,
-                next_step=f"Cek di portal kurir apakah pesanan {reference} ada; catat resinya "
-                "atau batalkan pengiriman ini. Jangan membuat pesanan baru sebelum jelas.",
-            )
-            log.warning(
-                "booking.gave_up",
-                shipment_id=shipment_id,
-                reference=reference,
-                count=shipment.reconcile_count,
-            )
-            return Outcome("needs_attention", shipment_id, reference)
-        shipment.lease_owner = None
-        shipment.lease_until = None
-        shipment.status_reason = note
-        if not_created is not None:
-            shipment.create_may_exist = not not_created
-        shipment.updated_at = now
+        if decision.may_exist is not None:
+            shipment.create_may_exist = decision.may_exist
+        _let_go(shipment, now, reason=note)
         attempt = shipment.reconcile_count if unknown else shipment.claim_count - 1
         shipment.next_poll_at = now + timedelta(seconds=retry_delay(attempt, retry_after))
         office_id = await session.scalar(
@@ -431,39 +461,6 @@ async def _settle_later(
         outcome="unknown" if unknown else "retry",
     )
     return Outcome("unknown" if unknown else "retry", shipment_id, reference)
-
-
-async def _settle_unverifiable(
-    ctx: AppContext, shipment_id: int, worker_id: str, courier: str, why: str
-) -> Outcome:
-    """The order may exist and this courier can neither be asked nor is known to refuse a
-    second one with the same reference: never send it again; a human checks the portal."""
-    now = ctx.clock.now()
-    async with transaction(ctx.sessions) as session:
-        shipment = await _held_shipment(session, shipment_id, worker_id)
-        if shipment is None:
-            return Outcome("lost_lease", shipment_id)
-        reference = shipment.client_reference
-        name = COURIER_NAMES.get(courier, courier)
-        reason = (
-            f"{name}: order {reference} may exist ({why}); the courier cannot be asked "
-            "and a second send could make a second order"
-        )
-        await _give_to_human(
-            session,
-            shipment,
-            ctx=ctx,
-            now=now,
-            worker_id=worker_id,
-            reason=reason,
-            next_step=f"Cek portal {name} untuk pesanan dengan referensi (orderid) {reference}. "
-            "Bila ada: catat barcode/resinya pada pengiriman ini. Bila tidak ada: batalkan "
-            "percobaan ini, lalu antrekan ulang. Jangan kirim ulang sebelum jelas.",
-        )
-    log.warning(
-        "booking.unverifiable", shipment_id=shipment_id, reference=reference, courier=courier
-    )
-    return Outcome("needs_attention", shipment_id, reference)
 
 
 async def _mark_sending(ctx: AppContext, shipment_id: int, worker_id: str) -> bool:
@@ -493,7 +490,8 @@ class _Intent:
     reference: str
     courier_code: str
     order: ShipmentOrder
-    not_created: bool = False  # the last create certainly did not reach the courier
+    may_exist: bool = True  # the last create may have reached the courier
+    reconciliations: int = 0  # spent so far (the lease makes this the current count)
 
 
 def _address_problem(delivery: Delivery) -> str | None:
@@ -547,24 +545,16 @@ async def _commit_intent(ctx: AppContext, delivery_id: int, worker_id: str) -> _
         if problem is not None:
             delivery.lease_owner = None
             delivery.lease_until = None
-            _move_delivery(
+            await _to_person(
                 session,
                 delivery,
-                DeliveryState.NEEDS_ATTENTION,
-                now=now,
-                actor=actor,
-                reason=problem,
-            )
-            await items.open_exception(
-                session,
-                now=now,
-                office_id=office.id,
-                delivery_id=delivery.id,
                 shipment_id=None,
                 kind="routing",
-                detail=problem,
+                reason=problem,
                 next_step=next_step,
                 dedupe_key=f"routing:{delivery.id}:{attempt_no}",
+                now=now,
+                actor=actor,
             )
             log.warning("booking.unroutable", delivery_id=delivery_id, courier=courier_code)
             return Outcome("needs_attention")
@@ -646,12 +636,13 @@ async def _load_for_reconcile(ctx: AppContext, shipment_id: int, worker_id: str)
             shipment.client_reference,
             shipment.courier_code,
             order,
-            not_created=not shipment.create_may_exist,
+            may_exist=shipment.create_may_exist,
+            reconciliations=shipment.reconcile_count,
         )
 
 
 # --------------------------------------------------------------------------------------------
-# Public entry points
+# Public entry points: each step's event goes through the decision table until it ends
 
 
 async def book_delivery(ctx: AppContext, delivery_id: int, worker_id: str) -> Outcome:
@@ -661,183 +652,158 @@ async def book_delivery(ctx: AppContext, delivery_id: int, worker_id: str) -> Ou
         return intent
     _crash_point("before_book")
     adapter = ctx.couriers[intent.courier_code]
-    return await _send(ctx, intent, worker_id, adapter, resent=False)
-
-
-async def _send(
-    ctx: AppContext, intent: _Intent, worker_id: str, adapter: CourierAdapter, *, resent: bool
-) -> Outcome:
-    """One create call with the intent's reference, and its result committed. ``resent``: the
-    reference was sent before, so "unknown" may be the duplicate answer: look it up at once."""
-    try:
-        booking = await adapter.book(intent.order)
-    except OutcomeUnknown as err:
-        if not _dedupes(adapter):
-            return await _settle_unverifiable(
-                ctx,
-                intent.shipment_id,
-                worker_id,
-                adapter.code,
-                f"create outcome unknown: {err.message}",
-            )
-        if resent:
-            return await _duplicate_or_unknown(ctx, intent, worker_id, adapter, err)
-        return await _after_error(ctx, intent, worker_id, err, adapter, not_created=False)
-    except CourierError as err:
-        # every other failure of a create means the courier did not make the order
-        return await _after_error(ctx, intent, worker_id, err, adapter, not_created=True)
-    _crash_point("after_book")
-    how = "reconciled: resent" if resent else "booked"
-    return await _settle_booked(ctx, intent.shipment_id, worker_id, booking, how)
+    answer = await _create(adapter, intent.order)
+    return await _carry_out(ctx, intent, worker_id, adapter, Step.CREATE, answer)
 
 
 async def reconcile_shipment(ctx: AppContext, shipment_id: int, worker_id: str) -> Outcome:
-    """Settle a shipment left in ``booking`` (claimed by this worker) by its own reference;
-    see the module docstring for what each kind of courier allows."""
+    """Settle a shipment left in ``booking`` (claimed by this worker) by its own reference, as
+    far as its courier allows (courier/domain/booking_decision.py)."""
     intent = await _load_for_reconcile(ctx, shipment_id, worker_id)
     if intent is None:
         return Outcome("lost_lease", shipment_id)
     adapter = ctx.couriers.get(intent.courier_code)
     if adapter is None:
-        return await _settle_later(
-            ctx,
-            shipment_id,
-            worker_id,
-            unknown=False,
-            note=f"no courier adapter configured for '{intent.courier_code}'",
-        )
+        note = f"no courier adapter configured for '{intent.courier_code}'"
+        decision = decide(_situation(ctx, intent, None, Step.RECLAIM, Event.NO_ADAPTER))
+        return await _settle_later(ctx, shipment_id, worker_id, decision, note=note)
     log.info("booking.reconcile", shipment_id=shipment_id, reference=intent.reference)
-    if adapter.capabilities.find:
-        try:
-            found = await _find(adapter, intent.reference)
-        except CourierError as err:
-            return await _after_error(ctx, intent, worker_id, err, adapter, not_created=None)
-        if found is not None:
-            return await _settle_booked(ctx, shipment_id, worker_id, found, "reconciled: found")
-    if not (intent.not_created or _dedupes(adapter)):
-        if adapter.capabilities.find:
-            # the courier says "no such order" but may lag, and nothing stops a second order:
-            # look again later; after max_reconciliations a human decides
-            return await _settle_later(
-                ctx,
-                shipment_id,
-                worker_id,
-                unknown=True,
-                note=f"{intent.reference} not found at the courier yet",
-            )
-        return await _settle_unverifiable(
-            ctx,
-            shipment_id,
-            worker_id,
-            adapter.code,
-            "the last create may have reached the courier",
-        )
-    # resending the same reference cannot make a second order: the courier refuses a reused
-    # reference, or the last create certainly never reached it
-    if not await _mark_sending(ctx, shipment_id, worker_id):
-        return Outcome("lost_lease", shipment_id, intent.reference)
-    return await _send(ctx, intent, worker_id, adapter, resent=True)
+    return await _carry_out(ctx, intent, worker_id, adapter, Step.RECLAIM, _Answer(Event.STARTED))
 
 
-def _dedupes(adapter: CourierAdapter) -> bool:
-    return adapter.capabilities.dedupes_reference
+@dataclass(frozen=True)
+class _Answer:
+    """What one courier call ended in, as the decision table's event."""
+
+    event: Event
+    booking: Booking | None = None
+    error: CourierError | None = None
 
 
-async def _duplicate_or_unknown(
-    ctx: AppContext,
-    intent: _Intent,
-    worker_id: str,
-    adapter: CourierAdapter,
-    err: OutcomeUnknown,
-) -> Outcome:
-    """A create that may have happened (timeout, or the duplicate answer "Orderid tidak boleh
-    sama"): look it up once when the courier can be asked, else reconcile later."""
-    try:
-        found = await _find(adapter, intent.reference)
-    except CourierError as again:
-        return await _after_error(ctx, intent, worker_id, again, adapter, not_created=False)
-    if found is not None:
-        return await _settle_booked(
-            ctx, intent.shipment_id, worker_id, found, "reconciled: duplicate, then found"
-        )
-    return await _settle_later(
-        ctx,
-        intent.shipment_id,
-        worker_id,
-        unknown=True,
-        note=f"outcome unknown: {err.message}",
-        not_created=False,
-    )
-
-
-async def _find(adapter: CourierAdapter, reference: str) -> Booking | None:
-    if not adapter.capabilities.find:
-        return None
-    try:
-        return await adapter.find(reference)
-    except NotSupported:
-        return None
-
-
-async def _after_error(
-    ctx: AppContext,
-    intent: _Intent,
-    worker_id: str,
-    err: CourierError,
-    adapter: CourierAdapter,
-    *,
-    not_created: bool | None,
-) -> Outcome:
-    """``not_created``: True after a failed create that certainly made nothing, False when one
-    may have, None after a lookup (no create was sent: the mark stays as it was)."""
-    sid = intent.shipment_id
+def _event_of(err: CourierError) -> Event:
     if isinstance(err, OutcomeUnknown):
-        return await _settle_later(
-            ctx,
-            sid,
-            worker_id,
-            unknown=True,
-            note=f"outcome unknown: {err.message}",
-            not_created=False,
-        )
+        return Event.UNKNOWN
     if isinstance(err, CourierRejected):
-        return await _settle_rejected(ctx, sid, worker_id, err)
+        return Event.REJECTED
     if isinstance(err, RateLimited):
-        return await _settle_later(
-            ctx,
-            sid,
-            worker_id,
-            unknown=False,
-            note="courier rate limit",
-            retry_after=err.retry_after,
-            not_created=not_created,
-        )
+        return Event.RATE_LIMITED
     if isinstance(err, CourierUnavailable):
-        return await _settle_later(
-            ctx,
-            sid,
-            worker_id,
-            unknown=False,
-            note=f"courier unavailable: {err.message}",
-            not_created=not_created,
-        )
+        return Event.UNAVAILABLE
     if isinstance(err, AuthFailed):
-        await _auth_exception(ctx, intent, worker_id, err)
-    log.error(
-        "booking.courier_error",
-        shipment_id=sid,
-        reference=intent.reference,
-        courier=adapter.code,
-        exc_type=type(err).__name__,
+        return Event.AUTH_FAILED
+    return Event.FAILED
+
+
+async def _create(adapter: CourierAdapter, order: ShipmentOrder) -> _Answer:
+    try:
+        booking = await adapter.book(order)
+    except CourierError as err:
+        return _Answer(_event_of(err), error=err)
+    _crash_point("after_book")
+    return _Answer(Event.BOOKED, booking)
+
+
+async def _look_up(adapter: CourierAdapter, reference: str) -> _Answer:
+    try:
+        found = await adapter.find(reference)
+    except NotSupported:
+        found = None
+    except CourierError as err:
+        return _Answer(_event_of(err), error=err)
+    return _Answer(Event.NOT_FOUND) if found is None else _Answer(Event.FOUND, found)
+
+
+def _situation(
+    ctx: AppContext, intent: _Intent, adapter: CourierAdapter | None, step: Step, event: Event
+) -> Situation:
+    can = adapter.capabilities if adapter is not None else None
+    return Situation(
+        step=step,
+        event=event,
+        courier=Courier(
+            can_find=bool(can and can.find), dedupes=bool(can and can.dedupes_reference)
+        ),
+        may_exist=intent.may_exist,
+        reconciliations=intent.reconciliations,
+        max_reconciliations=ctx.settings.max_reconciliations,
+        first_create=step is Step.CREATE,
     )
-    return await _settle_later(
-        ctx,
-        sid,
-        worker_id,
-        unknown=False,
-        note=f"{type(err).__name__}: {err.message}",
-        not_created=not_created,
-    )
+
+
+_HOW = {
+    Step.CREATE: "booked",
+    Step.RESEND: "reconciled: resent",
+    Step.LOOKUP: "reconciled: found",
+    Step.CONFIRM: "reconciled: duplicate, then found",
+}
+
+
+def _note(answer: _Answer, reference: str) -> str:
+    err = answer.error
+    if err is None:
+        return f"{reference} not found at the courier yet"
+    if isinstance(err, OutcomeUnknown):
+        return f"outcome unknown: {err.message}"
+    if isinstance(err, RateLimited):
+        return "courier rate limit"
+    if isinstance(err, CourierUnavailable):
+        return f"courier unavailable: {err.message}"
+    return f"{type(err).__name__}: {err.message}"
+
+
+async def _carry_out(
+    ctx: AppContext,
+    intent: _Intent,
+    worker_id: str,
+    adapter: CourierAdapter,
+    step: Step,
+    answer: _Answer,
+) -> Outcome:
+    """Carry out the table's decisions for this job, one courier call at a time, until one
+    ends it (booked, rejected, later, or a person)."""
+    sid = intent.shipment_id
+    while True:
+        decision = decide(_situation(ctx, intent, adapter, step, answer.event))
+        action = decision.action
+        if action is Action.BOOK:
+            assert answer.booking is not None
+            return await _settle_booked(ctx, sid, worker_id, answer.booking, _HOW[step])
+        if action is Action.REJECT:
+            assert isinstance(answer.error, CourierRejected)
+            return await _settle_rejected(ctx, sid, worker_id, answer.error)
+        note = _note(answer, intent.reference)
+        if action is Action.ASK_PERSON:
+            if answer.event is Event.STARTED:
+                note = "the last create may have reached the courier"
+            elif answer.error is not None:
+                note = f"create outcome unknown: {answer.error.message}"
+            return await _settle_person(ctx, intent, worker_id, decision, note)
+        if action is Action.WAIT:
+            err = answer.error
+            if isinstance(err, AuthFailed) and decision.alert_auth:
+                await _auth_exception(ctx, intent, worker_id, err)
+            if answer.event in (Event.AUTH_FAILED, Event.FAILED):
+                log.error(
+                    "booking.courier_error",
+                    shipment_id=sid,
+                    reference=intent.reference,
+                    courier=adapter.code,
+                    exc_type=type(err).__name__,
+                )
+            retry_after = err.retry_after if isinstance(err, RateLimited) else None
+            return await _settle_later(
+                ctx, sid, worker_id, decision, note=note, retry_after=retry_after
+            )
+        if action is Action.LOOK_UP:
+            step = Step.CONFIRM if step is Step.RESEND else Step.LOOKUP
+            answer = await _look_up(adapter, intent.reference)
+            continue
+        # RESEND: the same reference, after committing that a create may be in flight
+        if not await _mark_sending(ctx, sid, worker_id):
+            return Outcome("lost_lease", sid, intent.reference)
+        intent = replace(intent, may_exist=True)
+        step = Step.RESEND
+        answer = await _create(adapter, intent.order)
 
 
 async def _auth_exception(

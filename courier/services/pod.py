@@ -19,8 +19,9 @@ opens one ``pod_missing`` exception item for the office.
 
 The links come from the courier, so they are not trusted: only ``http(s)`` URLs whose host is
 allowed for that courier are fetched (``pod_hosts`` in the courier's settings; by default the
-hosts of its own API URLs). Any other link is refused without a request (server-side request
-forgery: a push could otherwise make the worker fetch internal addresses).
+hosts its descriptor names (adapters/registry.py) and the hosts of its own API URLs). Any
+other link is refused without a request (server-side request forgery: a push could otherwise
+make the worker fetch internal addresses).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ import structlog
 from sqlalchemy import Text, cast, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from adapters import registry
 from adapters.base import TrackingEvent
 from adapters.http import TransportPolicy, shared_session
 from core.backoff import exponential_backoff
@@ -159,7 +161,8 @@ def allowed_hosts(couriers: Mapping[str, Mapping[str, Any]]) -> dict[str, frozen
         if configured is not None:
             out[code] = frozenset(str(h).lower() for h in configured)
             continue
-        hosts = set()
+        known = registry.DESCRIPTORS.get(code)
+        hosts = set(known.pod_hosts if known else ())
         for key, value in settings.items():
             if key.endswith("url") and isinstance(value, str):
                 host = urlsplit(value).hostname

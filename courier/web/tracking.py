@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
+from adapters import registry
 from core.clock import WIB
 from courier.services import applicant, handover
 from courier.web.body import read_json
@@ -26,7 +27,6 @@ routes = web.RouteTableDef()
 
 Text = dict[str, str]
 
-COURIER_NAMES = {"jnt": "J&T Express", "posind": "Pos Indonesia"}
 
 STATUS_TEXT: dict[str, Text] = {
     "booking": {"id": "Kurir sedang dipesan", "en": "Booking the courier"},
@@ -190,7 +190,7 @@ def view(found: applicant.TrackView) -> dict[str, Any]:
         "shipment": None
         if shipment is None
         else {
-            "courier": COURIER_NAMES.get(shipment.courier_code, shipment.courier_code),
+            "courier": registry.name(shipment.courier_code),
             "waybill": shipment.waybill,
             "attempt_no": shipment.attempt_no,
             "status": shipment.status,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import schemas
+from adapters import registry
 from courier import docs_config
 
 DOC = Path(__file__).resolve().parents[2] / "README.md"
@@ -24,7 +25,7 @@ def test_every_configuration_key_and_its_environment_variable_is_documented() ->
             assert f"`COURIER_{key.upper()}`" in block
         for sub in node.get("properties", {}):
             assert f"`COURIER_{key.upper()}__{sub.upper()}`" in block
-    for code in docs_config.COURIERS:
+    for code in registry.codes():
         for key in schemas.load(f"couriers/{code}/settings")["properties"]:
             assert f"`couriers.{code}.{key}`" in block
 

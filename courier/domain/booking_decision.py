@@ -1,0 +1,158 @@
+"""What booking does next, as a pure table (invariant 1: one courier order per attempt).
+
+Every step of a booking ends in something that happened (:class:`Event`: the courier answered,
+refused, could not be reached, said the outcome is unknown…). Given that event, what was just
+tried (:class:`Step`), what the courier allows (:class:`Courier`), whether a create may already
+have reached it and how many reconciliations were tried, :func:`decide` names the one
+:class:`Action`: book, reject, resend the same reference, look it up, wait, or ask a person.
+``courier/services/booking.py`` only carries the decision out (I/O); the table is tested row by
+row in ``tests/unit/domain/test_booking_decision.py``.
+
+The rules it encodes, each a row below:
+
+* a new reference is never minted for an attempt: "resend" always sends the same one;
+* the same reference is resent only when that cannot make a second order: the courier is known
+  to refuse a reused reference (J&T "Orderid tidak boleh sama"), or the last create certainly
+  never reached it (refused before sending: 429, connection refused, circuit open, 401);
+* a courier that can neither be asked nor is known to dedupe, with an order that may exist,
+  goes to a person at once: waiting cannot settle it;
+* an outcome still unknown after ``max_reconciliations`` goes to a person, never to a second
+  order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Step(StrEnum):
+    """What was just tried."""
+
+    CREATE = "create"  # the attempt's first create
+    RECLAIM = "reclaim"  # a shipment left in ``booking`` was claimed again (lease ran out)
+    LOOKUP = "lookup"  # asked the courier for the order by our reference
+    RESEND = "resend"  # sent the same reference again
+    CONFIRM = "confirm"  # looked it up because the resend's answer was unknown (the duplicate)
+
+
+class Event(StrEnum):
+    """What happened, in the courier's terms (the service maps ``adapters.base`` errors here)."""
+
+    BOOKED = "booked"  # a create answered with a waybill
+    FOUND = "found"  # a lookup found the order
+    NOT_FOUND = "not_found"  # a lookup answered: no such order (yet)
+    STARTED = "started"  # nothing yet: the reclaimed shipment's next step
+    REJECTED = "rejected"  # the courier refused the order: permanent
+    UNKNOWN = "unknown"  # a create that may or may not have made the order
+    RATE_LIMITED = "rate_limited"  # 429 or our own quota: refused before anything happened
+    UNAVAILABLE = "unavailable"  # 5xx, timeout before sending, connection refused, circuit open
+    AUTH_FAILED = "auth_failed"  # credentials refused: staff must fix the configuration
+    FAILED = "failed"  # any other courier error (an operation it does not offer)
+    NO_ADAPTER = "no_adapter"  # the shipment's courier is not configured in this process
+
+
+class Action(StrEnum):
+    BOOK = "book"  # record the waybill: booked
+    REJECT = "reject"  # booking_failed; the delivery to needs_attention with the reason
+    RESEND = "resend"  # commit "a create may be in flight", then send the same reference
+    LOOK_UP = "look_up"  # ask the courier by reference
+    WAIT = "wait"  # leave it in ``booking``; try again after a backoff
+    ASK_PERSON = "ask_person"  # park it; needs_attention with an item saying what to check
+
+
+class Why(StrEnum):
+    """Why a person is asked (the item's text differs)."""
+
+    UNVERIFIABLE = "unverifiable"  # cannot be asked, not known to dedupe, may exist
+    STILL_UNKNOWN = "still_unknown"  # max_reconciliations spent
+
+
+@dataclass(frozen=True, slots=True)
+class Courier:
+    """What the courier's configured account allows (``adapters.base.Capabilities``)."""
+
+    can_find: bool
+    dedupes: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Situation:
+    step: Step
+    event: Event
+    courier: Courier
+    #: the last create may have reached the courier (``shipments.create_may_exist``)
+    may_exist: bool = True
+    reconciliations: int = 0  # counted so far for this shipment
+    max_reconciliations: int = 5
+    #: the attempt's very first create: its unknown outcome is not yet a reconciliation
+    first_create: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    action: Action
+    #: the order may exist (WAIT: look again, with the reconciliation backoff)
+    unknown: bool = False
+    #: one more reconciliation spent (an unknown outcome after the attempt's first create)
+    counts: bool = False
+    #: what to record in ``create_may_exist`` after this step: True/False, or None to keep it
+    may_exist: bool | None = None
+    why: Why | None = None  # ASK_PERSON only
+    alert_auth: bool = False  # open the courier-credentials item too
+
+
+# Errors that leave the order where it was: refused before the courier made anything.
+_TRANSIENT = frozenset({Event.RATE_LIMITED, Event.UNAVAILABLE, Event.AUTH_FAILED, Event.FAILED})
+_SENDS = frozenset({Step.CREATE, Step.RESEND})
+
+
+def _wait_unknown(s: Situation) -> Decision:
+    """The order may exist and nothing settles it now: look again later, counting; a person
+    once ``max_reconciliations`` are spent."""
+    counts = not s.first_create
+    if s.reconciliations + counts >= s.max_reconciliations:
+        return Decision(
+            Action.ASK_PERSON, unknown=True, counts=counts, may_exist=True, why=Why.STILL_UNKNOWN
+        )
+    return Decision(Action.WAIT, unknown=True, counts=counts, may_exist=True)
+
+
+def _resend_is_safe(s: Situation) -> bool:
+    return s.courier.dedupes or not s.may_exist
+
+
+def decide(s: Situation) -> Decision:
+    """The one next action for a booking in situation ``s``."""
+    event = s.event
+    if event in (Event.BOOKED, Event.FOUND):
+        return Decision(Action.BOOK)
+    if event is Event.REJECTED:
+        return Decision(Action.REJECT)
+    if event is Event.NO_ADAPTER:
+        return Decision(Action.WAIT)
+    if event in _TRANSIENT:
+        # a create refused this way never reached the courier: a resend later is safe
+        reached = False if s.step in _SENDS else None
+        return Decision(Action.WAIT, may_exist=reached, alert_auth=event is Event.AUTH_FAILED)
+    if event is Event.UNKNOWN:
+        if not s.courier.dedupes:
+            # a second send could make a second order and nobody can be asked: only a person
+            return Decision(Action.ASK_PERSON, may_exist=True, why=Why.UNVERIFIABLE)
+        if s.step is Step.RESEND and s.courier.can_find:
+            # most likely the duplicate answer: the order exists, ask for its waybill
+            return Decision(Action.LOOK_UP, may_exist=True)
+        return _wait_unknown(s)
+    if event is Event.STARTED:
+        if s.courier.can_find:
+            return Decision(Action.LOOK_UP)
+        if _resend_is_safe(s):
+            return Decision(Action.RESEND)
+        return Decision(Action.ASK_PERSON, why=Why.UNVERIFIABLE)
+    if event is Event.NOT_FOUND:
+        if s.step is Step.LOOKUP and _resend_is_safe(s):
+            return Decision(Action.RESEND)
+        # a lookup may lag behind a create it has not seen yet; after a resend in this job,
+        # resending again would only loop on the duplicate answer
+        return _wait_unknown(s)
+    raise ValueError(f"no rule for {s}")  # unreachable: every Event has a row above

@@ -348,8 +348,8 @@ def _delivered_description(order: SimOrder, step: Step, *, trailing: bool = Fals
     else:
         name = step.receiver or str(_party(order, "receiverlocation").get("name", ""))
         who = f"{name.upper()} ({step.relation})" if step.relation else name.upper()
-    if trailing:  # more after the relation, as real KETERANGAN texts carry [I]
-        who += " - FOTO TERLAMPIR"
+    if trailing:  # more after the relation, in the field or in the next one [I]
+        who += " TTD DIGITAL" if "(" in who else ";FOTO : TERLAMPIR"
     return f"Diterima;PENERIMA / KETERANGAN : {who}"
 
 

@@ -477,7 +477,8 @@ def test_track_parser_is_total_and_orders_events(history: list[dict[str, Any]]) 
     assert [e.occurred_at for e in events] == sorted(e.occurred_at for e in events)
     for event in events:
         assert event.status is None or event.status in {r.status for r in statuses.LEGACY}
-        assert event.status == statuses.legacy_status(event.raw_code, event.raw_text)
+        note = str(event.raw.get("note") or "")
+        assert event.status == statuses.legacy_status(event.raw_code, event.raw_text, note)
 
 
 # --------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import json
 from datetime import UTC, datetime
 from urllib.parse import parse_qs
 
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adapters.jnt import codec, push
@@ -48,6 +48,7 @@ def test_client_signs_the_same_vectors() -> None:
             assert codec.jms_digest(text, key) == raw_sign
 
 
+@settings(suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(), st.text())
 def test_client_and_simulator_agree_on_any_text(text: str, key: str) -> None:
     try:

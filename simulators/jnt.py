@@ -8,7 +8,7 @@ Served (paths as in production, couriers.md §1A; the sandbox tracking path too)
     POST /jandt_track/track/trackAction!tracking.action       (sandbox path, same handler)
     POST /webopenplatformapi/api/order/getOrders          JMS bizContent + apiAccount/digest
     GET  /pod/{waybill}/{kind}.png?expires=…&signature=…  POD photo / signature, links expire
-    /_sim/…                                               control API (simulators.lifecycle)
+    /_sim/…                                               control API (simulators.control)
     POST /_sim/push  {"duplicate": bool, "reorder": bool} push what is new, now
 
 Like J&T it answers business errors inside HTTP 200 (``detail[0].status == "Error"``), refuses
@@ -16,11 +16,16 @@ a reused ``orderid`` with "Orderid tidak boleh sama" (without the AWB), refuses 
 pickup with "Status pesanan adalah : GOT", tracks one AWB per call, and mints AWBs ``JO`` + 10
 digits. Wordings J&T does not publish (bad signature, unknown order, tracking texts) are this
 simulator's, chosen to match what integrators classify (couriers.md §1A) and marked [I].
+Signatures are checked with this package's own implementation (:mod:`simulators.jnt_wire`),
+never the client's.
 
 Each parcel's life is planned once at creation by :func:`simulators.lifecycle.plan_lifecycle`
-and revealed as the clock moves. Pushes (JMS style, see :mod:`adapters.jnt.push`) are sent to
-``push_url`` on ``POST /_sim/push`` or every ``push_interval`` wall seconds, signed; on demand a
-batch is sent twice (``duplicate``) or with its items and scans reversed (``reorder``).
+and revealed as the clock moves. Pushes (JMS style) are sent to ``push_url`` on
+``POST /_sim/push`` or every ``push_interval`` wall seconds, signed; on demand a batch is sent
+twice (``duplicate``) or with its items and scans reversed (``reorder``). The real world's
+variations (:mod:`simulators.variations`: text after the bracket, relations in notes, other
+reason texts, returns without a final scan, no order lookup, duplicated scans) are switched by
+the ``variations`` option or ``/_sim/variations``.
 """
 
 from __future__ import annotations
@@ -42,10 +47,23 @@ import aiohttp
 from aiohttp import web
 
 import schemas
-from adapters.jnt import codec, push
 from core.clock import Clock
-from simulators import lifecycle as simulation
-from simulators.lifecycle import SimOrder, SimState, Step, StepKind
+from simulators import jnt_wire as wire
+from simulators.artefacts import artefact_bytes, sign_link, verify_link
+from simulators.control import install
+from simulators.faults import FaultTable, run_with_faults
+from simulators.lifecycle import DEFAULT_ORIGIN_REGENCY, Step, StepKind
+from simulators.orders import SimOrder, SimState
+from simulators.variations import (
+    BRACKET_TEMPLATES,
+    BRACKET_TEMPLATES_NO_RELATION,
+    DUPLICATE_SCANS,
+    NO_LOOKUP,
+    REASON_TEXTS,
+    RELATION_IN_NOTE,
+    TEXT_AFTER_BRACKET,
+    Variations,
+)
 
 CREATE_PATH = "/jts-idn-ecommerce-api/api/order/create"
 CANCEL_PATH = "/jts-idn-ecommerce-api/api/order/cancel"
@@ -88,7 +106,8 @@ DEFAULT_OPTIONS: Mapping[str, Any] = {
     "push_interval": None,  # wall seconds between automatic pushes; None: on request only
     "public_url": None,  # base of POD links in pushes; default: where the last request came
     "seed": "sim",
-    "faults": None,  # simulators.lifecycle.FaultTable spec
+    "faults": None,  # simulators.faults.FaultTable spec
+    "variations": None,  # simulators.variations.Variations spec
     "city_codes": SIM_CITY_CODES,
 }
 
@@ -159,7 +178,7 @@ def adapter_settings(base_url: str, options: Mapping[str, Any] | None = None) ->
         "customer_code": o["customer_code"],
         "api_account": o["api_account"],
         "private_key": o["private_key"],
-        "origin_code": cities.get(simulation.DEFAULT_ORIGIN_REGENCY, "BLT"),
+        "origin_code": cities.get(DEFAULT_ORIGIN_REGENCY, "BLT"),
         "city_codes": cities,
         "area_codes": {regency: f"{city}001" for regency, city in cities.items()},
     }
@@ -171,7 +190,7 @@ def adapter_settings(base_url: str, options: Mapping[str, Any] | None = None) ->
 
 def _signature_ok(sim: JntSimulator, text: str, given: str, key: str) -> bool:
     for variant in sim.opt("sign_variants"):
-        if hmac.compare_digest(given.encode(), codec.sign(text, key, variant).encode()):
+        if hmac.compare_digest(given.encode(), wire.data_sign(text, key, variant).encode()):
             return True
     return False
 
@@ -184,7 +203,7 @@ def _legacy_answer(
         success = "true"
     body = {"success": success, "desc": desc or ("Request berhasil" if ok else "Request gagal")}
     body["detail"] = items
-    return web.Response(text=codec.encode_json(body), content_type="application/json")
+    return web.Response(text=wire.to_json(body), content_type="application/json")
 
 
 def _error_item(orderid: str, reason: str, *, awb_fields: bool) -> dict[str, str]:
@@ -229,7 +248,7 @@ async def _signed_detail(
 
 
 def _wall(step: Step) -> str:
-    return codec.wall_time(step.at)
+    return wire.wall(step.at)
 
 
 def _pod_links(sim: JntSimulator, order: SimOrder, base: str) -> dict[str, str]:
@@ -237,7 +256,7 @@ def _pod_links(sim: JntSimulator, order: SimOrder, base: str) -> dict[str, str]:
     links = {}
     for kind, name in (("photo", "sigPicUrl"), ("signature", "electronicSignaturePicUrl")):
         path = f"/pod/{order.waybill}/{kind}.png"
-        links[name] = base + simulation.sign_link(sim.state.link_secret, path, expires)
+        links[name] = base + sign_link(sim.state.link_secret, path, expires)
     return links
 
 
@@ -245,17 +264,57 @@ def _receiver(order: SimOrder, step: Step) -> str:
     return step.receiver or str(order.payload.get("receiver_name", ""))
 
 
+def _delivered_text(
+    sim: JntSimulator, order: SimOrder, step: Step, *, note_allowed: bool
+) -> tuple[str, str]:
+    """(text, note) of a delivered scan. The note carries the relation only on the legacy
+    history with ``relation_in_note``; the push (no note field) always names it in the text."""
+    v, key = sim.state.variations, order.waybill
+    name, relation = _receiver(order, step), v.relation_word(key, step.relation)
+    in_note = note_allowed and v.applies(RELATION_IN_NOTE, key)
+    if v.applies(TEXT_AFTER_BRACKET, key):
+        templates = BRACKET_TEMPLATES_NO_RELATION if in_note else BRACKET_TEMPLATES
+        text = v.pick(TEXT_AFTER_BRACKET, key, templates).format(name=name, relation=relation)
+    elif in_note:
+        text = f"Paket telah diterima oleh {name}"
+    else:
+        text = f"Paket telah diterima oleh {name} ({relation})"
+    return text, relation if in_note else ""
+
+
+# Problem-scan wordings other than "Paket gagal dikirim: …" ({reason} filled in)
+_LEGACY_PROBLEM_TEXTS = ("{reason}", "Paket bermasalah: {reason}", "Problem: {reason}")
+_JMS_PROBLEM_TEXTS = ("{reason}", "Abnormal parcel: {reason}", "Paket gagal antar, {reason}")
+
+
+def _reason(sim: JntSimulator, order: SimOrder, i: int) -> tuple[str, bool]:
+    """(the reason as written, whether it was varied) of step ``i``."""
+    key = f"{order.waybill}:{i}"
+    planned = order.steps[i].reason
+    written = sim.state.variations.reason(key, planned)
+    return written, written != planned or sim.state.variations.applies(REASON_TEXTS, key)
+
+
 def _history_item(sim: JntSimulator, order: SimOrder, i: int, base: str) -> dict[str, Any]:
     step = order.steps[i]
     code, template = _LEGACY_WORDS[step.kind]
     following = order.steps[i + 1].location if i + 1 < len(order.steps) else step.location
-    text = template.format(
-        next=following,
-        location=step.location,
-        reason=step.reason,
-        receiver=_receiver(order, step),
-        relation=step.relation,
-    )
+    reason, varied = _reason(sim, order, i)
+    note = reason
+    if step.kind is StepKind.DELIVERED:
+        text, note = _delivered_text(sim, order, step, note_allowed=True)
+    elif step.kind is StepKind.ATTEMPT_FAILED and varied:
+        key = f"{order.waybill}:{i}"
+        pattern = sim.state.variations.pick(REASON_TEXTS, key, _LEGACY_PROBLEM_TEXTS)
+        text = pattern.format(reason=reason)
+    else:
+        text = template.format(
+            next=following,
+            location=step.location,
+            reason=reason,
+            receiver=_receiver(order, step),
+            relation=step.relation,
+        )
     item: dict[str, Any] = {
         "date_time": _wall(step),
         "city_name": step.location,
@@ -263,7 +322,7 @@ def _history_item(sim: JntSimulator, order: SimOrder, i: int, base: str) -> dict
         "status_code": code,
         "storeName": step.location,
         "nextSiteName": following,
-        "note": step.reason,
+        "note": note,
         "receiver": _receiver(order, step) if step.kind is StepKind.DELIVERED else "",
         "driverName": "Sprinter SIM",
         "driverPhone": "+6280000000000",
@@ -273,13 +332,22 @@ def _history_item(sim: JntSimulator, order: SimOrder, i: int, base: str) -> dict
     return item
 
 
-def _scan(sim: JntSimulator, order: SimOrder, step: Step, base: str) -> dict[str, Any]:
+def _scan(sim: JntSimulator, order: SimOrder, i: int, base: str) -> dict[str, Any]:
+    step = order.steps[i]
     code, name = _JMS_SCANS[step.kind]
-    desc = {
-        StepKind.ATTEMPT_FAILED: f"Paket gagal dikirim: {step.reason}",
-        StepKind.DELIVERED: f"Paket telah diterima oleh {_receiver(order, step)} ({step.relation})",
-        StepKind.LOST: "Paket hilang",
-    }.get(step.kind, f"{name} {step.location}")
+    reason, varied = _reason(sim, order, i)
+    if step.kind is StepKind.DELIVERED:
+        desc = _delivered_text(sim, order, step, note_allowed=False)[0]
+    elif step.kind is StepKind.ATTEMPT_FAILED:
+        pattern = "Paket gagal dikirim: {reason}"
+        if varied:
+            key = f"{order.waybill}:{i}"
+            pattern = sim.state.variations.pick(REASON_TEXTS, key, _JMS_PROBLEM_TEXTS)
+        desc = pattern.format(reason=reason)
+    elif step.kind is StepKind.LOST:
+        desc = "Paket hilang"
+    else:
+        desc = f"{name} {step.location}"
     scan: dict[str, Any] = {
         "scanTime": _wall(step),
         "scanTypeCode": code,
@@ -292,9 +360,9 @@ def _scan(sim: JntSimulator, order: SimOrder, step: Step, base: str) -> dict[str
         "staffName": "Sprinter SIM",
         "staffContact": "+6280000000000",
     }
-    if step.reason:
-        scan["problemType"] = step.reason
-        scan["probleDescription"] = step.reason
+    if reason:
+        scan["problemType"] = reason
+        scan["probleDescription"] = reason
     if step.kind is StepKind.DELIVERED:
         scan.update(_pod_links(sim, order, base))
     return scan
@@ -383,9 +451,7 @@ def _basic_ok(sim: JntSimulator, header: str) -> bool:
 
 def _track_error(error_id: str, message: str, status: int = 200) -> web.Response:
     body = {"error_id": error_id, "error_message": message}
-    return web.Response(
-        text=codec.encode_json(body), status=status, content_type="application/json"
-    )
+    return web.Response(text=wire.to_json(body), status=status, content_type="application/json")
 
 
 async def _track(sim: JntSimulator, request: web.Request) -> web.StreamResponse:
@@ -404,7 +470,11 @@ async def _track(sim: JntSimulator, request: web.Request) -> web.StreamResponse:
         return _track_error("404", "Invalid AWB number")
     now, base = sim.clock.now(), str(request.url.origin())
     seen = len(order.visible_steps(now))
-    history = [_history_item(sim, order, i, base) for i in range(seen)]
+    history: list[dict[str, Any]] = []
+    for i in range(seen):
+        item = _history_item(sim, order, i, base)
+        copies = 2 if sim.state.variations.applies(DUPLICATE_SCANS, f"{order.waybill}:{i}") else 1
+        history.extend([item] * copies)
     if sim.opt("history_newest_first"):
         history.reverse()
     p = order.payload
@@ -412,7 +482,7 @@ async def _track(sim: JntSimulator, request: web.Request) -> web.StreamResponse:
         "awb": order.waybill,
         "orderid": order.reference,
         "detail": {
-            "shipped_date": codec.wall_time(order.created_at),
+            "shipped_date": wire.wall(order.created_at),
             "services_code": p.get("expresstype", ""),
             "actual_amount": "0",
             "weight": p.get("weight", ""),
@@ -433,15 +503,19 @@ async def _track(sim: JntSimulator, request: web.Request) -> web.StreamResponse:
         },
         "history": history,
     }
-    return web.Response(text=codec.encode_json(answer), content_type="application/json")
+    return web.Response(text=wire.to_json(answer), content_type="application/json")
 
 
 def _jms_answer(code: str, msg: str, data: Any = None) -> web.Response:
     body = {"code": code, "msg": msg, "data": data, "requestId": uuid.uuid4().hex}
-    return web.Response(text=codec.encode_json(body), content_type="application/json")
+    return web.Response(text=wire.to_json(body), content_type="application/json")
 
 
 async def _find(sim: JntSimulator, request: web.Request) -> web.StreamResponse:
+    if sim.state.variations.applies(NO_LOOKUP, str(sim.opt("api_account"))):
+        # the account has no lookup: the gateway knows no such route (Spring-style 404) [I]
+        body = {"timestamp": wire.wall(sim.clock.now()), "status": 404, "error": "Not Found"}
+        return web.json_response({**body, "path": request.path}, status=404)
     account = request.headers.get("apiAccount", "")
     digest = request.headers.get("digest", "")
     if not account:
@@ -456,7 +530,7 @@ async def _find(sim: JntSimulator, request: web.Request) -> web.StreamResponse:
     biz = form.get("bizContent")
     if not isinstance(biz, str):
         return _jms_answer("145003050", "illegal parameters")
-    expected = codec.jms_digest(biz, sim.opt("private_key"))
+    expected = wire.jms_digest(biz, sim.opt("private_key"))
     if not hmac.compare_digest(digest.encode(), expected.encode()):
         return _jms_answer("145003030", "header signature check failed")
     try:
@@ -471,7 +545,7 @@ async def _find(sim: JntSimulator, request: web.Request) -> web.StreamResponse:
             "txlogisticId": o.reference,
             "billCode": o.waybill,
             "orderStatus": _order_status(sim, o),
-            "createTime": codec.wall_time(o.created_at),
+            "createTime": wire.wall(o.created_at),
         }
         for o in sim.state.orders.values()
         if (o.reference if query["command"] == 1 else o.waybill) in wanted
@@ -481,9 +555,7 @@ async def _find(sim: JntSimulator, request: web.Request) -> web.StreamResponse:
 
 async def _pod(sim: JntSimulator, request: web.Request) -> web.StreamResponse:
     waybill, kind = request.match_info["waybill"], request.match_info["kind"]
-    if not simulation.verify_link(
-        sim.state.link_secret, request.path, request.query, sim.clock.now()
-    ):
+    if not verify_link(sim.state.link_secret, request.path, request.query, sim.clock.now()):
         return web.Response(status=403, text="Request has expired or the link is not valid")
     order = sim.state.by_waybill(waybill)
     now = sim.clock.now()
@@ -492,7 +564,7 @@ async def _pod(sim: JntSimulator, request: web.Request) -> web.StreamResponse:
     )
     if kind not in ("photo", "signature") or not delivered:
         raise web.HTTPNotFound()
-    return web.Response(body=simulation.artefact_bytes(kind, waybill), content_type="image/png")
+    return web.Response(body=artefact_bytes(kind, waybill), content_type="image/png")
 
 
 # --------------------------------------------------------------------------------------------
@@ -504,11 +576,15 @@ def _new_scans(sim: JntSimulator, base: str) -> tuple[list[dict[str, Any]], dict
     items: list[dict[str, Any]] = []
     marks: dict[str, int] = {}
     for order in sim.state.orders.values():
-        steps = [s for s in order.visible_steps(now) if s.kind is not StepKind.BOOKED]
+        seen = len(order.visible_steps(now))
+        steps = [i for i in range(seen) if order.steps[i].kind is not StepKind.BOOKED]
         done = sim.pushed.get(order.reference, 0)
         if len(steps) <= done:
             continue
-        details = [_scan(sim, order, s, base) for s in steps[done:]]
+        start = done
+        if done and sim.state.variations.applies(DUPLICATE_SCANS, f"{order.waybill}:{done - 1}"):
+            start = done - 1  # the last scan pushed comes again with the new ones
+        details = [_scan(sim, order, i, base) for i in steps[start:]]
         items.append(
             {"billCode": order.waybill, "txlogisticId": order.reference, "details": details}
         )
@@ -527,9 +603,12 @@ async def push_now(
     items, marks = _new_scans(sim, base)
     if not items:
         return {"sent": 0}
+    duplicate = duplicate or sim.state.variations.applies(
+        DUPLICATE_SCANS, f"push:{len(sim.push_log)}"
+    )
     if reorder:  # out of order: last parcel first, newest scan first
         items = [{**i, "details": list(reversed(i["details"]))} for i in reversed(items)]
-    headers, body = push.build(
+    headers, body = wire.push_request(
         items,
         api_account=sim.opt("api_account"),
         private_key=sim.opt("private_key"),
@@ -541,7 +620,7 @@ async def push_now(
             async with sim.session.post(url, data=body, headers=headers) as resp:
                 answer = await resp.read()
                 statuses.append(resp.status)
-                acked = push.is_ack(resp.status, answer) or acked
+                acked = wire.acknowledged(resp.status, answer) or acked
         except (aiohttp.ClientError, TimeoutError):
             statuses.append(0)
     if acked:
@@ -572,8 +651,9 @@ def create_app(clock: Clock, *, options: Mapping[str, Any] | None = None) -> web
     if unknown:
         raise ValueError(f"unknown simulator option(s): {', '.join(sorted(unknown))}")
     merged = {**DEFAULT_OPTIONS, **(options or {})}
-    faults = simulation.FaultTable(merged["faults"] or None)
-    state = SimState(clock=clock, faults=faults, seed=str(merged["seed"]))
+    faults = FaultTable(merged["faults"] or None)
+    variations = Variations.from_spec(merged["variations"])
+    state = SimState(clock=clock, faults=faults, variations=variations, seed=str(merged["seed"]))
     cities: Mapping[str, str] = merged["city_codes"]
     regency_by_city: dict[str, str] = {}
     for regency, city in cities.items():
@@ -593,7 +673,7 @@ def create_app(clock: Clock, *, options: Mapping[str, Any] | None = None) -> web
 
     def faulted(endpoint: str, handler: Any) -> Any:
         async def serve(request: web.Request) -> web.StreamResponse:
-            return await simulation.run_with_faults(state, endpoint, lambda: handler(sim, request))
+            return await run_with_faults(state, endpoint, lambda: handler(sim, request))
 
         return serve
 
@@ -616,7 +696,7 @@ def create_app(clock: Clock, *, options: Mapping[str, Any] | None = None) -> web
     app.router.add_post(FIND_PATH, faulted("find", _find))
     app.router.add_get("/pod/{waybill}/{kind}.png", faulted("pod", _pod))
     app.router.add_post("/_sim/push", push_route)
-    simulation.install(app, state)
+    install(app, state)
 
     async def pusher(_: web.Application) -> AsyncIterator[None]:
         sim.session = aiohttp.ClientSession(

@@ -13,16 +13,20 @@ Serves, like the WSO2 gateway in front of Pos's services:
   PROSES ANTAR, SELESAI ANTAR "Diterima … PENERIMA / KETERANGAN" or "Antar Ulang … KETERANGAN").
 
 Our own inventions, marked [I] because no public capture shows them: the AddPostingDoc answer
-shape (``responseCode``/``responseDesc``/``barcode``), its error codes, and the return events
+shape (``responseCode``/``responseDesc``/``barcode``; with the ``pos_alt_answer`` variation
+``respcode``/``respmsg``, the naming a real answer used), its error codes, and the return events
 PROSES RETUR / SELESAI RETUR. A lost parcel simply goes silent, as real ones do. Pos gives no
 POD photo or signature (couriers.md §4), so none is served. Plus the ``/_sim/`` control API of
-:mod:`simulators.lifecycle`. Fault endpoints are named ``token``, ``create`` and ``track``.
+:mod:`simulators.control` and the variations of :mod:`simulators.variations` (other reason
+texts, relation spellings, returns without a final scan, both answer shapes, scans listed
+twice). Fault endpoints are named ``token``, ``create`` and ``track``.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hmac
 import json
 import uuid
@@ -34,15 +38,11 @@ from aiohttp import hdrs, web
 
 import schemas
 from core.clock import WIB, Clock
-from simulators.lifecycle import (
-    FaultTable,
-    SimOrder,
-    SimState,
-    Step,
-    StepKind,
-    install,
-    run_with_faults,
-)
+from simulators.control import install
+from simulators.faults import FaultTable, run_with_faults
+from simulators.lifecycle import Step, StepKind
+from simulators.orders import SimOrder, SimState
+from simulators.variations import DUPLICATE_SCANS, POS_ALT_ANSWER, TEXT_AFTER_BRACKET, Variations
 
 DEFAULTS: Mapping[str, Any] = {
     "consumer_key": "sim-consumer-key",
@@ -54,7 +54,7 @@ DEFAULTS: Mapping[str, Any] = {
     "origin_regency_code": "35.05",
     "pickup_slots": ["10:00", "15:00"],
 }
-OPTION_KEYS = frozenset({*DEFAULTS, "faults"})
+OPTION_KEYS = frozenset({*DEFAULTS, "faults", "variations"})
 
 # Kemendagri province codes by name, to tell distance from the address Pos receives (it has
 # no regency code field). Unknown names count as far away.
@@ -153,6 +153,7 @@ class PosSimulator:
         self.state = SimState(
             clock=clock,
             faults=FaultTable(opts.get("faults")),
+            variations=Variations.from_spec(opts.get("variations")),
             seed=str(opts["seed"]),
             origin_regency_code=str(opts["origin_regency_code"]),
             pickup_slots=_slots(opts["pickup_slots"]),
@@ -246,35 +247,32 @@ class PosSimulator:
         try:
             body = await request.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
-            return web.json_response(
-                {"responseCode": "400", "responseDesc": "Invalid JSON"}, status=400
-            )
+            return self._answer("", "400", "Invalid JSON", status=400)
+        reference = ""
         if isinstance(body, dict) and isinstance(body.get("orderid"), str):
-            self.state.create_counts[body["orderid"]] += 1
+            reference = body["orderid"]
+            self.state.create_counts[reference] += 1
         errors = schemas.check("couriers/posind/posting_request", body)
         if errors:
-            return web.json_response(
-                {"responseCode": "101", "responseDesc": f"Data tidak valid: {errors[0].path}"}
-            )
+            return self._answer(reference, "101", f"Data tidak valid: {errors[0].path}")
         if body["memberid"] != self.memberid or body["userid"] != self.userid:
-            return web.json_response(
-                {"responseCode": "103", "responseDesc": "Memberid tidak terdaftar"}
-            )
-        reference = body["orderid"]
+            return self._answer(reference, "103", "Memberid tidak terdaftar")
         if reference in self.state.orders:
-            return web.json_response(
-                {"responseCode": "102", "responseDesc": "Orderid sudah terdaftar"}
-            )
+            return self._answer(reference, "102", "Orderid sudah terdaftar")
         order = self.state.add_order(
             reference, self._barcode(), self._destination_code(body), payload=body
         )
+        return self._answer(reference, "000", "Sukses", orderid=reference, barcode=order.waybill)
+
+    def _answer(
+        self, reference: str, code: str, desc: str, *, status: int = 200, **extra: str
+    ) -> web.Response:
+        """An AddPostingDoc answer in our inferred naming, or (``pos_alt_answer``) the
+        ``respcode``/``respmsg`` naming a real answer used."""
+        if self.state.variations.applies(POS_ALT_ANSWER, reference):
+            return web.json_response({"respcode": code, "respmsg": desc, **extra}, status=status)
         return web.json_response(
-            {
-                "responseCode": "000",
-                "responseDesc": "Sukses",
-                "orderid": reference,
-                "barcode": order.waybill,
-            }
+            {"responseCode": code, "responseDesc": desc, **extra}, status=status
         )
 
     # ---------------------------------------------------------------------------------- track
@@ -292,7 +290,8 @@ class PosSimulator:
             body = None
         barcode = body.get("barcode") if isinstance(body, dict) else None
         order = self.state.by_waybill(barcode) if isinstance(barcode, str) else None
-        events = render_events(order, self.state.clock.now()) if order else []
+        now = self.state.clock.now()
+        events = render_events(order, now, self.state.variations) if order else []
         if not events:
             return web.json_response({"rs_tnt": None})
         return web.json_response({"rs_tnt": {"r_tnt": events[0] if len(events) == 1 else events}})
@@ -343,20 +342,41 @@ def _posting_description(order: SimOrder) -> str:
     return ";".join(fields)
 
 
-def _delivered_description(order: SimOrder, step: Step) -> str:
-    if step.relation == "Orang Serumah":
+def _delivered_description(order: SimOrder, step: Step, *, trailing: bool = False) -> str:
+    if step.relation.casefold() in ("orang serumah", "serumah"):
         who = step.relation  # couriers often write the relation alone
     else:
         name = step.receiver or str(_party(order, "receiverlocation").get("name", ""))
         who = f"{name.upper()} ({step.relation})" if step.relation else name.upper()
+    if trailing:  # more after the relation, in the field or in the next one [I]
+        who += " TTD DIGITAL" if "(" in who else ";FOTO : TERLAMPIR"
     return f"Diterima;PENERIMA / KETERANGAN : {who}"
 
 
-def render_events(order: SimOrder, now: datetime) -> list[dict[str, str]]:
+def _as_written(
+    order: SimOrder, index: int, step: Step, variations: Variations | None
+) -> tuple[Step, bool]:
+    """The step with its relation and reason in the words this courier's staff may use, and
+    whether text follows the relation."""
+    if variations is None:
+        return step, False
+    reason = variations.reason(f"{order.waybill}:{index}", step.reason)
+    worded = dataclasses.replace(
+        step,
+        relation=variations.relation_word(order.waybill, step.relation),
+        reason=reason if reason == step.reason else reason.upper(),  # counter staff type caps
+    )
+    return worded, variations.applies(TEXT_AFTER_BRACKET, order.waybill)
+
+
+def render_events(
+    order: SimOrder, now: datetime, variations: Variations | None = None
+) -> list[dict[str, str]]:
     """The r_tnt events Pos would show for ``order`` at ``now``, oldest first.
 
     BOOKED has no event (Pos knows the item once the counter accepts it) and LOST has none
-    either (a lost item just stops moving).
+    either (a lost item just stops moving). With ``duplicate_scans`` an event may be listed
+    twice, as the same scan recorded twice.
     """
     origin, origin_code, dest, dest_code = _offices(order)
     origin_location = order.steps[0].location
@@ -375,25 +395,28 @@ def render_events(order: SimOrder, now: datetime) -> list[dict[str, str]]:
         name, code = office(step)
         next_office = office(steps[index + 1])[0] if index + 1 < len(steps) else name
         previous_office = office(steps[index - 1])[0] if index else name
-        rendered = _render(order, step, next_office, previous_office)
+        worded, trailing = _as_written(order, index, step, variations)
+        rendered = _render(order, worded, next_office, previous_office, trailing=trailing)
         if rendered is None:
             continue
         event_name, description = rendered
-        out.append(
-            {
-                "barcode": order.waybill,
-                "eventDate": _wall(step.at),
-                "eventName": event_name,
-                "officeCode": code,
-                "officeName": name,
-                "description": description,
-            }
+        event = {
+            "barcode": order.waybill,
+            "eventDate": _wall(step.at),
+            "eventName": event_name,
+            "officeCode": code,
+            "officeName": name,
+            "description": description,
+        }
+        twice = variations is not None and variations.applies(
+            DUPLICATE_SCANS, f"{order.waybill}:{index}"
         )
+        out.extend([event, dict(event)] if twice else [event])
     return out
 
 
 def _render(
-    order: SimOrder, step: Step, next_office: str, previous_office: str
+    order: SimOrder, step: Step, next_office: str, previous_office: str, *, trailing: bool
 ) -> tuple[str, str] | None:
     kind = step.kind
     if kind is StepKind.PICKED_UP:
@@ -405,7 +428,7 @@ def _render(
     if kind is StepKind.OUT_FOR_DELIVERY:
         return "PROSES ANTAR", "Kiriman dibawa petugas antar"
     if kind is StepKind.DELIVERED:
-        return "SELESAI ANTAR", _delivered_description(order, step)
+        return "SELESAI ANTAR", _delivered_description(order, step, trailing=trailing)
     if kind is StepKind.ATTEMPT_FAILED:
         return "SELESAI ANTAR", f"Antar Ulang;KETERANGAN : {step.reason}"
     if kind is StepKind.RETURNING:  # [I]

@@ -47,7 +47,7 @@ from adapters.base import (
     ShipmentOrder,
     TrackingEvent,
 )
-from adapters.jnt.statuses import jms_status, legacy_status
+from adapters.jnt.statuses import PROBLEM_CODES, jms_status, legacy_status
 from core.clock import WIB, from_wib_naive
 from core.status import Status
 
@@ -349,25 +349,75 @@ def parse_find(body: Any, reference: str) -> Booking | None:
     return None
 
 
-_RECEIVED = re.compile(
-    r"(?:diterima oleh|received by)\s*[【\[]?\s*(?P<who>[^【】\[\]]*?)\s*[】\]]?\s*$", re.IGNORECASE
+_RECEIVED_BY = re.compile(
+    r"(?:diterima\s+oleh|received\s+by|signed\s+by|ditandatangani\s+oleh)\s*[:：]?\s*",
+    re.IGNORECASE,
 )
-_RELATION = re.compile(r"^(?P<name>.*?)\s*\((?P<relation>[^()]*)\)$")
+_BRACKETS = {"【": "】", "[": "]", "［": "］", "〔": "〕", "「": "」"}
+_PARENS = {"(": ")", "（": "）"}
+# What may separate the name from a relation when there is no bracket or parenthesis
+_SEPARATORS = re.compile(r"\s+[-–—|/]\s+|[,，;；:：。]")
+_LEADING_SEPARATOR = re.compile(r"[-–—|/,，;；:：。]+\s*")
+
+
+def _closed(text: str, pairs: Mapping[str, str]) -> tuple[str, str] | None:
+    """(inside, after) when ``text`` opens with one of ``pairs``; None otherwise."""
+    closing = pairs.get(text[:1])
+    if closing is None:
+        return None
+    inside, found, after = text[1:].partition(closing)
+    return (inside, after) if found else (inside, "")
+
+
+def _relation_after(after: str) -> str:
+    """The relation in what follows the name: "(YBS) Terima kasih" → "YBS", " - YBS - POD" →
+    "YBS", "，Keluarga。" → "Keluarga". Plain words without a separator (a thank-you) are not a
+    relation."""
+    text = after.strip()
+    paren = _closed(text, _PARENS)
+    if paren is not None:
+        return " ".join(paren[0].split())
+    lead = _LEADING_SEPARATOR.match(text)
+    if not lead:
+        return ""
+    first = _SEPARATORS.split(text[lead.end() :], maxsplit=1)[0]
+    return " ".join(first.strip(" .").split())
 
 
 def parse_receiver(text: str) -> tuple[str, str]:
-    """("Budi Santoso", "ISTRI") from "Paket telah diterima oleh Budi Santoso (ISTRI)".
+    """(name, relation) from J&T's delivered text, tolerant of whatever follows the name.
 
-    J&T writes the relation as free text after the name (couriers.md §4); either may be empty.
+    "Paket telah diterima oleh Budi Santoso (ISTRI)" → ("Budi Santoso", "ISTRI");
+    "Received by【NAME】(YBS)" and "Received by【NAME】(YBS) Terima kasih…" → ("NAME", "YBS");
+    "Received by【NAME】 - Keluarga - POD" → ("NAME", "Keluarga"). J&T writes the relation as
+    free text (couriers.md §4); either may be empty. Structured fields (``receiver``, ``note``)
+    win over this: see :func:`history_event`.
     """
-    found = _RECEIVED.search(text.strip())
+    found = _RECEIVED_BY.search(text)
     if not found:
         return "", ""
-    who = found.group("who").strip()
-    split = _RELATION.match(who)
-    if split:
-        return split.group("name").strip(), split.group("relation").strip()
-    return who, ""
+    rest = text[found.end() :].strip()
+    bracket = _closed(rest, _BRACKETS)
+    if bracket is not None:
+        inside, after = bracket  # the bracket delimits the name: "SITI / RAHAYU" is one
+        name, relation = _name_and_relation(inside, separated=False)
+        return name, relation or _relation_after(after)
+    return _name_and_relation(rest, separated=True)
+
+
+def _name_and_relation(text: str, *, separated: bool) -> tuple[str, str]:
+    """The name and a relation in parentheses after it ("Budi (ISTRI) more"); when the name is
+    not delimited by a bracket (``separated``), also after a separator ("Budi - YBS")."""
+    cut = min((i for i in (text.find("("), text.find("（")) if i >= 0), default=-1)
+    if cut >= 0:
+        return " ".join(text[:cut].split()), _relation_after(text[cut:])
+    if not separated:
+        return " ".join(text.split()), ""
+    parts = _SEPARATORS.split(text, maxsplit=1)
+    name = " ".join(parts[0].split())
+    if len(parts) == 1:
+        return name, ""
+    return name, " ".join(_SEPARATORS.split(parts[1], maxsplit=1)[0].strip(" .").split())
 
 
 def pod_artefacts(item: Mapping[str, Any]) -> tuple[Artefact, ...]:
@@ -406,15 +456,26 @@ def parse_track(body: Any, awb: str) -> list[TrackingEvent]:
     return sorted(events, key=lambda e: e.occurred_at)
 
 
+def _field(item: Mapping[str, Any], name: str) -> str:
+    return " ".join(str(item.get(name) or "").split())
+
+
 def history_event(awb: str, item: Mapping[str, Any], path: str) -> TrackingEvent:
+    """One legacy ``history[]`` item. Status by ``status_code`` first, refined by the words of
+    ``status`` and ``note``; on delivery the structured ``receiver`` and ``note`` win over what
+    the text says (the note carries the relation: "YBS", "Keluarga", "Orang Serumah")."""
     code, text = str(item["status_code"]), str(item["status"])
-    status = legacy_status(code, text)
+    note = _field(item, "note")
+    status = legacy_status(code, text, note)
     receiver, relation, reason = "", "", ""
     if status is Status.DELIVERED:
         receiver, relation = parse_receiver(text)
-        receiver = str(item.get("receiver") or "").strip() or receiver
-    elif status in (Status.DELIVERY_FAILED, Status.RETURNING):
-        reason = str(item.get("note") or "").strip()
+        receiver = _field(item, "receiver") or receiver
+        relation = note or relation
+    elif status in (Status.DELIVERY_FAILED, Status.RETURNING, Status.LOST) or (
+        status is None and code in PROBLEM_CODES
+    ):
+        reason = note or " ".join(text.split())
     return TrackingEvent(
         waybill=awb,
         occurred_at=_when(str(item["date_time"]), f"{path}.date_time"),
@@ -431,14 +492,18 @@ def history_event(awb: str, item: Mapping[str, Any], path: str) -> TrackingEvent
 
 
 def scan_event(awb: str, scan: Mapping[str, Any], path: str) -> TrackingEvent:
-    """One JMS ``details[]`` scan (the push) as an event."""
+    """One JMS ``details[]`` scan (the push) as an event: status by ``scanTypeCode`` first,
+    refined by ``desc`` and the problem fields; receiver and relation from ``desc``."""
     code, text = str(scan["scanTypeCode"]), str(scan.get("desc") or scan.get("scanTypeName") or "")
-    status = jms_status(code, text)
+    problem = _field(scan, "probleDescription") or _field(scan, "problemType")
+    status = jms_status(code, text, _field(scan, "problemType"), problem)
     receiver, relation, reason = "", "", ""
     if status is Status.DELIVERED:
         receiver, relation = parse_receiver(text)
-    if status in (Status.DELIVERY_FAILED, Status.RETURNING):
-        reason = str(scan.get("probleDescription") or scan.get("problemType") or "").strip()
+    if status in (Status.DELIVERY_FAILED, Status.RETURNING, Status.LOST) or (
+        status is None and code in PROBLEM_CODES
+    ):
+        reason = problem or " ".join(text.split())
     return TrackingEvent(
         waybill=awb,
         occurred_at=_when(str(scan["scanTime"]), f"{path}.scanTime"),

@@ -10,15 +10,21 @@ Two tables, because J&T speaks two dialects (couriers.md §1):
 * ``JMS``: the JMS open platform scan codes used by the push (``scanTypeCode`` + ``desc``),
   from the Malaysia tenant's FAQ [C-3p]; J&T Indonesia's own table must be confirmed too.
 
-Lookup: the rows for the code, in order; the first whose text fragment occurs in the courier's
-text (case-insensitive; an empty fragment matches any text) wins. An unknown code, or a known
-code whose text fits no row (a "problem" scan that is not a failed delivery), gives ``None``:
-the event is stored raw and a person maps it. Nothing is ever guessed (DESIGN §6).
+Lookup is by code first: the rows for the code, in order; the first whose text fragment occurs in
+the courier's text as whole words (case-insensitive; an empty fragment matches any text) wins.
+The text only refines a code: a problem code (legacy ``150``, JMS ``110``) is a problem scan
+whatever its words, and the words decide which (:data:`PROBLEM_WORDS`): lost, held, or else a
+failed delivery attempt ("tidak di rumah", "rumah kosong", "alamat tidak ditemukan", anything).
+"Held" (stopped at the courier: held, damaged, customs) fits none of our statuses, so it gives
+``None`` like an unknown code: the event is stored raw and a person reads it. An unknown code,
+or a known code whose text fits no row, gives ``None`` too. Nothing is ever guessed (DESIGN §6).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from functools import cache
 
 from core.status import Status
 
@@ -26,8 +32,24 @@ from core.status import Status
 @dataclass(frozen=True, slots=True)
 class Row:
     code: str
-    text: str  # lower-case fragment of the courier's text; "" = any text
-    status: Status
+    text: str  # lower-case words of the courier's text; "" = any text
+    status: Status | None  # None: known, but for a person to read (a held parcel)
+
+
+# What a problem scan's words say, checked in this order; no match = a failed attempt.
+LOST_WORDS = ("hilang", "lost", "missing")
+HELD_WORDS = ("ditahan", "tertahan", "on hold", "hold", "rusak", "damaged", "bea cukai", "customs")
+
+
+PROBLEM_CODES = frozenset({"150", "110"})  # legacy and JMS: a problem scan whatever its words
+
+
+def _problem_rows(code: str) -> tuple[Row, ...]:
+    return (
+        *(Row(code, word, Status.LOST) for word in LOST_WORDS),
+        *(Row(code, word, None) for word in HELD_WORDS),
+        Row(code, "", Status.DELIVERY_FAILED),
+    )
 
 
 LEGACY: tuple[Row, ...] = (
@@ -39,8 +61,7 @@ LEGACY: tuple[Row, ...] = (
     Row("100", "sedang diantar", Status.OUT_FOR_DELIVERY),
     Row("100", "akan dikirimkan ke", Status.IN_TRANSIT),
     Row("100", "telah sampai di", Status.IN_TRANSIT),
-    Row("150", "gagal dikirim", Status.DELIVERY_FAILED),
-    Row("150", "hilang", Status.LOST),
+    *_problem_rows("150"),
     Row("200", "", Status.DELIVERED),
     Row("401", "retur telah diterima", Status.RETURNED),
     Row("401", "", Status.RETURNING),
@@ -54,10 +75,7 @@ JMS: tuple[Row, ...] = (
     Row("30", "", Status.IN_TRANSIT),
     Row("94", "", Status.OUT_FOR_DELIVERY),
     Row("100", "", Status.DELIVERED),
-    # 110 "abnormal parcel" covers hub problems too: only a failed delivery maps
-    Row("110", "gagal", Status.DELIVERY_FAILED),
-    Row("110", "tidak di tempat", Status.DELIVERY_FAILED),
-    Row("110", "alamat tidak jelas", Status.DELIVERY_FAILED),
+    *_problem_rows("110"),  # "abnormal parcel": at the door or at a hub, the words tell
     Row("172", "", Status.RETURNING),
     Row("173", "", Status.RETURNED),
     *(Row(code, "hilang", Status.LOST) for code in _LOST_CODES),
@@ -65,17 +83,24 @@ JMS: tuple[Row, ...] = (
 )
 
 
-def lookup(table: tuple[Row, ...], code: str, text: str) -> Status | None:
-    code, folded = code.strip(), text.casefold()
+@cache
+def _words(fragment: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<!\w){re.escape(fragment)}(?!\w)")
+
+
+def lookup(table: tuple[Row, ...], code: str, *texts: str) -> Status | None:
+    """The status for ``code``, refined by ``texts`` (the scan's text, note, problem fields)."""
+    code = code.strip()
+    folded = " ".join(" ".join(texts).casefold().split())
     for row in table:
-        if row.code == code and row.text in folded:
+        if row.code == code and (not row.text or _words(row.text).search(folded)):
             return row.status
     return None
 
 
-def legacy_status(code: str, text: str) -> Status | None:
-    return lookup(LEGACY, code, text)
+def legacy_status(code: str, text: str, note: str = "") -> Status | None:
+    return lookup(LEGACY, code, text, note)
 
 
-def jms_status(code: str, text: str) -> Status | None:
-    return lookup(JMS, code, text)
+def jms_status(code: str, *texts: str) -> Status | None:
+    return lookup(JMS, code, *texts)

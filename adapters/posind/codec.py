@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_CEILING, Decimal
+from functools import cache
 from typing import Any
 
 import schemas
@@ -142,9 +144,12 @@ def validate(schema: str, body: Any, what: str) -> None:
 # --------------------------------------------------------------------------------------------
 # AddPostingDoc response
 
-# The answer's shape was not found in any public source [I]. We read (and the simulator sends):
+# The answer's shape was not found in any public source. The field namings we accept are the
+# entries of schemas/couriers/posind/posting_response.json (each with its "x-fields"): ours [I]
 #   {"responseCode": "000", "responseDesc": "Sukses", "orderid": "...", "barcode": "P..."}
-# success is responseCode "000"; a reused orderid is "102"; anything else is a refusal.
+# and the naming a real answer used, {"respcode": …, "respmsg": …}. Success is code "000"; a
+# reused orderid is "102"; any other code is a refusal; any other shape is not understood.
+POSTING_SCHEMA = "couriers/posind/posting_response"
 SUCCESS_CODE = "000"
 DUPLICATE_CODE = "102"
 _DUPLICATE_TEXT = re.compile(
@@ -152,26 +157,91 @@ _DUPLICATE_TEXT = re.compile(
 )
 
 
+class AnswerNotUnderstood(ResponseInvalid):
+    """The courier answered a create in a shape we do not know: the order may exist.
+
+    ``raw`` keeps the answer with every value that could carry personal data masked
+    (:func:`redact_answer`), for the item that asks a person to check the portal.
+    """
+
+    def __init__(self, courier: str, reference: str, path: str, raw: Any) -> None:
+        super().__init__(
+            courier,
+            "the courier's answer was not understood; the order may exist: check reference "
+            f"{reference} in the portal",
+            path,
+        )
+        self.reference = reference
+        self.raw = redact_answer(raw)
+
+
+@dataclass(frozen=True, slots=True)
+class PostingNaming:
+    """Which field of an AddPostingDoc answer holds what, in one accepted naming."""
+
+    code: str
+    message: str
+    barcode: str
+    reference: str
+
+
+@cache
+def posting_namings() -> tuple[PostingNaming, ...]:
+    """The namings the schema accepts, in its order (the schema is the one table)."""
+    return tuple(
+        PostingNaming(**entry["x-fields"]) for entry in schemas.load(POSTING_SCHEMA)["anyOf"]
+    )
+
+
+# Keys whose values are codes, messages and identifiers of ours or the courier's: kept. Every
+# other string (it could echo a name, a phone, an address) is masked.
+_SAFE_KEY = re.compile(
+    r"(code|status|msg|message|desc|result|success|error|barcode|awb|orderid|id)$", re.IGNORECASE
+)
+MASK = "[redacted]"
+
+
+def redact_answer(value: Any, key: str = "", depth: int = 0) -> Any:
+    """The answer's structure with only safe values left (codes, messages, identifiers;
+    numbers and booleans); strings under other keys masked, long texts cut to 200 characters."""
+    if depth > 6:
+        return MASK
+    if isinstance(value, Mapping):
+        return {str(k): redact_answer(v, str(k), depth + 1) for k, v in list(value.items())[:50]}
+    if isinstance(value, list):
+        return [redact_answer(v, key, depth + 1) for v in value[:20]]
+    if isinstance(value, str):
+        return value[:200] if key and _SAFE_KEY.search(key) else MASK
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return MASK
+
+
 def parse_posting(body: Any, reference: str) -> Booking:
-    """Booking from an AddPostingDoc answer.
+    """Booking from an AddPostingDoc answer, in any naming the schema accepts.
 
     Raises OutcomeUnknown for a duplicate orderid (the order may already exist: reconcile, never
-    book again under a new reference), CourierRejected for any other refusal, ResponseInvalid for
-    a shape we do not know.
+    book again under a new reference), CourierRejected for any other refusal, and
+    :class:`AnswerNotUnderstood` for a shape we do not know or a success without a barcode.
     """
-    validate("posting_response", body, "AddPostingDoc response")
-    code = str(body["responseCode"]).strip()
-    desc = str(body.get("responseDesc") or "")
+    errors = schemas.check(POSTING_SCHEMA, body)
+    naming = next(
+        (n for n in posting_namings() if isinstance(body, Mapping) and n.code in body), None
+    )
+    if errors or naming is None:
+        raise AnswerNotUnderstood(COURIER, reference, errors[0].path if errors else "$", body)
+    code = str(body[naming.code]).strip()
+    desc = str(body.get(naming.message) or "")
     if code == DUPLICATE_CODE or _DUPLICATE_TEXT.search(desc):
-        raise OutcomeUnknown(COURIER, f"orderid already used (responseCode {code})")
+        raise OutcomeUnknown(COURIER, f"orderid already used (code {code})")
     if code != SUCCESS_CODE:
         raise CourierRejected(COURIER, code, desc or "no reason given")
-    barcode = str(body.get("barcode") or "").strip()
+    barcode = str(body.get(naming.barcode) or "").strip()
     if not barcode:
-        raise ResponseInvalid(COURIER, "success without a barcode", "$.barcode")
-    echoed = body.get("orderid")
+        raise AnswerNotUnderstood(COURIER, reference, f"$.{naming.barcode}", body)
+    echoed = body.get(naming.reference)
     if echoed not in (None, "", reference):
-        raise ResponseInvalid(COURIER, "answer is for another orderid", "$.orderid")
+        raise ResponseInvalid(COURIER, "answer is for another orderid", f"$.{naming.reference}")
     return Booking(reference=reference, waybill=barcode, raw=dict(body))
 
 
@@ -195,6 +265,7 @@ KNOWN_RELATIONS = frozenset(
         "SAUDARA",
         "KELUARGA",
         "ORANG SERUMAH",
+        "SERUMAH",
         "TETANGGA",
         "SATPAM",
         "SECURITY",
@@ -208,7 +279,8 @@ KNOWN_RELATIONS = frozenset(
 
 _RECEIVER_FIELD = re.compile(r"PENERIMA\s*/\s*KETERANGAN\s*:\s*([^;]*)", re.IGNORECASE)
 _REASON_FIELD = re.compile(r"KETERANGAN\s*:\s*([^;]*)", re.IGNORECASE)
-_PARENS = re.compile(r"^(?P<name>.*?)\s*\((?P<rel>[^()]*)\)\s*$")
+# a name, then the relation in parentheses, then whatever the counter typed after it
+_PARENS = re.compile(r"^(?P<name>[^()]*?)\s*\((?P<rel>[^()]*)\)")
 
 
 def _is_relation(text: str) -> bool:
@@ -218,8 +290,8 @@ def _is_relation(text: str) -> bool:
 def parse_receiver(value: str) -> tuple[str, str]:
     """``PENERIMA / KETERANGAN`` text → (receiver name, relation), either may be "".
 
-    "SITI RAHAYU (ISTRI)" → both; "Orang Serumah" → relation only; "BUDI / YBS" or
-    "YBS - BUDI" → both; anything else is taken as a name.
+    "SITI RAHAYU (ISTRI)" and "SITI RAHAYU (ISTRI) TTD DIGITAL" → both; "Orang Serumah" →
+    relation only; "BUDI / YBS" or "YBS - BUDI" → both; anything else is taken as a name.
     """
     text = " ".join(value.split())
     if not text:

@@ -7,10 +7,15 @@ Couriers write the receiver's relation to the addressee as free text ("YBS", "IS
 * the applicant in person → wait for the applicant to confirm on the tracking page;
 * a family member (same family card, KK) or a holder of a power of attorney (surat kuasa) →
   a dispatcher reviews the proof;
-* anyone else (a guard, a neighbour, an unknown person) → an exception: it should not happen.
+* a relation we do not recognise → a dispatcher reviews it too (never silently "not the
+  applicant");
+* anyone else (a guard, a neighbour, the office) → an exception: it should not happen.
 
-A relation that says "self" only counts when the receiver's name matches the applicant's
-(:func:`receiver_matches`); an unknown relation with a matching name counts as self.
+The relation vocabulary is data (:data:`VOCABULARY`: self/YBS, family/Keluarga, household/Orang
+Serumah, neighbour/Tetangga, security guard/Satpam, office/Kantor, proxy, other), each entry with
+its policy category. A relation that says "self" only counts when the receiver's name matches
+the applicant's (:func:`receiver_matches`); an unknown relation with a matching name counts as
+self.
 """
 
 from __future__ import annotations
@@ -41,113 +46,171 @@ class HandoverNext:
     reason: str  # English, for staff; no names
 
 
-# Words as couriers write them (J&T and Pos Indonesia PODs), after normalisation (upper case,
-# punctuation to spaces). Phrases match on word boundaries.
-_SELF = (
-    "YBS",
-    "Y B S",
-    "YANG BERSANGKUTAN",
-    "ORANG YANG BERSANGKUTAN",
-    "SENDIRI",
-    "DIRI SENDIRI",
-    "PENERIMA LANGSUNG",
-    "PEMILIK",
-    "ADDRESSEE",
-    "SELF",
-    "RECIPIENT",
-    "CONSIGNEE",
+@dataclass(frozen=True, slots=True)
+class RelationTerm:
+    """One entry of the relation vocabulary: what couriers write, what it means, what the
+    office's policy makes of it (:class:`Relation`), in Bahasa Indonesia and English."""
+
+    key: str
+    relation: Relation
+    bahasa: str
+    english: str
+    words: tuple[str, ...]  # as couriers write them, normalised (upper case, no punctuation)
+
+
+# The vocabulary as data, in the order it is checked: a word of an earlier entry wins, so
+# "TETANGGA YBS" is a neighbour and "ANAK YBS" family. Phrases match on word boundaries.
+VOCABULARY: tuple[RelationTerm, ...] = (
+    RelationTerm(
+        "neighbour",
+        Relation.OTHER,
+        "Tetangga",
+        "neighbour",
+        ("TETANGGA", "NEIGHBOR", "NEIGHBOUR", "RT", "RW", "PAK RT", "KETUA RT", "RT SETEMPAT"),
+    ),
+    RelationTerm(
+        "security_guard",
+        Relation.OTHER,
+        "Satpam",
+        "security guard",
+        ("SATPAM", "SECURITY", "SEKURITI", "PENJAGA", "GUARD"),
+    ),
+    RelationTerm(
+        "office",
+        Relation.OTHER,
+        "Kantor",
+        "workplace or office staff",
+        (
+            "KANTOR",
+            "RESEPSIONIS",
+            "RECEPTIONIST",
+            "KARYAWAN",
+            "PEGAWAI",
+            "STAF",
+            "STAFF",
+            "OB",
+            "REKAN",
+            "REKAN KERJA",
+            "COLLEAGUE",
+        ),
+    ),
+    RelationTerm(
+        "other",
+        Relation.OTHER,
+        "Lainnya",
+        "someone else",
+        (
+            "TEMAN",
+            "FRIEND",
+            "ART",
+            "PEMBANTU",
+            "ASISTEN RUMAH TANGGA",
+            "SOPIR",
+            "SUPIR",
+            "TUKANG",
+            "KOS",
+            "KOST",
+            "PEMILIK KOS",
+            "IBU KOS",
+            "BAPAK KOS",
+            "TOKO",
+            "WARUNG",
+            "LAINNYA",
+            "LAIN LAIN",
+        ),
+    ),
+    RelationTerm(
+        "proxy",
+        Relation.PROXY,
+        "Penerima kuasa",
+        "holder of a power of attorney",
+        ("KUASA", "SURAT KUASA", "PENERIMA KUASA", "WAKIL", "PROXY"),
+    ),
+    RelationTerm(
+        "household",
+        Relation.FAMILY,
+        "Orang serumah",
+        "someone in the same household",
+        ("ORANG SERUMAH", "SERUMAH", "SATU RUMAH", "HOUSEHOLD"),
+    ),
+    RelationTerm(
+        "family",
+        Relation.FAMILY,
+        "Keluarga",
+        "family member",
+        (
+            "ISTRI",
+            "ISTERI",
+            "SUAMI",
+            "ANAK",
+            "ORANG TUA",
+            "ORTU",
+            "AYAH",
+            "AYAHANDA",
+            "IBUNDA",
+            "BUNDA",
+            "MAMA",
+            "MAMAH",
+            "MAMI",
+            "PAPA",
+            "PAPAH",
+            "PAPI",
+            "KAKAK",
+            "ADIK",
+            "ADEK",
+            "KELUARGA",
+            "MERTUA",
+            "MENANTU",
+            "NENEK",
+            "KAKEK",
+            "CUCU",
+            "PAMAN",
+            "BIBI",
+            "TANTE",
+            "KEPONAKAN",
+            "SEPUPU",
+            "IPAR",
+            "SATU KK",
+            "FAMILY",
+            "WIFE",
+            "HUSBAND",
+            "SON",
+            "DAUGHTER",
+            "PARENT",
+            "MOTHER",
+            "FATHER",
+            "SIBLING",
+        ),
+    ),
+    RelationTerm(
+        "self",
+        Relation.SELF,
+        "Yang bersangkutan (YBS)",
+        "the addressee in person",
+        (
+            "YBS",
+            "Y B S",
+            "YANG BERSANGKUTAN",
+            "ORANG YANG BERSANGKUTAN",
+            "SENDIRI",
+            "DIRI SENDIRI",
+            "PENERIMA LANGSUNG",
+            "PEMILIK",
+            "ADDRESSEE",
+            "SELF",
+            "RECIPIENT",
+            "CONSIGNEE",
+        ),
+    ),
 )
-_FAMILY = (
-    "ISTRI",
-    "ISTERI",
-    "SUAMI",
-    "ANAK",
-    "ORANG TUA",
-    "ORTU",
-    "AYAH",
-    "AYAHANDA",
-    "IBUNDA",
-    "BUNDA",
-    "MAMA",
-    "MAMAH",
-    "MAMI",
-    "PAPA",
-    "PAPAH",
-    "PAPI",
-    "KAKAK",
-    "ADIK",
-    "ADEK",
-    "KELUARGA",
-    "MERTUA",
-    "MENANTU",
-    "NENEK",
-    "KAKEK",
-    "CUCU",
-    "PAMAN",
-    "BIBI",
-    "TANTE",
-    "KEPONAKAN",
-    "SEPUPU",
-    "IPAR",
-    "ORANG SERUMAH",
-    "SERUMAH",
-    "SATU KK",
-    "FAMILY",
-    "WIFE",
-    "HUSBAND",
-    "SON",
-    "DAUGHTER",
-    "PARENT",
-    "MOTHER",
-    "FATHER",
-    "SIBLING",
-)
+UNKNOWN_TERM = RelationTerm("unknown", Relation.UNKNOWN, "Tidak dikenali", "not recognised", ())
+_BY_KEY = {term.key: term for term in VOCABULARY}
+
 # Titles that are also kin words: family only when they stand alone ("IBU", "IBU YBS"), a name
 # when followed by one ("IBU SITI")
 _TITLE_KIN = ("IBU", "BU", "BAPAK", "BPK", "PAK", "SAUDARA", "SAUDARI", "SDR", "SDRI")
-_PROXY = ("KUASA", "SURAT KUASA", "PENERIMA KUASA", "WAKIL", "PROXY")
-_OTHER = (
-    "SATPAM",
-    "SECURITY",
-    "SEKURITI",
-    "TETANGGA",
-    "TEMAN",
-    "REKAN",
-    "KANTOR",
-    "RESEPSIONIS",
-    "RECEPTIONIST",
-    "PENJAGA",
-    "KARYAWAN",
-    "PEGAWAI",
-    "STAF",
-    "STAFF",
-    "OB",
-    "ART",
-    "PEMBANTU",
-    "ASISTEN RUMAH TANGGA",
-    "SOPIR",
-    "SUPIR",
-    "TUKANG",
-    "KOS",
-    "KOST",
-    "PEMILIK KOS",
-    "IBU KOS",
-    "BAPAK KOS",
-    "TOKO",
-    "WARUNG",
-    "RT",
-    "RW",
-    "PAK RT",
-    "KETUA RT",
-    "NEIGHBOR",
-    "NEIGHBOUR",
-    "FRIEND",
-    "GUARD",
-    "COLLEAGUE",
-    "LAINNYA",
-    "LAIN LAIN",
-)
 _QUALIFIERS = frozenset({"YBS", "KANDUNG", "DARI", "NYA", "PENERIMA", "DARI YBS"})
+_EMPTY = frozenset({"0", "NA", "N A", "TIDAK ADA", "NONE"})
 
 
 def _words(text: str) -> str:
@@ -160,24 +223,27 @@ def _has(words: str, phrases: tuple[str, ...]) -> bool:
     return any(f" {p} " in padded for p in phrases)
 
 
-def classify_relation(text: str) -> Relation:
-    """Free relation text → category. Qualified kin ("ANAK YBS", "ISTRI DARI YBS") is family;
-    a landlord ("IBU KOS") or a guard is other; a bare name is unknown."""
+def describe_relation(text: str) -> RelationTerm:
+    """The vocabulary entry for a courier's relation text; :data:`UNKNOWN_TERM` when none fits
+    (a bare name, an empty field, a word not in the vocabulary)."""
     words = _words(text)
-    if not words or words in {"0", "NA", "N A", "TIDAK ADA", "NONE"}:
-        return Relation.UNKNOWN
-    if _has(words, _OTHER):
-        return Relation.OTHER
-    if _has(words, _PROXY):
-        return Relation.PROXY
-    if _has(words, _FAMILY):
-        return Relation.FAMILY
-    tokens = words.split()
-    if tokens[0] in _TITLE_KIN and all(t in _QUALIFIERS for t in tokens[1:]):
-        return Relation.FAMILY
-    if _has(words, _SELF):
-        return Relation.SELF
-    return Relation.UNKNOWN
+    if not words or words in _EMPTY:
+        return UNKNOWN_TERM
+    for term in VOCABULARY:
+        if term.key == "self":
+            tokens = words.split()
+            if tokens[0] in _TITLE_KIN and all(t in _QUALIFIERS for t in tokens[1:]):
+                return _BY_KEY["family"]
+        if _has(words, term.words):
+            return term
+    return UNKNOWN_TERM
+
+
+def classify_relation(text: str) -> Relation:
+    """Free relation text → policy category. Qualified kin ("ANAK YBS", "ISTRI DARI YBS") and the
+    household are family; a landlord ("IBU KOS"), a guard or a neighbour is other; a bare name
+    is unknown."""
+    return describe_relation(text).relation
 
 
 def handover_outcome(relation: Relation, receiver_matches_applicant: bool) -> HandoverNext:
@@ -205,8 +271,12 @@ def handover_outcome(relation: Relation, receiver_matches_applicant: bool) -> Ha
         return HandoverNext(
             step.EXCEPTION, "received by someone who is neither the applicant nor family"
         )
+    # an unrecognised relation may well be family written in words we lack: a person decides,
+    # it is never taken to mean "not the applicant"
     return HandoverNext(
-        step.EXCEPTION, "relation unknown and the receiver's name is not the applicant's"
+        step.NEEDS_REVIEW,
+        "relation not recognised and the receiver's name is not the applicant's: read the "
+        "proof of delivery and ask the applicant who received it",
     )
 
 

@@ -160,8 +160,9 @@ def test_other_refusal_is_rejected_with_code_and_reason() -> None:
 @pytest.mark.parametrize(
     ("body", "path"),
     [
-        ({"responseDesc": "Sukses"}, "$.responseCode"),
+        ({"responseDesc": "Sukses"}, "$"),
         ({"responseCode": "000"}, "$.barcode"),
+        ({"respcode": "000", "respmsg": "Sukses"}, "$.barcode"),
         ({"responseCode": "000", "barcode": "P1", "orderid": "OTHER"}, "$.orderid"),
         ([], "$"),
     ],
@@ -170,6 +171,82 @@ def test_posting_bad_shape_names_the_path(body: Any, path: str) -> None:
     with pytest.raises(ResponseInvalid) as info:
         codec.parse_posting(body, "R")
     assert info.value.path == path
+
+
+# Answers as they were recorded: the respcode/respmsg naming that made every Pos booking
+# "outcome unknown" while the orders existed (issue 9), and its refusals.
+RESPCODE_SUCCESS = {
+    "respcode": "000",
+    "respmsg": "Sukses",
+    "orderid": "BLT-0001-1",
+    "barcode": "P2611020000001",
+}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        RESPCODE_SUCCESS,
+        {**RESPCODE_SUCCESS, "respmsg": None},
+        {"responseCode": "000", "responseDesc": "Sukses", "barcode": "P2611020000001"},
+    ],
+)
+def test_both_answer_namings_book(body: dict[str, Any]) -> None:
+    booking = codec.parse_posting(body, "BLT-0001-1")
+    assert booking.waybill == "P2611020000001"
+    assert booking.raw == body  # the answer kept as it came
+
+
+def test_refusals_read_the_same_in_the_respcode_naming() -> None:
+    with pytest.raises(OutcomeUnknown):
+        codec.parse_posting({"respcode": "102", "respmsg": "Orderid sudah terdaftar"}, "R")
+    with pytest.raises(CourierRejected) as info:
+        codec.parse_posting({"respcode": "103", "respmsg": "Memberid tidak terdaftar"}, "R")
+    assert (info.value.code, info.value.reason) == ("103", "Memberid tidak terdaftar")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"status": "OK", "data": {"awb": "P2611020000001"}},  # a naming we do not know
+        {"respcode": ["000"], "respmsg": "Sukses"},  # a known naming, an odd value
+        {"respcode": "000", "respmsg": "Sukses"},  # success without a barcode
+        "Sukses",
+    ],
+)
+def test_answer_not_understood_is_distinct_and_keeps_the_raw_redacted(body: Any) -> None:
+    with pytest.raises(codec.AnswerNotUnderstood) as info:
+        codec.parse_posting(body, "BLT-0001-1")
+    err = info.value
+    assert isinstance(err, ResponseInvalid)  # still a courier answer we cannot use
+    assert "order may exist" in err.message and "BLT-0001-1" in err.message
+    assert err.reference == "BLT-0001-1"
+    assert err.raw is not None
+
+
+def test_redacted_answer_keeps_codes_and_masks_what_could_be_personal() -> None:
+    answer = {
+        "status": "OK",
+        "respmsg": "Sukses",
+        "data": {"awb": "P1", "receiver": {"name": "SITI RAHAYU", "phone": "0812"}, "n": 2},
+        "items": [{"address": "Jl. Mawar 1"}],
+    }
+    assert codec.redact_answer(answer) == {
+        "status": "OK",
+        "respmsg": "Sukses",
+        "data": {"awb": "P1", "receiver": {"name": "[redacted]", "phone": "[redacted]"}, "n": 2},
+        "items": [{"address": "[redacted]"}],
+    }
+
+
+def test_the_schema_is_the_one_table_of_namings() -> None:
+    entries = schemas.load(codec.POSTING_SCHEMA)["anyOf"]
+    namings = codec.posting_namings()
+    assert [n.code for n in namings] == ["responseCode", "respcode"]
+    for entry, naming in zip(entries, namings, strict=True):
+        assert entry["required"] == [naming.code]
+        for field in (naming.code, naming.message, naming.barcode, naming.reference):
+            assert field in entry["properties"]
 
 
 # ------------------------------------------------------------------------------ track

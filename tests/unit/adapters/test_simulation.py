@@ -1,4 +1,5 @@
-"""The shared simulator core: lifecycle plans, faults, expiring links, artefacts, control API."""
+"""The shared simulator core: lifecycle plans, faults, expiring links, artefacts, control API
+(simulators.lifecycle, .faults, .artefacts, .control, .orders)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.clock import WIB, ManualClock
+from simulators.artefacts import artefact_bytes, sign_link, verify_link
+from simulators.control import install
+from simulators.faults import FaultTable, apply_faults, run_with_faults
 from simulators.lifecycle import (
     FAIL_REASONS,
     FAMILY_RELATIONS,
@@ -22,20 +26,12 @@ from simulators.lifecycle import (
     OUTCOMES,
     RELATION_SELF,
     TERMINAL_KINDS,
-    FaultTable,
-    SimOrder,
-    SimState,
     StepKind,
-    apply_faults,
-    artefact_bytes,
-    install,
     next_pickup,
     plan_lifecycle,
-    run_with_faults,
-    sign_link,
     transit_days,
-    verify_link,
 )
+from simulators.orders import SimOrder, SimState
 
 # Monday 2 November 2026, 08:00 WIB
 MONDAY_8_WIB = datetime(2026, 11, 2, 8, 0, tzinfo=WIB).astimezone(UTC)

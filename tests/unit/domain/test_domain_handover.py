@@ -3,9 +3,12 @@ from __future__ import annotations
 import pytest
 
 from courier.domain.handover import (
+    UNKNOWN_TERM,
+    VOCABULARY,
     HandoverStep,
     Relation,
     classify_relation,
+    describe_relation,
     handover_outcome,
     receiver_matches,
 )
@@ -61,13 +64,59 @@ def test_classify_relation(text: str, expected: Relation) -> None:
         (Relation.PROXY, False, HandoverStep.NEEDS_REVIEW),
         (Relation.OTHER, False, HandoverStep.EXCEPTION),
         (Relation.OTHER, True, HandoverStep.EXCEPTION),
-        (Relation.UNKNOWN, False, HandoverStep.EXCEPTION),
+        # an unrecognised relation is reviewed by a person, never taken as "not the applicant"
+        (Relation.UNKNOWN, False, HandoverStep.NEEDS_REVIEW),
     ],
 )
 def test_handover_policy(relation: Relation, matches: bool, step: HandoverStep) -> None:
     outcome = handover_outcome(relation, matches)
     assert outcome.step is step
     assert outcome.reason
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "step"),
+    [
+        # as couriers wrote them in notes and KETERANGAN fields (issue 9)
+        ("YBS", "self", HandoverStep.NEEDS_REVIEW),
+        ("Keluarga", "family", HandoverStep.NEEDS_REVIEW),
+        ("Orang Serumah", "household", HandoverStep.NEEDS_REVIEW),
+        ("ORANG SERUMAH", "household", HandoverStep.NEEDS_REVIEW),
+        ("Serumah", "household", HandoverStep.NEEDS_REVIEW),
+        ("Tetangga", "neighbour", HandoverStep.EXCEPTION),
+        ("RT Setempat", "neighbour", HandoverStep.EXCEPTION),
+        ("Satpam", "security_guard", HandoverStep.EXCEPTION),
+        ("Security", "security_guard", HandoverStep.EXCEPTION),
+        ("Kantor", "office", HandoverStep.EXCEPTION),
+        ("Resepsionis", "office", HandoverStep.EXCEPTION),
+        ("Surat Kuasa", "proxy", HandoverStep.NEEDS_REVIEW),
+        ("Pembantu", "other", HandoverStep.EXCEPTION),
+        ("Sepupu jauh", "family", HandoverStep.NEEDS_REVIEW),
+        ("Terima kasih telah menggunakan J&T Express", "unknown", HandoverStep.NEEDS_REVIEW),
+        ("Pacar", "unknown", HandoverStep.NEEDS_REVIEW),
+    ],
+)
+def test_vocabulary_entries_and_what_the_policy_makes_of_them(
+    text: str, key: str, step: HandoverStep
+) -> None:
+    term = describe_relation(text)
+    assert term.key == key
+    assert classify_relation(text) is term.relation
+    # a receiver whose name is not the applicant's: only the relation decides
+    assert handover_outcome(term.relation, False).step is step
+
+
+def test_vocabulary_is_complete_data() -> None:
+    keys = [term.key for term in VOCABULARY]
+    assert len(keys) == len(set(keys))
+    for wanted in ("self", "family", "household", "neighbour", "security_guard", "office"):
+        assert wanted in keys
+    assert {term.relation for term in VOCABULARY} == set(Relation) - {Relation.UNKNOWN}
+    for term in (*VOCABULARY, UNKNOWN_TERM):
+        assert term.bahasa and term.english
+        for word in term.words:  # every word is written as it is compared
+            assert word == " ".join(word.split()).upper()
+            assert describe_relation(word).relation is term.relation
 
 
 def test_policy_reasons_name_the_document_to_check() -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 _LISTENING = re.compile(r"listening on (http://\S+)")
+ROOT = Path(__file__).resolve().parents[1]  # where `python -m bench.…` finds the package
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ def server(
         stderr=subprocess.DEVNULL,
         text=True,
         env={**os.environ, **(env or {})},
-        cwd=cwd,
+        cwd=cwd or ROOT,
     )
     try:
         url = _await_listening(proc, time.monotonic() + start_timeout)

@@ -5,7 +5,8 @@ Baselines: ``pgbench -N``, an aiohttp hello-world driven by our own load generat
 draining no-op jobs. Ours: claim + complete with a no-op courier, booking with an instant
 courier, intake and push ingestion through one `courier serve`, peak memory per process. Every
 database is created here and dropped after. Prints a table, saves bench/results/latest.json and
-a dated copy. Bounded: about 2 minutes on 2 idle cores.
+a dated copy. Bounded: 2½ minutes on 2 cores under a load average of 13 (each drain and
+load has a fixed duration or deadline; setup is the rest).
 
 PostgreSQL is required: COURIER_BENCH_PG_URL (default
 postgresql+asyncpg://postgres@127.0.0.1:5432/test) names a server and a database to connect to
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from sqlalchemy.engine import make_url
 
 from bench import api, baselines, booking, machine
 from bench.common import admin_url, fresh_pg_db, scratch_pg_db
@@ -52,6 +54,11 @@ class Plan:
 
 class Unreachable(RuntimeError):
     pass
+
+
+def shown(url: str) -> str:
+    """The URL as it may be printed: the password masked."""
+    return make_url(url).render_as_string(hide_password=True)
 
 
 async def server_version(url: str) -> str:
@@ -263,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         result, table_rows = asyncio.run(run(plan, pg_url, say))
     except Unreachable as err:
         print(
-            f"make bench needs PostgreSQL and could not reach {admin_url(pg_url)!r} ({err}).\n"
+            f"make bench needs PostgreSQL and could not reach {shown(pg_url)!r} ({err}).\n"
             "Point it at a server whose user may create databases, e.g.\n"
             "  COURIER_BENCH_PG_URL=postgresql+asyncpg://USER:PASSWORD@HOST:5432/postgres "
             "make bench",

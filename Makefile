@@ -42,8 +42,11 @@ unit: install
 demo: install
 	$(BIN)/courier demo
 
+# Our figures beside their baselines (pgbench -N, an aiohttp hello-world, pgqueuer), measured in one
+# run on PostgreSQL: COURIER_BENCH_PG_URL (default postgresql+asyncpg://postgres@127.0.0.1:5432/test)
+# names a server whose user may create databases. About 2 minutes; BENCH_ARGS=--help for the knobs.
 bench: install
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache

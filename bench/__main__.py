@@ -1,7 +1,16 @@
-"""`make bench` (`python -m bench`): API, claim and booking throughput on SQLite, peak memory.
+"""`make bench` (`python -m bench`): each of our figures beside its baseline, measured in the same
+run on the same machine, on PostgreSQL.
 
-Everything runs on loopback against local processes, bounded in count (well under two
-minutes on two cores). Figures are printed and saved to bench/results/latest.json.
+Baselines: ``pgbench -N``, an aiohttp hello-world driven by our own load generator, pgqueuer
+draining no-op jobs. Ours: claim + complete with a no-op courier, booking with an instant
+courier, intake and push ingestion through one `courier serve`, peak memory per process. Every
+database is created here and dropped after. Prints a table, saves bench/results/latest.json and
+a dated copy. Bounded: 2½ minutes on 2 cores under a load average of 13 (each drain and
+load has a fixed duration or deadline; setup is the rest).
+
+PostgreSQL is required: COURIER_BENCH_PG_URL (default
+postgresql+asyncpg://postgres@127.0.0.1:5432/test) names a server and a database to connect to
+first; the user must be allowed to create databases.
 """
 
 from __future__ import annotations
@@ -9,111 +18,279 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
-import platform
-import resource
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.api import bench_api
-from bench.booking import bench_booking
-from bench.claims import bench_claims
-from bench.common import fresh_db, fresh_pg_db
-from courier import logging as courier_logging
+from rich.console import Console
+from sqlalchemy.engine import make_url
 
-RESULTS = Path(__file__).with_name("results") / "latest.json"
-# optional: the claim benchmark also runs on PostgreSQL (a database created and dropped here)
-PG_URL = os.environ.get("COURIER_BENCH_PG_URL", "")
+from bench import api, baselines, booking, machine
+from bench.common import admin_url, fresh_pg_db, scratch_pg_db
+from bench.verdict import Row, Target, markdown, table
+from courier.config import Settings
 
-
-def _rss_mib(who: int) -> float:
-    return round(resource.getrusage(who).ru_maxrss / 1024, 1)  # Linux: KiB
+DEFAULT_PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+RESULTS = Path(__file__).with_name("results")
+BATCHES = (10, 100)
 
 
-async def main(args: argparse.Namespace) -> dict[str, Any]:
-    courier_logging.configure("warning", "json")
-    out: dict[str, Any] = {
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
-        "database": "sqlite (WAL, one file)",
-    }
-    with tempfile.TemporaryDirectory(prefix="courier-bench-") as tmp:
-        started = time.perf_counter()
-        api_url = await asyncio.to_thread(fresh_db, Path(tmp) / "api.sqlite3")
-        out["api"] = await bench_api(api_url, args.registrations, args.ready)
-        out["booking_jnt_simulator"] = await bench_booking(api_url)
-        claims_url = await asyncio.to_thread(fresh_db, Path(tmp) / "claims.sqlite3")
-        out["claims"] = await bench_claims(claims_url, args.claims)
-        if PG_URL:
-            async with fresh_pg_db(PG_URL) as pg_url:
-                out["claims_postgresql"] = await bench_claims(pg_url, args.claims, claimers=4)
-        out["total_seconds"] = round(time.perf_counter() - started, 1)
-    out["peak_rss_mib"] = {
-        "bench_process": _rss_mib(resource.RUSAGE_SELF),
-        "service_process": _rss_mib(resource.RUSAGE_CHILDREN),
-    }
+@dataclass(frozen=True)
+class Plan:
+    connections: int
+    seconds: float  # each HTTP load
+    jobs: int  # queued per drain, pgqueuer's and ours alike
+    drain_seconds: float  # the most any one drain may take
+    pgbench: baselines.PgbenchSetup
+
+
+class Unreachable(RuntimeError):
+    pass
+
+
+def shown(url: str) -> str:
+    """The URL as it may be printed: the password masked."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+async def server_version(url: str) -> str:
+    import asyncpg
+
+    try:
+        conn = await asyncpg.connect(admin_url(url), timeout=5)
+    except (OSError, TimeoutError, asyncpg.PostgresError) as err:
+        raise Unreachable(f"{type(err).__name__}: {err}") from err
+    try:
+        return str(await conn.fetchval("SHOW server_version"))
+    finally:
+        await conn.close()
+
+
+async def _in_worker(pool: ProcessPoolExecutor, url: str, concurrency: int, seconds: float) -> Any:
+    return await asyncio.get_running_loop().run_in_executor(
+        pool, booking.drain, url, concurrency, seconds
+    )
+
+
+async def measure(pg_url: str, plan: Plan, say: Console) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    pgq: dict[int, Any] = {}
+    ours: dict[int, Any] = {}
+    spawn = multiprocessing.get_context("spawn")
+    async with AsyncExitStack() as stack:
+        pool = stack.enter_context(ProcessPoolExecutor(1, mp_context=spawn))
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="courier-bench-")))
+
+        say.print(f"baseline: {plan.pgbench.text}")
+        async with scratch_pg_db(pg_url, "pgbench") as url:
+            out["pgbench"] = await baselines.pgbench(url, plan.pgbench)
+
+        say.print(f"baseline: aiohttp hello-world, {plan.connections} connections")
+        hello = await baselines.hello_world(connections=plan.connections, seconds=plan.seconds)
+        out["hello_world"] = {**hello.load.as_dict(), "peak_rss_mb": hello.peak_rss_mb}
+
+        say.print("ours: intake and push through one `courier serve`")
+        async with fresh_pg_db(pg_url, "serve") as url:
+            served = await api.bench_serve(
+                url, tmp, connections=plan.connections, seconds=plan.seconds
+            )
+        out["serve"] = api.as_dict(served)
+
+        for batch in BATCHES:
+            say.print(f"baseline: pgqueuer draining {plan.jobs} no-op jobs, batch {batch}")
+            async with scratch_pg_db(pg_url, "pgqueuer") as url:
+                pgq[batch] = await baselines.pgqueuer_drain(
+                    url, jobs=plan.jobs, batch=batch, seconds=plan.drain_seconds
+                )
+            say.print(f"ours: claim + complete {plan.jobs} deliveries, batch {batch}")
+            async with fresh_pg_db(pg_url, "claims") as url:
+                await booking.seed_queue(url, plan.jobs)
+                ours[batch] = await _in_worker(pool, url, batch, plan.drain_seconds)
+
+        default = Settings(raw={}).concurrency_per_courier
+        say.print(f"ours: booking with an instant courier, {default} in flight (the default)")
+        async with fresh_pg_db(pg_url, "booking") as url:
+            await booking.seed_queue(url, plan.jobs)
+            out["booking_instant"] = await _in_worker(pool, url, default, plan.drain_seconds)
+    out["pgqueuer"] = {str(b): f for b, f in pgq.items()}
+    out["claim_complete"] = {str(b): f for b, f in ours.items()}
     return out
 
 
-def report(r: dict[str, Any]) -> str:
-    api = r["api"]
-    lines = [
-        f"passport-courier bench — {r['when']} — {r['machine']['cpus']} CPUs, "
-        f"Python {r['machine']['python']}, {r['database']}"
-    ]
-    for name in ("put_application", "mark_ready", "opt_in"):
-        f = api[name]
-        lines.append(
-            f"  API {name:<16} {f['per_second']:>8.1f} req/s   p50 {f['p50_ms']:>7.1f} ms   "
-            f"p95 {f['p95_ms']:>7.1f} ms   ({f['count']} requests, {f['errors']} errors, "
-            f"concurrency {api['concurrency']})"
+def rows(m: dict[str, Any]) -> list[Row]:
+    """The table: each of our figures beside its baseline and issue 14's target."""
+    tps = float(m["pgbench"]["tps"])
+    hello = m["hello_world"]
+    serve = m["serve"]
+    out: list[Row] = []
+    for batch in BATCHES:
+        ours, theirs = m["claim_complete"][str(batch)], m["pgqueuer"][str(batch)]
+        out.append(
+            Row(
+                f"claim + complete, no-op courier, batch {batch}",
+                ours["per_second"],
+                "jobs/s",
+                f"pgqueuer, batch {batch}",
+                theirs["per_second"],
+                Target(min_ratio=1.0),
+            )
         )
-    c = r["claims"]
-    lines.append(
-        f"  claims (SQLite)      {c['per_second']:>8.1f} deliveries/s  "
-        f"({c['claimed']} in batches of {c['batch']}, 1 claimer)"
-    )
-    if "claims_postgresql" in r:
-        c = r["claims_postgresql"]
-        lines.append(
-            f"  claims (PostgreSQL)  {c['per_second']:>8.1f} deliveries/s  "
-            f"({c['claimed']} in batches of {c['batch']}, {c['claimers']} claimers, "
-            "each exactly once)"
+    b = m["booking_instant"]
+    out.append(
+        Row(
+            f"booking, instant courier, {b['concurrency_per_courier']} in flight",
+            b["per_second"],
+            "bookings/s",
+            "pgbench -N ÷ 2",
+            tps / 2,
+            Target(min_ratio=0.40),
         )
-    b = r["booking_jnt_simulator"]
-    lines.append(
-        f"  booking (J&T sim)    {b['per_second']:>8.1f} bookings/s    "
-        f"({b['booked']}/{b['queued']} booked, {b['concurrency_per_courier']} in flight)"
     )
-    rss = r["peak_rss_mib"]
-    lines.append(
-        f"  peak RSS             bench {rss['bench_process']} MiB, "
-        f"service {rss['service_process']} MiB"
+    intake, pushed = serve["intake"], serve["push"]
+    out.append(
+        Row(
+            "intake PUT /applications, 1 serve",
+            intake["per_second"],
+            "req/s",
+            "pgbench -N",
+            tps,
+            Target(min_ratio=0.25),
+            p99_ms=intake["p99_ms"],
+        )
     )
-    lines.append(f"  total {r['total_seconds']} s; saved to {RESULTS}")
-    return "\n".join(lines)
+    out.append(
+        Row(
+            "intake PUT /applications, 1 serve",
+            intake["per_second"],
+            "req/s",
+            "hello-world",
+            hello["per_second"],
+            p99_ms=intake["p99_ms"],
+        )
+    )
+    out.append(
+        Row(
+            "push POST /webhooks/jnt, 1 serve",
+            pushed["per_second"],
+            "req/s",
+            "pgbench -N",
+            tps,
+            Target(min_ratio=0.50, max_p99_ms=50),
+            p99_ms=pushed["p99_ms"],
+        )
+    )
+    hello_rss = hello.get("peak_rss_mb")
+    for who, rss in (("serve", serve.get("peak_rss_mb")), ("work", b.get("peak_rss_mb"))):
+        if rss is not None:
+            out.append(
+                Row(
+                    f"peak memory, {who} process",
+                    rss,
+                    "MB",
+                    "hello-world process",
+                    hello_rss,
+                    Target(max_value=150),
+                    note="during this run, not at 10,000 active shipments",
+                )
+            )
+    return out
+
+
+def save(result: dict[str, Any], folder: Path) -> tuple[Path, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(result, indent=2, ensure_ascii=False) + "\n"
+    stamp = result["when"].replace(":", "").replace("+0000", "Z")
+    dated = folder / f"{stamp}.json"
+    latest = folder / "latest.json"
+    dated.write_text(text, encoding="utf-8")
+    latest.write_text(text, encoding="utf-8")
+    return latest, dated
+
+
+async def run(plan: Plan, pg_url: str, say: Console) -> tuple[dict[str, Any], list[Row]]:
+    version = await server_version(pg_url)
+    when = datetime.now(UTC).isoformat(timespec="seconds")
+    described = machine.describe(version)
+    say.print(
+        f"passport-courier bench, {when}: {described['cpus']} CPUs ({described['cpu_model']}), "
+        f"load average {described['load_average'][0]}, PostgreSQL {version}"
+    )
+    started = time.perf_counter()
+    measured = await measure(pg_url, plan, say)
+    table_rows = rows(measured)
+    result = {
+        "when": when,
+        "machine": described,
+        "plan": {
+            "connections": plan.connections,
+            "http_seconds": plan.seconds,
+            "jobs_per_drain": plan.jobs,
+            "drain_seconds_max": plan.drain_seconds,
+            "pgbench": plan.pgbench.text,
+        },
+        "measured": measured,
+        "rows": [r.as_dict() for r in table_rows],
+        "markdown": markdown(table_rows),
+        "total_seconds": round(time.perf_counter() - started, 1),
+    }
+    return result, table_rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--connections", type=int, default=8, help="HTTP clients (default 8)")
+    parser.add_argument("--seconds", type=float, default=8.0, help="each HTTP load (default 8)")
+    parser.add_argument("--jobs", type=int, default=5000, help="jobs per drain (default 5000)")
+    parser.add_argument("--drain-seconds", type=float, default=10.0, help="most per drain")
+    parser.add_argument("--pgbench-clients", type=int, default=8)
+    parser.add_argument("--pgbench-seconds", type=int, default=10)
+    args = parser.parse_args(argv)
+    pg_url = os.environ.get("COURIER_BENCH_PG_URL") or DEFAULT_PG_URL
+    plan = Plan(
+        connections=args.connections,
+        seconds=args.seconds,
+        jobs=args.jobs,
+        drain_seconds=args.drain_seconds,
+        pgbench=baselines.PgbenchSetup(clients=args.pgbench_clients, seconds=args.pgbench_seconds),
+    )
+    say = Console(stderr=True, highlight=False)
+    try:
+        result, table_rows = asyncio.run(run(plan, pg_url, say))
+    except Unreachable as err:
+        print(
+            f"make bench needs PostgreSQL and could not reach {shown(pg_url)!r} ({err}).\n"
+            "Point it at a server whose user may create databases, e.g.\n"
+            "  COURIER_BENCH_PG_URL=postgresql+asyncpg://USER:PASSWORD@HOST:5432/postgres "
+            "make bench",
+            file=sys.stderr,
+        )
+        return 2
+    latest, dated = save(result, RESULTS)
+    out = Console(highlight=False, width=160)
+    out.print(table(table_rows, title=f"passport-courier bench — {result['when']}"))
+    m = result["machine"]
+    out.print(
+        f"{m['cpus']} CPUs ({m['cpu_model']}), {m['memory_mb']} MB, Python {m['python']}, "
+        f"PostgreSQL {m['postgres']}; load average at start {m['load_average']}.\n"
+        f"Baselines: {result['plan']['pgbench']}; hello-world and our HTTP figures with the same "
+        f"load generator, {plan.connections} connections × {plan.seconds:g} s; pgqueuer and our "
+        f"drains {plan.jobs} jobs each, at most {plan.drain_seconds:g} s.\n"
+        f"Total {result['total_seconds']} s. Saved to {latest} and {dated.name}."
+    )
+    return 0
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--registrations", type=int, default=400)
-    parser.add_argument(
-        "--ready",
-        type=int,
-        default=120,
-        help="passports marked ready and opted in (argon2 costs ~0.1 s each)",
-    )
-    parser.add_argument("--claims", type=int, default=5000)
-    result = asyncio.run(main(parser.parse_args()))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(report(result))
-    sys.exit(0)
+    sys.exit(main())

@@ -1,184 +1,161 @@
-"""Intake + opt-in over real HTTP: `courier serve`'s app in a child process on loopback, an
-aiohttp client with bounded concurrency in this one."""
+"""Intake and push ingestion over real HTTP: one `courier serve` process (the command an operator
+runs, logging at ``info`` as in production, to the null device) driven by the same load
+generator as the hello-world baseline (bench/load.py).
+
+* intake: ``PUT /api/v1/applications/{no}``, every request a new application (an insert, the
+  office's token checked on each);
+* push: ``POST /webhooks/jnt``, every request a new signed J&T push batch with one parcel and one
+  scan (signature verified, parsed, stored in the inbox, acknowledged).
+"""
 
 from __future__ import annotations
 
-import asyncio
-import multiprocessing
+import json
 import random
-import signal
-import socket
-import time
-from collections.abc import Awaitable, Callable
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-import aiohttp
-from aiohttp import web
+import tomli_w
 
-from bench.common import Figures, figures, settings_for
-from core.clock import SystemClock
-from courier import logging as courier_logging
-from courier.context import AppContext
+from adapters.jnt import push as jnt_push
+from adapters.jnt.codec import wall_time
+from bench.common import PEPPER
+from bench.load import LoadFigures, Request, RequestFor, drive
+from bench.procs import Server, server
 from courier.db.engine import make_engine, make_sessions, transaction
 from courier.demo import seed as demo_seed
 from courier.services import staff
-from courier.web.app import create_app
+from simulators import jnt as jnt_simulator
 
-CONCURRENCY = 8
-DESTINATIONS = ("35.73", "35.04", "35.71", "35.07")  # outside Blitar: every opt-in is eligible
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+# J&T credentials for the push receiver's signature check; the order endpoints are never called
+JNT = jnt_simulator.adapter_settings("http://127.0.0.1:9")
 
 
-def _serve(url: str, port: int) -> None:
-    """The child process: the service's app until SIGTERM."""
-
-    async def main() -> None:
-        courier_logging.configure("warning", "json")
-        engine = make_engine(url)
-        ctx = AppContext(settings_for(url), engine, make_sessions(engine), SystemClock())
-        runner = web.AppRunner(create_app(ctx), handle_signals=False)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        stop = asyncio.Event()
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-        await stop.wait()
-        await runner.cleanup()
-        await engine.dispose()
-
-    asyncio.run(main())
+@dataclass(frozen=True)
+class ServeFigures:
+    intake: LoadFigures
+    push: LoadFigures
+    peak_rss_mb: float | None
 
 
-async def seed_office(url: str) -> str:
-    engine = make_engine(url)
+def write_config(folder: Path, database_url: str) -> Path:
+    path = folder / "courier.toml"
+    config = {
+        "database_url": database_url,
+        "log": {"level": "info", "format": "json"},
+        "security": {"passport_pepper": PEPPER},
+        "couriers": {"jnt": JNT},
+    }
+    path.write_bytes(tomli_w.dumps(config).encode())
+    return path
+
+
+async def intake_token(database_url: str) -> str:
+    """The demo office and an intake token for it, as `courier staff` would make them."""
+    engine = make_engine(database_url)
     try:
         now = datetime.now(UTC)
         async with transaction(make_sessions(engine)) as session:
             await staff.upsert_office(session, demo_seed.OFFICE, now=now, actor="bench")
             _, token = await staff.create_token(
-                session, office_code="BLT", role="intake", name="bench", now=now, actor="bench"
+                session,
+                office_code=demo_seed.OFFICE_CODE,
+                role="intake",
+                name="bench",
+                now=now,
+                actor="bench",
             )
         return token
     finally:
         await engine.dispose()
 
 
-async def _run(
-    calls: list[Callable[[], Awaitable[int]]], concurrency: int = CONCURRENCY
-) -> Figures:
-    latencies: list[float] = []
-    errors = 0
-    queue = list(reversed(calls))
-
-    async def worker() -> None:
-        nonlocal errors
-        while queue:
-            call = queue.pop()
-            started = time.perf_counter()
-            status = await call()
-            latencies.append(time.perf_counter() - started)
-            errors += status >= 400
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return figures(latencies, time.perf_counter() - started, errors)
-
-
-def _applicants(n: int, seed: int = 7) -> list[dict[str, Any]]:
+def intake_requests(token: str, seed: int = 7) -> RequestFor:
+    """A new application per sequence number; names and phones from a fixed pool of people."""
     rng = random.Random(seed)
-    out = []
-    for i in range(n):
-        out.append(
-            {
-                "application_no": f"2026110{i:06d}",
-                "applicant_name": demo_seed.random_name(rng),
-                "date_of_birth": f"19{rng.randint(60, 99)}-0{rng.randint(1, 9)}-1{i % 10}",
-                "phone": demo_seed.random_phone(rng),
-                "passport_no": f"X{rng.randrange(10**6, 10**7):07d}",
-                "address": demo_seed.random_address(rng, rng.choice(DESTINATIONS)),
-            }
-        )
-    return out
+    people = [
+        {
+            "applicant_name": demo_seed.random_name(rng),
+            "date_of_birth": f"19{rng.randint(60, 99)}-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}",
+            "phone": demo_seed.random_phone(rng),
+        }
+        for _ in range(500)
+    ]
+    bodies = [json.dumps(p).encode() for p in people]
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+
+    def request_for(n: int) -> Request:
+        return Request("PUT", f"/api/v1/applications/2026{n:09d}", bodies[n % len(bodies)], headers)
+
+    return request_for
 
 
-async def bench_api(url: str, registrations: int, ready: int) -> dict[str, Any]:
-    """PUT ``registrations`` applications; mark ``ready`` of them ready and opt them in."""
-    token = await seed_office(url)
-    port = _free_port()
-    proc = multiprocessing.get_context("spawn").Process(target=_serve, args=(url, port))
-    proc.start()
-    base = f"http://127.0.0.1:{port}"
-    auth = {"Authorization": f"Bearer {token}"}
-    people = _applicants(registrations)
-    try:
-        async with aiohttp.ClientSession(base_url=base) as http:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    async with http.get("/readyz") as resp:
-                        if resp.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the service did not start")
-                await asyncio.sleep(0.1)
+def push_requests(now: datetime) -> RequestFor:
+    """A new signed push per sequence number: one parcel, one pickup scan."""
+    scan_time = wall_time(now)
 
-            def put(p: dict[str, Any]) -> Callable[[], Awaitable[int]]:
-                body = {k: p[k] for k in ("applicant_name", "date_of_birth", "phone")}
-
-                async def call() -> int:
-                    path = f"/api/v1/applications/{p['application_no']}"
-                    async with http.put(path, json=body, headers=auth) as resp:
-                        await resp.read()
-                        return resp.status
-
-                return call
-
-            def mark(p: dict[str, Any]) -> Callable[[], Awaitable[int]]:
-                body = {"issued_at": datetime.now(UTC).isoformat(), "passport_no": p["passport_no"]}
-
-                async def call() -> int:
-                    path = f"/api/v1/applications/{p['application_no']}/ready"
-                    async with http.post(path, json=body, headers=auth) as resp:
-                        await resp.read()
-                        return resp.status
-
-                return call
-
-            def opt_in(p: dict[str, Any]) -> Callable[[], Awaitable[int]]:
-                body = {
-                    "application_no": p["application_no"],
-                    "office_code": "BLT",
-                    "date_of_birth": p["date_of_birth"],
-                    "phone": p["phone"],
-                    "address": p["address"],
-                    "consent": True,
+    def request_for(n: int) -> Request:
+        item = {
+            "billCode": f"JB{n:010d}",
+            "txlogisticId": f"KB-BLT-{n:08d}",
+            "details": [
+                {
+                    "scanTime": scan_time,
+                    "scanTypeCode": "100",
+                    "scanTypeName": "Pick up",
+                    "desc": "Paket telah di pick up oleh kurir",
+                    "scanNetworkName": "BLITAR",
+                    "scanNetworkCity": "KOTA BLITAR",
+                    "scanNetworkProvince": "JAWA TIMUR",
                 }
+            ],
+        }
+        headers, body = jnt_push.build(
+            [item], api_account=JNT["api_account"], private_key=JNT["private_key"], now=now
+        )
+        return Request("POST", "/webhooks/jnt", body, headers)
 
-                async def call() -> int:
-                    async with http.post("/api/v1/delivery-requests", json=body) as resp:
-                        await resp.read()
-                        return resp.status
+    return request_for
 
-                return call
 
-            register = await _run([put(p) for p in people])
-            readied = await _run([mark(p) for p in people[:ready]])
-            opted = await _run([opt_in(p) for p in people[:ready]])
-    finally:
-        proc.terminate()
-        proc.join(10)
-    return {
-        "put_application": register.as_dict(),
-        "mark_ready": readied.as_dict(),
-        "opt_in": opted.as_dict(),
-        "concurrency": CONCURRENCY,
-        "note": "mark_ready hashes the passport number with argon2id (~0.1 s of CPU) by design",
-    }
+def check_push_shape(request_for: RequestFor) -> None:
+    """Fail before measuring if our pushes would be refused (a benchmark of 400s is no figure)."""
+    r = request_for(0)
+    assert r.body is not None
+    if not jnt_push.verify(
+        r.headers, r.body, api_account=JNT["api_account"], private_key=JNT["private_key"]
+    ):
+        raise RuntimeError("bench push is not signed the way the receiver checks")
+    jnt_push.parse(r.body)  # raises ResponseInvalid naming the path
+
+
+@contextmanager
+def courier_serve(config: Path) -> Iterator[Server]:
+    courier = Path(sys.executable).with_name("courier")
+    with server([str(courier), "--config", str(config), "serve", "--port", "0"]) as s:
+        yield s
+
+
+async def bench_serve(
+    database_url: str, folder: Path, *, connections: int, seconds: float
+) -> ServeFigures:
+    token = await intake_token(database_url)
+    pushes = push_requests(datetime.now(UTC))
+    check_push_shape(pushes)
+    config = write_config(folder, database_url)
+    with courier_serve(config) as serve:
+        intake = await drive(
+            serve.url, intake_requests(token), connections=connections, seconds=seconds
+        )
+        pushed = await drive(serve.url, pushes, connections=connections, seconds=seconds)
+        rss = serve.peak_rss_mb()
+    return ServeFigures(intake, pushed, rss)
+
+
+def as_dict(f: ServeFigures) -> dict[str, Any]:
+    return {"intake": f.intake.as_dict(), "push": f.push.as_dict(), "peak_rss_mb": f.peak_rss_mb}

@@ -23,7 +23,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters import registry
-from core.clock import ManualClock, ScaledClock
+from core.clock import ManualClock
 from courier.config import Settings
 from courier.context import AppContext
 from courier.db.engine import SessionFactory, transaction
@@ -437,14 +437,31 @@ async def test_concurrent_exception_items_do_not_fail_the_booking(ctx: AppContex
     ]
 
 
+class _Gated:
+    """The real J&T adapter, with ``book`` held at a gate the test opens: "a slow call" without
+    relying on how fast this machine runs."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.gate = asyncio.Event()
+        self.entered = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def book(self, order: Any) -> Any:
+        self.entered.set()
+        await self.gate.wait()
+        return await self.inner.book(order)
+
+
 async def test_leases_are_renewed_on_the_service_clock_during_a_slow_call(
     db_url: str, engine: AsyncEngine, sessions: SessionFactory, sims: dict[str, Sim]
 ):
-    # the service clock runs 1000× the wall; the settings' clock_speed (default 1) says nothing
-    # about it: renewal must follow the clock itself, or the lease runs out mid-call
-    fast = ScaledClock(seed.T0, speed=1000)
+    # the clock moves only when the test moves it; a renewal must follow the clock itself, or
+    # the lease runs out mid-call and another worker takes the job over
+    still = ManualClock(seed.T0, auto_advance=False)
     couriers = courier_settings(sims)
-    couriers["jnt"]["transport"] = {**FAST_TRANSPORT, "read_timeout": 5, "total_timeout": 5}
     settings = Settings(
         raw={},
         database_url=db_url,
@@ -453,42 +470,48 @@ async def test_leases_are_renewed_on_the_service_clock_during_a_slow_call(
         concurrency_per_courier=2,
         couriers=couriers,
     )
-    adapter = registry.create("jnt", couriers["jnt"], clock=fast)
+    adapter = _Gated(registry.create("jnt", couriers["jnt"], clock=still))
     ctx = AppContext(
-        settings=settings, engine=engine, sessions=sessions, clock=fast, couriers={"jnt": adapter}
+        settings=settings, engine=engine, sessions=sessions, clock=still, couriers={"jnt": adapter}
     )
     office = await seed.office(sessions)
     await seed.deliveries(sessions, office, 1)
-    # 0.5 s of wall = 500 s of service time: eight leases' worth
-    await sims["jnt"].fault({"endpoints": {"create": {"latency_ms": [500, 500]}}})
     try:
         job = asyncio.create_task(book.once(ctx, "w1"))
-
-        async def intent_committed() -> bool:
-            return bool(await seed.shipments(sessions))
-
-        await _eventually(intent_committed)
+        await asyncio.wait_for(adapter.entered.wait(), 30)
         [ship] = await seed.shipments(sessions)
         first_until = ship.lease_until
         assert first_until is not None and ship.status == "booking"
+        # 25 s steps (under a lease, over the renewal interval of 20 s), 100 s in all: the first
+        # lease is long over, and each step's renewal must have happened before the next
+        until = first_until
+        for _ in range(4):
+            still.advance(timedelta(seconds=25))
+            seen = until
 
-        async def first_lease_over() -> bool:
-            return fast.now() > first_until + timedelta(seconds=30)
+            async def renewed(seen: Any = seen) -> bool:
+                [row] = await seed.shipments(sessions)
+                return bool(row.lease_until is not None and row.lease_until > seen)
 
-        await _eventually(first_lease_over)
-        # the first lease is long over on the service clock; the call is still in flight
-        assert not job.done()
+            await _eventually(renewed, within=30)
+            [row] = await seed.shipments(sessions)
+            until = row.lease_until
+            assert until == still.now() + timedelta(seconds=60)
+        assert still.now() > first_until + timedelta(seconds=30)
+        assert not job.done()  # the call is still held at the gate
         stolen = await claim.claim_stuck_bookings(
             sessions,
             owner="thief",
-            now=fast.now(),
+            now=still.now(),
             lease_seconds=60,
             limit=5,
             max_reconciliations=3,
         )
         assert stolen == []  # renewed in time: nobody can take the job over
+        adapter.gate.set()
         assert await job == 1
     finally:
+        adapter.gate.set()
         await adapter.close()
     [after] = await seed.shipments(sessions)
     assert after.status == "booked"

@@ -11,32 +11,11 @@ from __future__ import annotations
 
 import asyncio
 
-import asyncpg
-from sqlalchemy import exc as sa_exc
-
 from core.backoff import exponential_backoff
 from core.clock import Clock
+from courier.db.outage import is_db_outage
 
-_ASYNCPG_OUTAGES: tuple[type[BaseException], ...] = (
-    asyncpg.PostgresConnectionError,  # connection lost / refused by the server
-    asyncpg.InterfaceError,  # connection closed under us
-    asyncpg.exceptions.OperatorInterventionError,  # admin shutdown, "starting up"
-)
-
-
-def is_db_outage(err: BaseException) -> bool:
-    """True for errors that mean "the database is not reachable right now"."""
-    if isinstance(err, sa_exc.DBAPIError):
-        if err.connection_invalidated:
-            return True
-        if isinstance(err, sa_exc.OperationalError | sa_exc.InterfaceError):
-            return True
-        return isinstance(err.orig, _ASYNCPG_OUTAGES) or isinstance(
-            getattr(err.orig, "__cause__", None), _ASYNCPG_OUTAGES
-        )
-    if isinstance(err, sa_exc.DisconnectionError | sa_exc.TimeoutError):
-        return True  # TimeoutError: pool checkout timed out while connections were being rebuilt
-    return isinstance(err, (*_ASYNCPG_OUTAGES, OSError, ConnectionError))
+__all__ = ["Backoff", "is_db_outage"]
 
 
 class Backoff:

@@ -2,7 +2,7 @@
 
 Each cycle claims first the shipments stuck in ``booking`` (a worker died mid-call; recovery
 goes first so leaked work never waits behind new work), then queued deliveries, best first
-(worker/claim.py), up to ``concurrency_per_courier × couriers`` rows. Every job runs as its own
+(courier/db/queue.py), up to ``concurrency_per_courier × couriers`` rows. Every job runs as its own
 task; the courier calls go through a per-courier semaphore, so no courier sees more than
 ``concurrency_per_courier`` calls from this worker at once. While the batch runs, a renewer
 pushes the leases out every third of a lease of service-clock time, so a slow courier never
@@ -29,8 +29,8 @@ from adapters.base import (
     TrackOutcome,
 )
 from courier.context import AppContext
+from courier.db import queue
 from courier.services import booking
-from worker import claim
 from worker.backoff import Backoff, is_db_outage
 from worker.notify import Waker
 
@@ -126,7 +126,7 @@ async def _renew_forever(ctx: AppContext, worker_id: str) -> None:
 
 async def _renew(ctx: AppContext, worker_id: str, now: datetime) -> None:
     try:
-        await claim.renew(
+        await queue.renew(
             ctx.sessions, owner=worker_id, now=now, lease_seconds=ctx.settings.lease_seconds
         )
     except Exception as err:
@@ -141,7 +141,7 @@ async def _job_delivery(ctx: AppContext, worker_id: str, delivery_id: int) -> st
         except Exception as err:
             log.exception("booking.job_failed", exc_type=type(err).__name__)
             with contextlib.suppress(Exception):
-                await claim.release_deliveries(
+                await queue.release_deliveries(
                     ctx.sessions,
                     [delivery_id],
                     owner=worker_id,
@@ -157,7 +157,7 @@ async def _job_shipment(ctx: AppContext, worker_id: str, shipment_id: int) -> st
         except Exception as err:
             log.exception("booking.job_failed", exc_type=type(err).__name__)
             with contextlib.suppress(Exception):
-                await claim.release_shipments(ctx.sessions, [shipment_id], owner=worker_id)
+                await queue.release_shipments(ctx.sessions, [shipment_id], owner=worker_id)
             return "error"
 
 
@@ -166,7 +166,7 @@ async def cycle(ctx: AppContext, worker_id: str) -> int:
     limit = batch_size(ctx)
     now = ctx.clock.now()
     lease = ctx.settings.lease_seconds
-    shipment_ids = await claim.claim_stuck_bookings(
+    shipment_ids = await queue.claim_stuck_bookings(
         ctx.sessions,
         owner=worker_id,
         now=now,
@@ -174,7 +174,7 @@ async def cycle(ctx: AppContext, worker_id: str) -> int:
         limit=limit,
         max_reconciliations=ctx.settings.max_reconciliations,
     )
-    delivery_ids = await claim.claim_deliveries(
+    delivery_ids = await queue.claim_deliveries(
         ctx.sessions,
         owner=worker_id,
         now=now,

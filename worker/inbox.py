@@ -1,209 +1,27 @@
-"""The inbox loop: courier pushes, verified and stored by the webhook, applied here.
-
-The webhook answers the courier at once and only stores the raw body (courier/web/webhooks.py);
-this loop does the work. Rows due now (``next_attempt_at`` empty or past: the filter is SQL, so
-rows waiting for a later try never hide a due one) are taken a few at a time with
-``FOR UPDATE SKIP LOCKED`` (PostgreSQL; SQLite serialises writers), so another worker takes the
-next few. Each row is parsed again with the courier's own parser and each waybill's events are
-applied to its shipment through the same idempotent path as polling
-(courier/services/tracking.py), inside a savepoint: a bug in one row rolls back that row only.
-
-* A body that does not parse is poisoned at once (``attempts`` set to the limit, the reason kept).
-* A push for a waybill we do not know yet (its booking has not recorded the waybill: the courier
-  may push before our create call returns, or booking is waiting out a courier outage) is tried
-  again later, the waits growing exponentially up to a day (the one backoff policy,
-  core/backoff.py); after :data:`UNKNOWN_GIVE_UP` the row is closed and an exception item
-  tells dispatch (of every office using that courier: the waybill is not ours
-  to place), never silently.
-* A bug counts an attempt and is retried after the same kind of wait, up to
-  :data:`MAX_ATTEMPTS`; a database outage is raised to the loop, which waits it out.
+"""The inbox loop: courier pushes, verified and stored by the webhook, applied by the use case
+courier/services/inbox.py a few rows per transaction, a bounded number per cycle; then proof of
+delivery artefacts of fresh deliveries are fetched. A database outage is raised to the loop,
+which waits it out (worker/loop.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
-from datetime import datetime, timedelta
 
-import structlog
-from sqlalchemy import or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from adapters.base import CourierError, TrackingEvent
-from core.backoff import exponential_backoff
 from courier.context import AppContext
-from courier.db.engine import transaction
-from courier.db.models import InboxItem, Office
-from courier.services import items, pod, tracking
-from worker.backoff import is_db_outage
+from courier.services import inbox, pod
 from worker.loop import poll_interval, run_periodic
 
-log = structlog.get_logger()
-
-MAX_ATTEMPTS = 16  # tries of one row in all; a poisoned row is set straight to this
-BATCH = 5  # rows taken per transaction: small, so other workers take the next ones
 MAX_PER_CYCLE = 200
-# waits between tries (clock seconds): 1, 2, 4 … minutes (plus up to a minute), at most a day
-RETRY_FIRST = 60.0
-RETRY_CAP = 24 * 3600.0
-# how long a push may wait for its waybill to be recorded by booking before dispatch is told
-UNKNOWN_GIVE_UP = timedelta(days=2)
-
-
-def retry_at(attempts: int, now: datetime) -> datetime:
-    """When to try a row again after its ``attempts``-th failed try (1-based)."""
-    delay = exponential_backoff(
-        attempts - 1, initial=RETRY_FIRST, cap=RETRY_CAP, jitter=RETRY_FIRST
-    )
-    return now + timedelta(seconds=delay)
-
-
-async def _take(session: AsyncSession, now: datetime, limit: int = BATCH) -> list[InboxItem]:
-    """Lock up to ``limit`` rows due now, oldest first, skipping rows other workers hold."""
-    result = await session.execute(
-        select(InboxItem)
-        .where(
-            InboxItem.processed_at.is_(None),
-            InboxItem.attempts < MAX_ATTEMPTS,
-            or_(InboxItem.next_attempt_at.is_(None), InboxItem.next_attempt_at <= now),
-        )
-        .order_by(InboxItem.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    return list(result.scalars())
-
-
-async def _process(ctx: AppContext, session: AsyncSession, item: InboxItem, now: datetime) -> None:
-    adapter = ctx.couriers.get(item.courier_code)
-    if adapter is None:
-        item.attempts += 1
-        item.error = f"no adapter configured for {item.courier_code}"
-        item.next_attempt_at = retry_at(item.attempts, now)
-        return
-    try:
-        events = adapter.parse_push(item.body.encode("utf-8"))
-    except CourierError as err:
-        item.attempts = MAX_ATTEMPTS  # the body will not change: retrying cannot help
-        log.warning("inbox.unparseable", inbox_id=item.id, courier=item.courier_code)
-        await _give_up(session, item, now, f"not a push we can read: {err.message}"[:500])
-        return
-    per_waybill: dict[str, list[TrackingEvent]] = defaultdict(list)
-    for event in events:
-        per_waybill[event.waybill].append(event)
-    unknown: list[str] = []
-    for waybill, group in per_waybill.items():
-        shipment = await tracking.find_shipment(session, item.courier_code, waybill)
-        if shipment is None:
-            unknown.append(waybill)
-            continue
-        await tracking.apply_events(session, shipment, group, source="push", now=now, pushes=True)
-    item.attempts += 1
-    if not unknown:
-        item.processed_at = now
-        item.error = None
-        item.next_attempt_at = None
-        return
-    waited = now - item.received_at
-    if waited < UNKNOWN_GIVE_UP and item.attempts < MAX_ATTEMPTS:
-        item.error = f"{len(unknown)} waybill(s) not known yet; will retry"
-        item.next_attempt_at = retry_at(item.attempts, now)
-        return
-    item.processed_at = now
-    item.next_attempt_at = None
-    item.error = f"{len(unknown)} waybill(s) unknown after {item.attempts} tries; dispatch told"
-    await _unknown_waybills(session, item, unknown, now)
-    log.warning(
-        "inbox.unknown_waybills", inbox_id=item.id, courier=item.courier_code, count=len(unknown)
-    )
-
-
-async def _give_up(session: AsyncSession, item: InboxItem, now: datetime, why: str) -> None:
-    """Stop retrying a push and say so: the row is closed (it no longer counts as inbox lag)
-    with its reason, and dispatch of every office using the courier gets an item (invariant 3:
-    a push we cannot apply is reported, never silently dropped)."""
-    item.processed_at = now
-    item.next_attempt_at = None
-    item.error = why
-    offices = (
-        await session.scalars(select(Office.id).where(Office.courier_code == item.courier_code))
-    ).all()
-    for office_id in offices:
-        await items.open_exception(
-            session,
-            office_id=office_id,
-            kind="inbox_unprocessable",
-            detail=f"a {item.courier_code} push could not be applied (inbox row {item.id}): {why}",
-            next_step="tell support: the push is kept as received; until it is fixed, the "
-            "shipments it concerns are still polled",
-            dedupe_key=f"inbox_dead:{item.id}:{office_id}",
-            now=now,
-        )
-
-
-async def _unknown_waybills(
-    session: AsyncSession, item: InboxItem, waybills: list[str], now: datetime
-) -> None:
-    """Tell dispatch of every office using this courier: none of our shipments carries these
-    waybills (a booking that never recorded its answer, or a push meant for someone else)."""
-    offices = (
-        await session.scalars(select(Office.id).where(Office.courier_code == item.courier_code))
-    ).all()
-    shown = ", ".join(waybills[:5]) + (" …" if len(waybills) > 5 else "")
-    for office_id in offices:
-        await items.open_exception(
-            session,
-            office_id=office_id,
-            kind="push_unknown_waybill",
-            detail=f"{item.courier_code} pushed tracking for waybill(s) no shipment of ours "
-            f"carries after {UNKNOWN_GIVE_UP.days} days: {shown} (inbox row {item.id})",
-            next_step="look the waybill up at the courier: if it is one of our parcels, find "
-            "the delivery whose booking did not record it and tell support; otherwise ignore",
-            dedupe_key=f"inbox_unknown:{item.id}:{office_id}",
-            now=now,
-        )
-
-
-async def _batch(ctx: AppContext) -> int:
-    """Process up to :data:`BATCH` due rows in one transaction; the number taken."""
-    now = ctx.clock.now()
-    async with transaction(ctx.sessions) as session:
-        taken = await _take(session, now)
-        for item in taken:
-            item_id, attempts = item.id, item.attempts
-            with structlog.contextvars.bound_contextvars(job="inbox", inbox_id=item_id):
-                try:
-                    async with session.begin_nested():
-                        await _process(ctx, session, item, now)
-                except Exception as err:
-                    if is_db_outage(err):
-                        raise
-                    # a bug while applying: this row's savepoint rolled back; count the try
-                    log.exception("inbox.failed", inbox_id=item_id, exc_type=type(err).__name__)
-                    await session.execute(
-                        update(InboxItem)
-                        .where(InboxItem.id == item_id)
-                        .values(
-                            attempts=attempts + 1,
-                            error=type(err).__name__,
-                            next_attempt_at=retry_at(attempts + 1, now),
-                        )
-                    )
-                    if attempts + 1 >= MAX_ATTEMPTS:
-                        row = await session.get_one(InboxItem, item_id)
-                        await _give_up(
-                            session, row, now, f"failed {MAX_ATTEMPTS} times: {type(err).__name__}"
-                        )
-        return len(taken)
 
 
 async def once(ctx: AppContext, worker_id: str) -> int:
     """Process due inbox rows (bounded per cycle); then fetch pending POD artefacts."""
     done = 0
     while done < MAX_PER_CYCLE:
-        taken = await _batch(ctx)
+        taken = await inbox.apply_due_pushes(ctx)
         done += taken
-        if taken < BATCH:
+        if taken < inbox.BATCH:
             break
     if done:
         await pod.fetch_pending(

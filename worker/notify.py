@@ -20,20 +20,12 @@ from typing import Any
 
 import asyncpg
 import structlog
-from sqlalchemy.engine import make_url
 
+from courier.db.queue import asyncpg_dsn
 from courier.services.wakeups import QUEUED_CHANNEL
 from worker.backoff import Backoff, is_db_outage
 
 log = structlog.get_logger()
-
-
-def asyncpg_dsn(database_url: str) -> str | None:
-    """The plain ``postgresql://`` DSN asyncpg wants, or None when the database is not PG."""
-    url = make_url(database_url)
-    if url.get_backend_name() != "postgresql":
-        return None
-    return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 class Waker:

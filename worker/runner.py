@@ -36,7 +36,7 @@ from typing import Any
 import structlog
 
 from courier.context import AppContext
-from worker import claim
+from courier.db import queue
 from worker.backoff import Backoff, is_db_outage
 
 log = structlog.get_logger()
@@ -107,7 +107,7 @@ async def run_once(ctx: AppContext, *, worker_id: str, loops: Sequence[str] = AL
 
 async def _release(ctx: AppContext, worker_id: str) -> None:
     try:
-        released = await claim.release_all(ctx.sessions, owner=worker_id)
+        released = await queue.release_all(ctx.sessions, owner=worker_id)
     except Exception as err:
         log.warning("worker.release_failed", exc_type=type(err).__name__)
         return

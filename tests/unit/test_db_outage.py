@@ -6,7 +6,7 @@ import asyncpg
 import pytest
 from sqlalchemy import exc as sa_exc
 
-from worker.backoff import is_db_outage
+from courier.db.outage import is_db_outage
 
 
 @pytest.mark.parametrize(

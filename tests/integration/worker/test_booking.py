@@ -26,11 +26,12 @@ from adapters import registry
 from core.clock import ManualClock
 from courier.config import Settings
 from courier.context import AppContext
+from courier.db import queue as claim
 from courier.db.engine import SessionFactory, transaction
 from courier.db.models import AuditEntry, Delivery, ExceptionItem
 from simulators import jnt as jnt_sim
 from simulators import posind as pos_sim
-from worker import book, claim
+from worker import book
 
 # the simulators hold a "lost" answer this long (wall); the client gives up well before
 HOLD_SECONDS = 3.0

@@ -10,9 +10,10 @@ from datetime import timedelta
 import worker_seed as seed
 from sqlalchemy import select, update
 
+from courier.db import queue as claim
 from courier.db.engine import SessionFactory, make_engine, make_sessions, transaction
 from courier.db.models import Delivery, Shipment
-from worker import claim, runner
+from worker import runner
 
 LEASE = 60.0
 

@@ -16,6 +16,7 @@ from tracking_kit import Kit, make_kit, seed_delivery
 from adapters.jnt import codec, push
 from courier.db.engine import SessionFactory, transaction
 from courier.db.models import InboxItem, Proof, Shipment, TrackingEventRow
+from courier.services import inbox as applying
 from worker import book, inbox
 
 
@@ -182,7 +183,7 @@ async def test_a_due_push_is_not_hidden_behind_rows_waiting_for_a_later_try(
         shipment_id = await kit_.booked_shipment(sessions, delivery_id, waybill="JOKNOWN0001")
         now = kit.clock.now()
         async with transaction(sessions) as session:
-            for i in range(inbox.BATCH * 6):  # more waiting rows than any batch or old window
+            for i in range(applying.BATCH * 6):  # more waiting rows than any batch or old window
                 _, body = _signed(kit, [_pickup(f"JOWAIT{i:05d}", now)])
                 session.add(
                     InboxItem(
@@ -217,7 +218,7 @@ async def test_a_due_push_is_not_hidden_behind_rows_waiting_for_a_later_try(
                 .where(InboxItem.processed_at.is_(None), InboxItem.attempts == 1)
             )
         assert shipment is not None and shipment.status == "picked_up"
-        assert waiting == inbox.BATCH * 6  # untouched: not due
+        assert waiting == applying.BATCH * 6  # untouched: not due
 
 
 async def test_push_before_the_waybill_is_recorded_waits_with_growing_delays(
@@ -247,7 +248,7 @@ async def test_push_before_the_waybill_is_recorded_waits_with_growing_delays(
                 recorded = True
         assert recorded and row.error is None
         assert waits == sorted(waits) and waits[-1] >= 8 * waits[0]  # exponential
-        assert row.attempts == len(waits) + 1 < inbox.MAX_ATTEMPTS
+        assert row.attempts == len(waits) + 1 < applying.MAX_ATTEMPTS
         async with sessions() as session:
             shipment = await session.scalar(select(Shipment))
         assert shipment is not None and shipment.status == "picked_up"
@@ -271,8 +272,8 @@ async def test_push_for_a_waybill_never_recorded_is_escalated_not_dropped(
                 waits.append(row.next_attempt_at - kit.clock.now())
                 kit.clock.set(row.next_attempt_at)
         assert max(waits) <= timedelta(days=1)  # capped
-        assert kit.clock.now() - received >= inbox.UNKNOWN_GIVE_UP
-        assert row.attempts < inbox.MAX_ATTEMPTS and "unknown" in (row.error or "")
+        assert kit.clock.now() - received >= applying.UNKNOWN_GIVE_UP
+        assert row.attempts < applying.MAX_ATTEMPTS and "unknown" in (row.error or "")
         [item] = await kit_.exceptions(kit, "push_unknown_waybill")
         assert item.office_id == jnt_office and "JONEVER0001" in item.detail
         assert item.resolved_at is None
@@ -297,7 +298,7 @@ async def test_a_signed_push_we_cannot_read_is_closed_and_reported(
             )
         assert await inbox.once(kit.ctx, "w1") == 1
         [row] = await _inbox_rows(sessions)
-        assert row.processed_at == now and row.attempts == inbox.MAX_ATTEMPTS
+        assert row.processed_at == now and row.attempts == applying.MAX_ATTEMPTS
         assert row.error is not None and row.error.startswith("not a push we can read")
         [item] = await kit_.exceptions(kit, "inbox_unprocessable")
         assert item.office_id == jnt_office and f"inbox row {row.id}" in item.detail

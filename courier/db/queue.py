@@ -1,4 +1,8 @@
-"""Claiming work with leases: one atomic statement, the same shape on both databases.
+"""The queue: claiming work with leases, one atomic statement, the same shape on both databases.
+
+The worker reaches the database only through this module (claims, renewals, releases, the
+tracking and inbox claims) and :mod:`courier.db.outage`; everything else it does is a use case
+of courier/services. An import-linter contract in pyproject.toml holds it to that.
 
 A claim is one ``UPDATE … RETURNING`` over a bounded sub-select::
 
@@ -31,14 +35,16 @@ lease was taken over cannot overwrite the new owner's result.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, Select, Table, or_, select, update
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.status import Status
 from courier.db.engine import SessionFactory, transaction
-from courier.db.models import Delivery, Shipment
+from courier.db.models import Delivery, InboxItem, Shipment
 from courier.domain.states import DeliveryState
 
 _DELIVERIES: Table = Delivery.__table__  # type: ignore[assignment]
@@ -226,3 +232,89 @@ async def held_by(sessions: SessionFactory, owner: str) -> int:
             rows = await session.execute(select(table.c.id).where(table.c.lease_owner == owner))
             total += len(rows.all())
         return total
+
+
+# statuses a poll can still move forward
+TRACKED = tuple(
+    s.value
+    for s in (
+        Status.BOOKED,
+        Status.PICKED_UP,
+        Status.IN_TRANSIT,
+        Status.OUT_FOR_DELIVERY,
+        Status.DELIVERY_FAILED,
+        Status.RETURNING,
+    )
+)
+
+
+@dataclass(frozen=True)
+class ClaimedPoll:
+    id: int
+    courier_code: str
+    waybill: str
+    claim_count: int
+
+
+async def claim_due_polls(
+    sessions: SessionFactory, *, owner: str, now: datetime, lease_seconds: float, limit: int
+) -> list[ClaimedPoll]:
+    """Lease up to ``limit`` shipments due for a poll, earliest due first."""
+    s = _SHIPMENTS
+    picked = (
+        select(s.c.id)
+        .where(
+            s.c.status.in_(TRACKED),
+            s.c.waybill.is_not(None),
+            s.c.next_poll_at.is_not(None),
+            s.c.next_poll_at <= now,
+            or_(s.c.lease_until.is_(None), s.c.lease_until <= now),
+        )
+        .order_by(s.c.next_poll_at, s.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .cte("picked")
+        .prefix_with("MATERIALIZED")
+    )
+    stmt = (
+        update(s)
+        .where(s.c.id.in_(select(picked.c.id)))
+        .values(
+            lease_owner=owner,
+            lease_until=now + timedelta(seconds=lease_seconds),
+            claim_count=s.c.claim_count + 1,
+        )
+        .returning(s.c.id, s.c.courier_code, s.c.waybill, s.c.claim_count)
+    )
+    async with transaction(sessions) as session:
+        rows = (await session.execute(stmt)).all()
+    return sorted(
+        (ClaimedPoll(int(r[0]), str(r[1]), str(r[2]), int(r[3])) for r in rows), key=lambda c: c.id
+    )
+
+
+async def take_inbox(
+    session: AsyncSession, *, now: datetime, limit: int, max_attempts: int
+) -> list[InboxItem]:
+    """Lock up to ``limit`` inbox rows due now, oldest first, skipping rows other workers hold
+    (PostgreSQL; SQLite serialises writers). The lock lasts the caller's transaction."""
+    result = await session.execute(
+        select(InboxItem)
+        .where(
+            InboxItem.processed_at.is_(None),
+            InboxItem.attempts < max_attempts,
+            or_(InboxItem.next_attempt_at.is_(None), InboxItem.next_attempt_at <= now),
+        )
+        .order_by(InboxItem.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list(result.scalars())
+
+
+def asyncpg_dsn(database_url: str) -> str | None:
+    """The plain ``postgresql://`` DSN asyncpg wants, or None when the database is not PG."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "postgresql":
+        return None
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)

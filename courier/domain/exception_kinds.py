@@ -20,6 +20,7 @@ class ExceptionKind(enum.StrEnum):
     BOOKING_UNKNOWN = "booking_unknown"
     COURIER_AUTH = "courier_auth"
     ROUTING = "routing"
+    ADDRESS_INCOMPLETE = "address_incomplete"
     UNMAPPED_CODE = "unmapped_code"
     DELIVERY_FAILED = "delivery_failed"
     SHIPMENT_LOST = "shipment_lost"
@@ -71,6 +72,10 @@ NEXT_STEPS: dict[ExceptionKind, Text] = {
         "atau minta pemohon mengambil di kantor.",
         "No courier can carry to this destination: check the office's courier configuration, "
         "or ask the applicant to collect at the counter.",
+    ),
+    ExceptionKind.ADDRESS_INCOMPLETE: Text(
+        "Minta pemohon melengkapi alamat pengiriman, lalu antrekan ulang.",
+        "Ask the applicant to complete the delivery address, then queue it again.",
     ),
     ExceptionKind.UNMAPPED_CODE: Text(
         "Baca kejadian mentah di halaman pengiriman, tindak lanjuti bila perlu, dan minta kode "

@@ -79,6 +79,7 @@ from courier.domain.booking_decision import (
     Why,
     decide,
 )
+from courier.domain.exception_kinds import ExceptionKind
 from courier.domain.references import client_reference
 from courier.domain.states import DeliveryState
 from courier.services import audit, items, lifecycle
@@ -214,9 +215,8 @@ async def _to_person(
     delivery: Delivery,
     *,
     shipment_id: int | None,
-    kind: str,
+    kind: ExceptionKind,
     reason: str,
-    next_step: str,
     dedupe_key: str,
     now: datetime,
     actor: str,
@@ -233,7 +233,6 @@ async def _to_person(
         shipment_id=shipment_id,
         kind=kind,
         detail=reason,
-        next_step=next_step,
         dedupe_key=dedupe_key,
     )
 
@@ -323,10 +322,8 @@ async def _settle_rejected(
             session,
             delivery,
             shipment_id=shipment.id,
-            kind="booking_rejected",
+            kind=ExceptionKind.BOOKING_REJECTED,
             reason=reason,
-            next_step="Periksa alamat/data pengiriman, perbaiki, lalu kirim ulang "
-            "(atau minta pemohon mengambil di kantor).",
             dedupe_key=f"booking_rejected:{shipment.id}",
             now=now,
             actor=_actor(worker_id),
@@ -338,22 +335,15 @@ async def _settle_rejected(
     return Outcome("rejected", shipment_id, reference)
 
 
-def _person_texts(why: Why, courier: str, reference: str, count: int, note: str) -> tuple[str, str]:
-    """The item's reason and next step (Bahasa Indonesia, for the office's staff)."""
+def _person_reason(why: Why, courier: str, reference: str, count: int, note: str) -> str:
+    """The item's reason (the next step is the kind's, courier/domain/exception_kinds.py)."""
     if why is Why.UNVERIFIABLE:
         name = registry.name(courier)
         return (
             f"{name}: order {reference} may exist ({note}); the courier cannot be asked "
-            "and a second send could make a second order",
-            f"Cek portal {name} untuk pesanan dengan referensi (orderid) {reference}. "
-            "Bila ada: catat barcode/resinya pada pengiriman ini. Bila tidak ada: batalkan "
-            "percobaan ini, lalu antrekan ulang. Jangan kirim ulang sebelum jelas.",
+            "and a second send could make a second order"
         )
-    return (
-        f"outcome of booking {reference} still unknown after {count} reconciliations",
-        f"Cek di portal kurir apakah pesanan {reference} ada; catat resinya "
-        "atau batalkan pengiriman ini. Jangan membuat pesanan baru sebelum jelas.",
-    )
+    return f"{reference}: outcome of the booking still unknown after {count} reconciliations"
 
 
 async def _settle_person(
@@ -373,7 +363,7 @@ async def _settle_person(
         reference = shipment.client_reference
         if decision.counts:
             shipment.reconcile_count += 1
-        reason, next_step = _person_texts(
+        reason = _person_reason(
             why, shipment.courier_code, reference, shipment.reconcile_count, note
         )
         shipment.reconcile_count = max(shipment.reconcile_count, ctx.settings.max_reconciliations)
@@ -387,9 +377,8 @@ async def _settle_person(
             session,
             delivery,
             shipment_id=shipment.id,
-            kind="booking_unknown",
+            kind=ExceptionKind.BOOKING_UNKNOWN,
             reason=reason,
-            next_step=next_step,
             dedupe_key=f"booking_unknown:{shipment.id}",
             now=now,
             actor=actor,
@@ -532,7 +521,7 @@ async def _commit_intent(ctx: AppContext, delivery_id: int, worker_id: str) -> _
         )
         attempt_no = int(previous or 0) + 1
         problem = None
-        next_step = "Atur kurir kantor ini (atau kontraknya), lalu antrekan ulang."
+        kind = ExceptionKind.ROUTING
         if courier_code not in ctx.couriers:
             problem = f"no courier adapter configured for '{courier_code}'"
         else:
@@ -541,7 +530,7 @@ async def _commit_intent(ctx: AppContext, delivery_id: int, worker_id: str) -> _
             except ValueError as err:
                 problem = f"cannot form a courier reference: {err}"
         if problem is None and (problem := _address_problem(delivery)) is not None:
-            next_step = "Minta pemohon melengkapi alamat, lalu antrekan ulang."
+            kind = ExceptionKind.ADDRESS_INCOMPLETE
         if problem is not None:
             delivery.lease_owner = None
             delivery.lease_until = None
@@ -549,9 +538,8 @@ async def _commit_intent(ctx: AppContext, delivery_id: int, worker_id: str) -> _
                 session,
                 delivery,
                 shipment_id=None,
-                kind="routing",
+                kind=kind,
                 reason=problem,
-                next_step=next_step,
                 dedupe_key=f"routing:{delivery.id}:{attempt_no}",
                 now=now,
                 actor=actor,
@@ -826,8 +814,7 @@ async def _auth_exception(
             office_id=office_id,
             delivery_id=None,
             shipment_id=None,
-            kind="courier_auth",
+            kind=ExceptionKind.COURIER_AUTH,
             detail=f"{err.courier}: credentials refused ({err.message})",
-            next_step="Periksa kredensial API kurir di konfigurasi.",
             dedupe_key=f"courier_auth:{err.courier}:{office_id}",
         )

@@ -32,6 +32,7 @@ from courier.db.models import (
     TrackingEventRow,
 )
 from courier.domain import regions
+from courier.domain.exception_kinds import NEXT_STEPS, ExceptionKind
 from courier.services import handover, watch
 from courier.services.errors import Kind, ServiceError
 from courier.services.handover import AWAITING
@@ -62,6 +63,9 @@ def destination(code: str) -> Destination:
     )
 
 
+_KINDS = frozenset(k.value for k in ExceptionKind)
+
+
 @dataclass(frozen=True, slots=True)
 class ItemView:
     """One exceptions-queue item; ``delivery_state`` and ``application_no`` only in the queue."""
@@ -69,7 +73,8 @@ class ItemView:
     id: int
     kind: str
     detail: str
-    next_step: str
+    next_step: str  # Bahasa Indonesia
+    next_step_en: str
     delivery_id: int | None
     shipment_id: int | None
     opened_at: datetime
@@ -82,11 +87,13 @@ class ItemView:
 def _item_view(
     item: ExceptionItem, delivery_state: str | None = None, application_no: str | None = None
 ) -> ItemView:
+    step = NEXT_STEPS.get(ExceptionKind(item.kind)) if item.kind in _KINDS else None
     return ItemView(
         id=item.id,
         kind=item.kind,
         detail=item.detail,
-        next_step=item.next_step,
+        next_step=step.id if step else item.next_step,
+        next_step_en=step.en if step else item.next_step,
         delivery_id=item.delivery_id,
         shipment_id=item.shipment_id,
         opened_at=item.opened_at,

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from courier.db.engine import SessionFactory, transaction
 from courier.db.models import Application, Delivery, Handover, Proof, Shipment
+from courier.domain.exception_kinds import ExceptionKind
 from courier.domain.handover import HandoverStep, Relation, handover_outcome, receiver_matches
 from courier.domain.states import DeliveryState
 from courier.services import audit, items, lifecycle
@@ -105,15 +106,8 @@ async def on_delivered(
         office_id=delivery.office_id,
         delivery_id=delivery.id,
         shipment_id=shipment.id,
-        kind="handover_exception" if exception else "handover_review",
+        kind=ExceptionKind.HANDOVER_EXCEPTION if exception else ExceptionKind.HANDOVER_REVIEW,
         detail=outcome.reason,
-        next_step=(
-            "call the applicant and the courier: recover the passport or confirm the applicant "
-            "has it, then approve or refuse the handover"
-            if exception
-            else "check the proof of delivery against the family card (KK) or power of "
-            "attorney (surat kuasa), then approve or refuse the handover"
-        ),
         dedupe_key=f"handover:{record.id}",
         now=now,
     )
@@ -290,9 +284,8 @@ async def _record_confirmation(
                 office_id=delivery.office_id,
                 delivery_id=delivery.id,
                 shipment_id=record.shipment_id,
-                kind="handover_locked",
+                kind=ExceptionKind.HANDOVER_LOCKED,
                 detail=f"{max_failures} wrong passport numbers on the confirmation page",
-                next_step="call the applicant; review the handover (approve or refuse)",
                 dedupe_key=f"handover_locked:{record.id}",
                 now=now,
             )
@@ -430,10 +423,8 @@ async def review(
         office_id=delivery.office_id,
         delivery_id=delivery.id,
         shipment_id=record.shipment_id,
-        kind="handover_refused",
+        kind=ExceptionKind.HANDOVER_REFUSED,
         detail="a dispatcher refused the courier's handover",
-        next_step="recover the passport through the courier; then re-ship or hand it over at "
-        "the counter before the deadline",
         dedupe_key=f"handover_refused:{record.id}",
         now=now,
     )

@@ -34,6 +34,7 @@ from courier.db import queue
 from courier.db.engine import transaction
 from courier.db.models import InboxItem, Office
 from courier.db.outage import is_db_outage
+from courier.domain.exception_kinds import ExceptionKind
 from courier.services import items, tracking
 
 log = structlog.get_logger()
@@ -113,10 +114,8 @@ async def _give_up(session: AsyncSession, item: InboxItem, now: datetime, why: s
         await items.open_exception(
             session,
             office_id=office_id,
-            kind="inbox_unprocessable",
+            kind=ExceptionKind.INBOX_UNPROCESSABLE,
             detail=f"a {item.courier_code} push could not be applied (inbox row {item.id}): {why}",
-            next_step="tell support: the push is kept as received; until it is fixed, the "
-            "shipments it concerns are still polled",
             dedupe_key=f"inbox_dead:{item.id}:{office_id}",
             now=now,
         )
@@ -135,11 +134,9 @@ async def _unknown_waybills(
         await items.open_exception(
             session,
             office_id=office_id,
-            kind="push_unknown_waybill",
+            kind=ExceptionKind.PUSH_UNKNOWN_WAYBILL,
             detail=f"{item.courier_code} pushed tracking for waybill(s) no shipment of ours "
             f"carries after {UNKNOWN_GIVE_UP.days} days: {shown} (inbox row {item.id})",
-            next_step="look the waybill up at the courier: if it is one of our parcels, find "
-            "the delivery whose booking did not record it and tell support; otherwise ignore",
             dedupe_key=f"inbox_unknown:{item.id}:{office_id}",
             now=now,
         )

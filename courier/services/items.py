@@ -16,6 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from courier.db.models import Base, ExceptionItem, OutboxItem
+from courier.domain.exception_kinds import ExceptionKind, next_step
 
 
 async def insert_ignore(
@@ -40,9 +41,8 @@ async def open_exception(
     session: AsyncSession,
     *,
     office_id: int,
-    kind: str,
+    kind: ExceptionKind,
     detail: str,
-    next_step: str,
     dedupe_key: str,
     now: datetime,
     delivery_id: int | None = None,
@@ -50,8 +50,9 @@ async def open_exception(
 ) -> int | None:
     """Open one item in the dispatch exceptions queue; None when it was already open.
 
-    ``detail`` and ``next_step`` are for staff of the same office: they never hold names or
-    numbers of the applicant (the item links to the delivery for that).
+    The next step is the kind's (courier/domain/exception_kinds.py). ``detail`` is for staff of
+    the same office: it never holds names or numbers of the applicant (the item links to the
+    delivery for that).
     """
     return await insert_ignore(
         session,
@@ -60,9 +61,10 @@ async def open_exception(
             "office_id": office_id,
             "delivery_id": delivery_id,
             "shipment_id": shipment_id,
-            "kind": kind,
+            "kind": kind.value,
             "detail": detail,
-            "next_step": next_step,
+            # the kind's next step, in Bahasa Indonesia, as shown to staff when it was opened
+            "next_step": next_step(kind).id,
             "dedupe_key": dedupe_key[:80],
             "opened_at": now,
         },

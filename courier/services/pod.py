@@ -48,6 +48,7 @@ from adapters.http import TransportPolicy, shared_session
 from core.backoff import exponential_backoff
 from courier.db.engine import SessionFactory, transaction
 from courier.db.models import Delivery, Proof, Shipment
+from courier.domain.exception_kinds import ExceptionKind
 from courier.domain.handover import classify_relation
 from courier.services import items
 
@@ -385,10 +386,9 @@ async def _save(
                     office_id=delivery.office_id,
                     delivery_id=delivery.id,
                     shipment_id=shipment.id,
-                    kind="pod_missing",
+                    kind=ExceptionKind.POD_MISSING,
                     detail=f"{len(failed)} proof-of-delivery artefact(s) could not be kept: "
                     + "; ".join(f"{a['kind']}: {a.get('error', 'failed')}" for a in failed),
-                    next_step="ask the courier for the photo/signature under the contract",
                     dedupe_key=f"pod_missing:{proof.id}",
                     now=now,
                 )

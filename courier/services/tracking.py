@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from adapters.base import TrackingEvent
 from core.status import Status
 from courier.db.models import Application, Delivery, Office, Shipment, TrackingEventRow
+from courier.domain.exception_kinds import ExceptionKind
 from courier.domain.states import STATUS_RANK, DeliveryState, next_status
 from courier.domain.watch import next_pickup_slot, next_poll_at
 from courier.services import audit, handover, items, lifecycle, pod, watch
@@ -189,11 +190,9 @@ async def _unmapped(
         office_id=delivery.office_id,
         delivery_id=delivery.id,
         shipment_id=shipment.id,
-        kind="unmapped_code",
+        kind=ExceptionKind.UNMAPPED_CODE,
         detail=f"{shipment.courier_code} sent code {event.raw_code!r} that the status table "
         "does not know; the shipment's status was left unchanged",
-        next_step="read the raw event on the shipment page, act on it if needed, and ask for "
-        "the code to be added to the courier's status table",
         dedupe_key=f"unmapped:{shipment.id}:{code_key}",
         now=now,
     )
@@ -265,11 +264,9 @@ async def _status_changed(
             office_id=delivery.office_id,
             delivery_id=delivery.id,
             shipment_id=shipment.id,
-            kind="delivery_failed",
+            kind=ExceptionKind.DELIVERY_FAILED,
             detail="the courier's delivery attempt failed"
             + (f": {event.reason}" if event.reason else ""),
-            next_step="contact the applicant to confirm the address and when someone is home; "
-            "the courier tries again",
             dedupe_key=f"failed:{shipment.id}",
             now=now,
         )
@@ -283,10 +280,8 @@ async def _status_changed(
             office_id=delivery.office_id,
             delivery_id=delivery.id,
             shipment_id=shipment.id,
-            kind=f"shipment_{target.value}",
+            kind=ExceptionKind(f"shipment_{target.value}"),
             detail=reason,
-            next_step="claim with the courier under the contract, tell the applicant, and "
-            "arrange a replacement passport or a counter pickup before the deadline",
             dedupe_key=f"{target.value}:{shipment.id}",
             now=now,
         )

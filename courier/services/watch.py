@@ -33,6 +33,7 @@ from courier.db.models import (
     Shipment,
 )
 from courier.domain.deadlines import WARNING_DAYS, days_left, deadline_passed, deadline_warnings
+from courier.domain.exception_kinds import ExceptionKind
 from courier.domain.states import DeliveryState
 from courier.domain.watch import stuck_after, unconfirmed_after
 from courier.services import audit, items, lifecycle
@@ -66,25 +67,20 @@ async def on_returned(
     session: AsyncSession, delivery: Delivery, shipment: Shipment, *, now: datetime
 ) -> None:
     """The courier reports the passport back at the office: tell dispatch what to do next."""
-    if reship_allowed(delivery.collect_by, now):
-        step = (
-            "receive the passport back at the counter (seal intact?), call the applicant to "
-            "confirm the address, then re-ship it"
-        )
-    else:
-        step = (
-            "receive the passport back at the counter; too little time is left to re-ship: "
-            "ask the applicant to collect it at the counter before the deadline"
-        )
+    late = (
+        ""
+        if reship_allowed(delivery.collect_by, now)
+        else ("; too little time is left to re-ship: the applicant collects at the counter")
+    )
     await items.open_exception(
         session,
         office_id=delivery.office_id,
         delivery_id=delivery.id,
         shipment_id=shipment.id,
-        kind="returned",
+        kind=ExceptionKind.RETURNED,
         detail="the courier returned the passport to the office"
-        + (f" ({shipment.status_reason})" if shipment.status_reason else ""),
-        next_step=step,
+        + (f" ({shipment.status_reason})" if shipment.status_reason else "")
+        + late,
         dedupe_key=f"returned:{shipment.id}",
         now=now,
     )
@@ -266,10 +262,8 @@ async def _deadline_one(session: AsyncSession, delivery_id: int, now: datetime) 
                 session,
                 office_id=delivery.office_id,
                 delivery_id=delivery.id,
-                kind="expired",
+                kind=ExceptionKind.EXPIRED,
                 detail=reason,
-                next_step="the passport is cancelled under the regulation: recover it from the "
-                "courier if it is still out, and tell the applicant to apply again",
                 dedupe_key=f"expired:{delivery.id}",
                 now=now,
             )
@@ -280,11 +274,9 @@ async def _deadline_one(session: AsyncSession, delivery_id: int, now: datetime) 
             session,
             office_id=delivery.office_id,
             delivery_id=delivery.id,
-            kind="deadline_warning",
+            kind=ExceptionKind.DEADLINE_WARNING,
             detail=f"{label}: {left} day(s) left before the collect-by deadline and the "
             f"passport is not handed over (delivery {delivery.state})",
-            next_step="act on the delivery now: re-ship, chase the courier, or call the "
-            "applicant to collect at the counter",
             dedupe_key=f"deadline:{delivery.id}:{label}",
             now=now,
         )
@@ -325,10 +317,8 @@ async def scan_stuck(sessions: SessionFactory, *, now: datetime) -> int:
                 office_id=office_id,
                 delivery_id=shipment.delivery_id,
                 shipment_id=shipment.id,
-                kind="stuck",
+                kind=ExceptionKind.STUCK,
                 detail=f"no courier event since {since.isoformat()} while {status.value}",
-                next_step="ask the courier where the parcel is; if it cannot be found, mark it "
-                "lost and arrange a replacement or a counter pickup",
                 dedupe_key=f"stuck:{shipment.id}:{status.value}:{int(since.timestamp())}",
                 now=now,
             )
@@ -367,11 +357,9 @@ async def scan_unconfirmed(
                 office_id=office_id,
                 delivery_id=record.delivery_id,
                 shipment_id=record.shipment_id,
-                kind="unconfirmed",
+                kind=ExceptionKind.UNCONFIRMED,
                 detail="delivered by the courier, but the applicant has not confirmed "
                 "possession on the tracking page",
-                next_step="call the applicant: ask them to confirm with the passport number, "
-                "or review the handover",
                 dedupe_key=f"unconfirmed:{record.id}",
                 now=now,
             )

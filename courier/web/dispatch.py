@@ -112,6 +112,7 @@ def queue_item_json(item: dispatch.ItemView) -> dict[str, Any]:
         "kind": item.kind,
         "detail": item.detail,
         "next_step": item.next_step,
+        "next_step_en": item.next_step_en,
         "delivery_id": item.delivery_id,
         "shipment_id": item.shipment_id,
         "opened_at": iso(item.opened_at),
@@ -128,6 +129,7 @@ def _open_item_json(item: dispatch.ItemView) -> dict[str, Any]:
         "kind": item.kind,
         "detail": item.detail,
         "next_step": item.next_step,
+        "next_step_en": item.next_step_en,
         "shipment_id": item.shipment_id,
         "opened_at": iso(item.opened_at),
     }

@@ -207,7 +207,8 @@ async def test_the_queue_lists_the_offices_items_newest_first_without_personal_d
     back = items[0]
     assert back["delivery_id"] == returned_id and back["delivery_state"] == "returned"
     assert back["application_no"] == "202600000002" and back["shipment_id"] is not None
-    assert "re-ship" in back["next_step"] and back["resolved_at"] is None
+    assert "kirim ulang" in back["next_step"] and "re-ship" in back["next_step_en"]
+    assert back["resolved_at"] is None
     assert back["opened_at"].endswith("+00:00")
     assert items[1]["delivery_id"] == family_id
     text = repr(page)

@@ -29,6 +29,7 @@ from courier.context import AppContext
 from courier.db import queue as claim
 from courier.db.engine import SessionFactory, transaction
 from courier.db.models import AuditEntry, Delivery, ExceptionItem
+from courier.domain.exception_kinds import NEXT_STEPS, ExceptionKind
 from simulators import jnt as jnt_sim
 from simulators import posind as pos_sim
 from worker import book
@@ -231,7 +232,8 @@ async def test_pos_unknown_outcome_is_never_resent_and_needs_attention_at_once(
     assert await seed.delivery_states(ctx.sessions) == {d: "needs_attention"}
     [item] = await _exceptions(ctx.sessions)
     assert (item.kind, item.delivery_id, item.shipment_id) == ("booking_unknown", d, ship.id)
-    assert ship.client_reference in item.next_step and "Pos" in item.next_step
+    assert ship.client_reference in item.detail and "Pos" in item.detail
+    assert item.next_step == NEXT_STEPS[ExceptionKind.BOOKING_UNKNOWN].id
     clock.advance(timedelta(days=1))
     assert await book.once(ctx, "w1") == 0  # parked for a human, never claimed again
     orders = await sims["posind"].orders()
@@ -259,7 +261,7 @@ async def test_pos_shipment_left_in_booking_by_a_crash_is_not_resent(
     assert ship.status == "booking" and ship.next_poll_at is None
     assert await seed.delivery_states(ctx.sessions) == {d: "needs_attention"}
     [item] = await _exceptions(ctx.sessions)
-    assert item.kind == "booking_unknown" and intent.reference in item.next_step
+    assert item.kind == "booking_unknown" and intent.reference in item.detail
     assert (await sims["posind"].orders())["create_counts"] == {}  # nothing sent blindly
 
 

@@ -137,7 +137,8 @@ async def test_failed_attempts_return_then_reship_delivers(
         [failed] = await kit_.exceptions(kit, "delivery_failed")
         assert failed.resolved_at is not None and failed.resolution == "moved on: returning"
         [returned] = await kit_.exceptions(kit, "returned")
-        assert "re-ship" in returned.next_step and returned.resolved_at is None
+        assert "kirim ulang" in returned.next_step and returned.resolved_at is None
+        assert "too little time" not in returned.detail
 
         kit.force_outcome(
             "posind", kit_.reference(kit_.office_code("posind"), 1, 2), "delivered_self"

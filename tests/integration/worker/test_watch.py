@@ -158,7 +158,7 @@ async def test_return_too_close_to_the_deadline_goes_to_the_counter(
     )
     assert (await _state(sessions, delivery_id)).state == "returned"
     [item] = await _items(sessions, "returned")
-    assert "collect it at the counter" in item.next_step
+    assert "too little time is left to re-ship" in item.detail
     async with transaction(sessions) as session:
         outcome = await watch.reship(
             session, delivery_id, "staff:1", now=t + timedelta(days=3), office_id=office_id

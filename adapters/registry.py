@@ -40,6 +40,11 @@ def codes() -> tuple[str, ...]:
     return tuple(DESCRIPTORS)
 
 
+def default_code() -> str:
+    """The courier of an office that names none: the first one registered above."""
+    return next(iter(DESCRIPTORS))
+
+
 def descriptor(code: str) -> CourierDescriptor:
     try:
         return DESCRIPTORS[code]

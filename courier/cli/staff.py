@@ -14,6 +14,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeAlias, TypeVar
 
+from adapters import registry
 from courier.cli.base import settings_from
 from courier.config import Settings
 from courier.db.engine import SessionFactory, make_engine, make_sessions, transaction
@@ -62,7 +63,12 @@ def _register_office(sub: Sub) -> None:
         help="courier pickup time in WIB (repeat for each)",
     )
     add.add_argument("--collect-days", type=int, default=30, help="days to collect (default 30)")
-    add.add_argument("--courier", default="jnt", choices=["jnt", "posind"], help="default courier")
+    add.add_argument(
+        "--courier",
+        default=registry.default_code(),
+        choices=registry.codes(),
+        help=f"the office's courier (default {registry.default_code()})",
+    )
     add.set_defaults(func=_office_add)
     sync = actions.add_parser(
         "sync",

@@ -90,7 +90,7 @@ class Office(Base):
     home_regency_codes: Mapped[list[Any]] = mapped_column(JSON)
     pickup_slots: Mapped[list[Any]] = mapped_column(JSON)  # ["10:00", "15:00"] WIB
     collect_days: Mapped[int] = mapped_column(Integer, default=30)
-    courier_code: Mapped[str] = mapped_column(String(16), default="jnt")
+    courier_code: Mapped[str] = mapped_column(String(16))
     sender: Mapped[dict[str, Any]] = mapped_column(JSON)  # the office as courier sender
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

@@ -43,6 +43,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.status import Status
+from courier import metrics
 from courier.db.engine import SessionFactory, transaction
 from courier.db.models import Delivery, InboxItem, Shipment
 from courier.domain.states import DeliveryState
@@ -63,10 +64,17 @@ async def _claim(
     owner: str,
     now: datetime,
     lease_seconds: float,
+    kind: str,
 ) -> list[int]:
+    # the picked rows carry whether their previous lease ran out (a worker died or stalled with
+    # the row in hand: a release clears ``lease_until``), for courier_lease_expiries_total
     picked = (
-        picked_query.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
+        picked_query.add_columns(table.c.lease_until.is_not(None).label("expired"))
+        .with_for_update(skip_locked=True)
+        .cte("picked")
+        .prefix_with("MATERIALIZED")
     )
+    expired = select(picked.c.expired).where(picked.c.id == table.c.id).scalar_subquery()
     stmt = (
         update(table)
         .where(table.c.id.in_(select(picked.c.id)))
@@ -75,10 +83,12 @@ async def _claim(
             lease_until=now + timedelta(seconds=lease_seconds),
             claim_count=table.c.claim_count + 1,
         )
-        .returning(table.c.id)
+        .returning(table.c.id, expired)
     )
-    result = await session.execute(stmt)
-    return [int(row[0]) for row in result]
+    rows = (await session.execute(stmt)).all()
+    metrics.count_claims(kind, len(rows))
+    metrics.count_lease_expiry(kind, sum(1 for row in rows if row[1]))
+    return [int(row[0]) for row in rows]
 
 
 async def claim_deliveries(
@@ -105,7 +115,9 @@ async def claim_deliveries(
         .limit(limit)
     )
     async with transaction(sessions) as session:
-        ids = await _claim(session, d, query, owner=owner, now=now, lease_seconds=lease_seconds)
+        ids = await _claim(
+            session, d, query, owner=owner, now=now, lease_seconds=lease_seconds, kind="book"
+        )
         if not ids:
             return []
         # RETURNING order is unspecified: give them back in claim order
@@ -146,7 +158,15 @@ async def claim_stuck_bookings(
     )
     async with transaction(sessions) as session:
         return sorted(
-            await _claim(session, s, query, owner=owner, now=now, lease_seconds=lease_seconds)
+            await _claim(
+                session,
+                s,
+                query,
+                owner=owner,
+                now=now,
+                lease_seconds=lease_seconds,
+                kind="reconcile",
+            )
         )
 
 
@@ -288,6 +308,7 @@ async def claim_due_polls(
     )
     async with transaction(sessions) as session:
         rows = (await session.execute(stmt)).all()
+    metrics.count_claims("track", len(rows))
     return sorted(
         (ClaimedPoll(int(r[0]), str(r[1]), str(r[2]), int(r[3])) for r in rows), key=lambda c: c.id
     )

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import schemas
+from adapters import registry
 from courier.context import AppContext
 from courier.db.engine import transaction
 from courier.db.models import ApiToken, Office, StaffUser
@@ -58,7 +59,7 @@ def _office_fields(spec: Mapping[str, Any]) -> dict[str, Any]:
         "home_regency_codes": list(spec["home_regency_codes"]),
         "pickup_slots": list(spec.get("pickup_slots", [])),
         "collect_days": int(spec.get("collect_days", DEFAULT_COLLECT_DAYS)),
-        "courier_code": spec.get("courier", "jnt"),
+        "courier_code": spec.get("courier") or registry.default_code(),
         "sender": dict(spec.get("sender", {})),
     }
 

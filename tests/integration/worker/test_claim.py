@@ -10,6 +10,7 @@ from datetime import timedelta
 import worker_seed as seed
 from sqlalchemy import select, update
 
+from courier import metrics
 from courier.db import queue as claim
 from courier.db.engine import SessionFactory, make_engine, make_sessions, transaction
 from courier.db.models import Delivery, Shipment
@@ -52,9 +53,17 @@ async def test_concurrent_claimers_each_row_claimed_once(db_url: str, sessions: 
     assert {c for _, _, c in rows} == {1}
 
 
+def _counted(name: str, kind: str) -> float:
+    return metrics.REGISTRY.get_sample_value(name, {"kind": kind}) or 0.0
+
+
 async def test_expired_lease_is_claimable_again(sessions: SessionFactory):
     office = await seed.office(sessions)
     [d] = await seed.deliveries(sessions, office, 1)
+    claims, expiries = (
+        _counted("courier_claims_total", "book"),
+        _counted("courier_lease_expiries_total", "book"),
+    )
     assert await claim.claim_deliveries(
         sessions, owner="a", now=seed.T0, lease_seconds=LEASE, limit=5
     ) == [d]
@@ -72,6 +81,9 @@ async def test_expired_lease_is_claimable_again(sessions: SessionFactory):
         assert row is not None
         assert (row.lease_owner, row.claim_count) == ("b", 2)
         assert row.lease_until == later + timedelta(seconds=LEASE)
+    # both claims counted; the second took over a lease that ran out
+    assert _counted("courier_claims_total", "book") == claims + 2
+    assert _counted("courier_lease_expiries_total", "book") == expiries + 1
 
 
 async def test_renewal_keeps_a_live_lease_and_release_frees_it(sessions: SessionFactory):
@@ -90,9 +102,12 @@ async def test_renewal_keeps_a_live_lease_and_release_frees_it(sessions: Session
     assert await claim.held_by(sessions, "a") == 1
     assert await claim.release_all(sessions, owner="a") == 1
     assert await claim.held_by(sessions, "a") == 0
+    expiries = _counted("courier_lease_expiries_total", "book")
     assert await claim.claim_deliveries(
         sessions, owner="b", now=past_first_lease, lease_seconds=LEASE, limit=1
     ) == [d]
+    # released, not expired: no takeover counted
+    assert _counted("courier_lease_expiries_total", "book") == expiries
 
 
 async def test_priority_and_express_first_then_collect_by(sessions: SessionFactory):

@@ -13,12 +13,24 @@ from pathlib import Path
 
 import pytest
 import structlog
+from hypothesis import HealthCheck, settings
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.http import close_shared_session
 from courier.db.engine import SessionFactory, make_engine, make_sessions
 from courier.db.migrate import upgrade
+
+# Properties are about values, never about speed: on a busy 2-core machine an example may take
+# long, so no per-example deadline and no "too slow" health check; the same examples every run.
+settings.register_profile(
+    "suite",
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    derandomize=True,
+    print_blob=True,
+)
+settings.load_profile("suite")
 
 PG_URL = os.environ.get("COURIER_TEST_PG_URL", "")
 BACKENDS = ["sqlite", *(["postgresql"] if PG_URL else [])]

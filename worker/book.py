@@ -134,12 +134,19 @@ async def _renew(ctx: AppContext, worker_id: str, now: datetime) -> None:
         log.warning("worker.renew_failed", exc_type=type(err).__name__, outage=is_db_outage(err))
 
 
+def _job_failed(err: Exception) -> None:
+    if is_db_outage(err):  # waited out by the loop; no traceback for an outage
+        log.warning("booking.job_db_unavailable", exc_type=type(err).__name__)
+    else:
+        log.exception("booking.job_failed", exc_type=type(err).__name__)
+
+
 async def _job_delivery(ctx: AppContext, worker_id: str, delivery_id: int) -> str:
     with structlog.contextvars.bound_contextvars(job="book", delivery_id=delivery_id):
         try:
             return (await booking.book_delivery(ctx, delivery_id, worker_id)).result
         except Exception as err:
-            log.exception("booking.job_failed", exc_type=type(err).__name__)
+            _job_failed(err)
             with contextlib.suppress(Exception):
                 await queue.release_deliveries(
                     ctx.sessions,
@@ -155,7 +162,7 @@ async def _job_shipment(ctx: AppContext, worker_id: str, shipment_id: int) -> st
         try:
             return (await booking.reconcile_shipment(ctx, shipment_id, worker_id)).result
         except Exception as err:
-            log.exception("booking.job_failed", exc_type=type(err).__name__)
+            _job_failed(err)
             with contextlib.suppress(Exception):
                 await queue.release_shipments(ctx.sessions, [shipment_id], owner=worker_id)
             return "error"
@@ -207,11 +214,22 @@ async def run(ctx: AppContext, worker_id: str, stopping: asyncio.Event) -> None:
     """Book until ``stopping`` is set; the batch in hand is finished before returning."""
     ctx = throttled(ctx)
     backoff = Backoff(clock=ctx.clock)
+    # After a failed cycle this worker may still hold leases it is not working on: a claim whose
+    # commit went through while its answer was lost (the connection broke), or a release that
+    # failed. Between cycles nothing of ours is in flight (a batch is finished before the next
+    # claim), so they are given back before claiming again instead of waiting out the lease.
+    stale = False
     async with Waker(ctx.settings.database_url, ctx.settings.poll_seconds) as waker:
         while not stopping.is_set():
             try:
+                if stale:
+                    released = await queue.release_held(ctx.sessions, owner=worker_id)
+                    stale = False
+                    if released:
+                        log.info("booking.released_stale_leases", count=released)
                 claimed = await cycle(ctx, worker_id)
             except Exception as err:
+                stale = True
                 if is_db_outage(err):
                     log.warning("worker.db_unavailable", loop="book", exc_type=type(err).__name__)
                 else:

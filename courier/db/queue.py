@@ -244,6 +244,25 @@ async def release_all(sessions: SessionFactory, *, owner: str) -> int:
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
+async def release_held(sessions: SessionFactory, *, owner: str) -> int:
+    """Give back every booking lease ``owner`` holds: queued deliveries and shipments in
+    ``booking``. Only for a worker with nothing in flight (between two batches): a shipment it
+    releases is reconciled by reference by whoever claims it next, never sent blindly."""
+    released = 0
+    async with transaction(sessions) as session:
+        for table, extra in (
+            (_DELIVERIES, _DELIVERIES.c.state == DeliveryState.QUEUED.value),
+            (_SHIPMENTS, _SHIPMENTS.c.status == Status.BOOKING.value),
+        ):
+            result = await session.execute(
+                update(table)
+                .where(table.c.lease_owner == owner, extra)
+                .values(lease_owner=None, lease_until=None)
+            )
+            released += int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return released
+
+
 async def held_by(sessions: SessionFactory, owner: str) -> int:
     """How many rows ``owner`` holds a lease on (for drain checks and tests)."""
     async with sessions() as session:

@@ -3,8 +3,11 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Tests are isolated (a database per test, free ports, their own processes): two workers on the
+# two cores this suite is sized for. PYTEST_ARGS= (empty) runs them in one process.
+PYTEST_ARGS ?= -n 2
 
-.PHONY: install browser test lint typecheck unit demo bench clean
+.PHONY: install browser test test-fast lint typecheck unit demo bench clean
 
 install: $(STAMP)
 
@@ -38,6 +41,10 @@ test: lint typecheck browser
 
 unit: install
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+# The inner loop: everything but the slow end-to-end, chaos and browser tests, no lint.
+test-fast: install
+	$(BIN)/pytest $(PYTEST_ARGS) -m "not slow" tests/unit tests/integration
 
 demo: install
 	$(BIN)/courier demo

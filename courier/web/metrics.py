@@ -128,8 +128,15 @@ async def _listener(app: web.Application) -> AsyncIterator[None]:
     runner = web.AppRunner(listener_app(ctx), access_log=None)
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
-        log.info("metrics_listening", addresses=[list(a) for a in runner.addresses])
+        try:
+            await web.TCPSite(runner, host, port).start()
+        except OSError as err:
+            # the API keeps serving; metrics stay closed (never opened elsewhere instead)
+            log.error(
+                "metrics_listen_failed", listen=ctx.settings.metrics_listen, error=err.strerror
+            )
+        else:
+            log.info("metrics_listening", addresses=[list(a) for a in runner.addresses])
         yield
     finally:
         await runner.cleanup()

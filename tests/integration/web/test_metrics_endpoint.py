@@ -374,3 +374,19 @@ async def test_metrics_listen_serves_them_on_their_own_address_only(
     with pytest.raises(aiohttp.ClientConnectionError):  # closed with the application
         async with aiohttp.ClientSession() as http:
             await http.get(f"http://127.0.0.1:{port}/metrics")
+
+
+async def test_a_taken_metrics_address_leaves_the_api_serving_and_metrics_closed(
+    db_url: str, engine: AsyncEngine, sessions: SessionFactory
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        settings = config.from_mapping(
+            {"database_url": db_url, "metrics": {"listen": f"127.0.0.1:{port}"}}
+        )
+        ctx = AppContext(settings, engine, sessions, ManualClock(NOW))
+        async with TestClient(TestServer(_app(ctx))) as client:
+            assert (await client.get("/healthz")).status == 200
+            assert (await client.get("/metrics")).status == 404

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from urllib.parse import urlsplit
 
 from core.status import Status
 
@@ -227,6 +228,43 @@ class CourierNames:
     en: str
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+@dataclass(frozen=True, slots=True)
+class PodOrigin:
+    """Where a courier's proof-of-delivery links may point: exactly this scheme, host and port.
+
+    ``allow_private``: the host may resolve to a private, loopback or link-local address (a
+    simulator on this machine); without it such an address is refused after DNS resolution."""
+
+    scheme: str
+    host: str
+    port: int
+    allow_private: bool = False
+
+    @classmethod
+    def of_url(cls, url: str, *, allow_private: bool = False) -> PodOrigin | None:
+        """The origin of an ``http(s)`` URL without credentials (host lower-cased, the default
+        port filled in); None for anything else."""
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError:
+            return None
+        scheme = parts.scheme.lower()
+        if scheme not in _DEFAULT_PORTS or not parts.hostname or "@" in parts.netloc:
+            return None
+        return cls(scheme, parts.hostname.lower(), port or _DEFAULT_PORTS[scheme], allow_private)
+
+    def same_place(self, other: PodOrigin) -> bool:
+        return (self.scheme, self.host, self.port) == (other.scheme, other.host, other.port)
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}"
+
+
 #: Builds the adapter from settings already checked against the descriptor's schema.
 AdapterFactory = Callable[[Mapping[str, Any], "CourierTransport"], CourierAdapter]
 
@@ -249,8 +287,9 @@ class CourierDescriptor:
     #: (``CourierAdapter.capabilities`` is the truth for one configured account)
     capabilities: Capabilities
     default_service: str = ""  # service code when the settings name none ("" = the adapter's)
-    #: hosts its proof-of-delivery links are known to come from, beyond its API's own hosts
-    pod_hosts: tuple[str, ...] = ()
+    #: where its proof-of-delivery links are known to point (exact scheme, host and port),
+    #: beyond its API's own origins; the ``pod_origins`` setting replaces both
+    pod_origins: tuple[PodOrigin, ...] = ()
     #: dotted module of its simulator (``create_app(clock, options=...)``,
     #: ``adapter_settings(url, options)``): a string, so adapters never import simulators
     simulator: str = ""

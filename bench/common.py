@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 from courier import config
 from courier.db.migrate import upgrade
 
-PEPPER = "bench-pepper-0123456789abcdef"
+PEPPER = "bench-pepper-0123456789abcdef-ghijkl"
 
 
 def settings_for(url: str, **extra: Any) -> config.Settings:

@@ -10,6 +10,7 @@ Environment values are read with the type the schema gives the key.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -27,6 +28,10 @@ DEFAULT_FILE = "courier.toml"
 # A placeholder, public in this file: `serve` and `work` refuse it unless
 # security.allow_default_pepper says this is a demo or a test (courier.cli.base.require_secrets).
 DEFAULT_PEPPER = "change-me-passport-pepper"
+# A pepper guards every passport-number hash: a short or repetitive one can be guessed.
+PEPPER_MIN_LENGTH = 32
+PEPPER_MIN_DISTINCT = 10
+PEPPER_MIN_BITS_PER_CHAR = 3.0  # Shannon entropy of its characters; 32 random hex digits: ~3.6
 
 
 class ConfigError(Exception):
@@ -53,7 +58,12 @@ class Settings:
     allow_default_pepper: bool = False
     optin_max_failures: int = 5
     optin_window_minutes: int = 30
+    token_lifetime_days: int = 90
+    metrics_bearer_token: str | None = None
+    metrics_listen: str | None = None
+    metrics_db_refresh_seconds: float = 30.0
     pod_store: str = "var/pod"
+    pod_max_bytes: int = 5 * 1024 * 1024
     clock_epoch: datetime | None = None
     clock_speed: float = 1.0
     clock_started: float | None = None
@@ -164,6 +174,7 @@ def from_mapping(data: Mapping[str, Any], source: str = "mapping") -> Settings:
     http = data.get("http", {})
     sec = data.get("security", {})
     clock = data.get("clock", {})
+    met = data.get("metrics", {})
     work = data.get("worker", {})
     epoch = clock.get("epoch")
     defaults = Settings(raw={})
@@ -182,7 +193,14 @@ def from_mapping(data: Mapping[str, Any], source: str = "mapping") -> Settings:
         allow_default_pepper=sec.get("allow_default_pepper", defaults.allow_default_pepper),
         optin_max_failures=sec.get("optin_max_failures", defaults.optin_max_failures),
         optin_window_minutes=sec.get("optin_window_minutes", defaults.optin_window_minutes),
+        token_lifetime_days=sec.get("token_lifetime_days", defaults.token_lifetime_days),
+        metrics_bearer_token=met.get("bearer_token"),
+        metrics_listen=met.get("listen"),
+        metrics_db_refresh_seconds=float(
+            met.get("db_refresh_seconds", defaults.metrics_db_refresh_seconds)
+        ),
         pod_store=data.get("pod_store", defaults.pod_store),
+        pod_max_bytes=data.get("pod_max_bytes", defaults.pod_max_bytes),
         clock_epoch=datetime.fromisoformat(epoch) if epoch else None,
         clock_speed=float(clock.get("speed", 1.0)),
         clock_started=clock.get("started"),
@@ -194,6 +212,23 @@ def from_mapping(data: Mapping[str, Any], source: str = "mapping") -> Settings:
         couriers=data.get("couriers", {}),
         offices=tuple(data.get("offices", ())),
     )
+
+
+def pepper_problem(pepper: str) -> str | None:
+    """Why ``pepper`` is too weak to guard passport hashes, or None. Length alone lets
+    ``"a" * 32`` through, so the variety of its characters is measured too: distinct characters
+    and their Shannon entropy per character."""
+    if len(pepper) < PEPPER_MIN_LENGTH:
+        return f"has {len(pepper)} characters; at least {PEPPER_MIN_LENGTH} are needed"
+    counts = [pepper.count(c) for c in set(pepper)]
+    bits = -sum(n / len(pepper) * math.log2(n / len(pepper)) for n in counts)
+    if len(counts) < PEPPER_MIN_DISTINCT or bits < PEPPER_MIN_BITS_PER_CHAR:
+        return (
+            f"is too repetitive ({len(counts)} distinct characters, {bits:.1f} bits per "
+            f"character; at least {PEPPER_MIN_DISTINCT} and {PEPPER_MIN_BITS_PER_CHAR:.0f} "
+            "are needed): use a random secret"
+        )
+    return None
 
 
 def _courier_errors(couriers: Any) -> list[FieldError]:

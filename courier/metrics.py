@@ -4,7 +4,9 @@ Counters and histograms are updated where things happen (the HTTP middleware, th
 transport through :class:`PrometheusObserver`, the worker's claim loop). What lives in the
 database — deliveries by state, open exception items, inbox/outbox/poll lag — is not counted in
 memory (several processes share one database and memory is no source of truth): it is read with
-a few cheap aggregate queries when ``/metrics`` is scraped (:func:`refresh_from_db`).
+a few cheap aggregate queries when ``/metrics`` is scraped (:func:`refresh_from_db`), at most
+once every ``metrics.db_refresh_seconds`` of the service clock (:class:`DbGauges`): a scraper, or
+anyone who can reach the endpoint, cannot turn scrapes into database load.
 
 Every metric is named ``courier_…``; the README (Operations) says what each one means and which
 alert watches it.
@@ -12,8 +14,9 @@ alert watches it.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -255,6 +258,34 @@ async def refresh_from_db(sessions: SessionFactory, clock: Clock) -> bool:
         return False
     apply_db_figures(figures)
     return True
+
+
+class DbGauges:
+    """The database gauges of one service, read at most once per ``max_age`` of its clock.
+
+    Scrapes in between answer the last values; concurrent scrapes share one read (the lock).
+    A failed read counts as a read too: a database in trouble is not asked again at once."""
+
+    def __init__(self, sessions: SessionFactory, clock: Clock, max_age: timedelta) -> None:
+        self._sessions = sessions
+        self._clock = clock
+        self._max_age = max_age
+        self._read_at: datetime | None = None
+        self._lock = asyncio.Lock()
+
+    def _fresh(self, now: datetime) -> bool:
+        return self._read_at is not None and timedelta(0) <= now - self._read_at < self._max_age
+
+    async def refresh(self) -> bool:
+        """True when this call read the database (successfully)."""
+        if self._fresh(self._clock.now()):
+            return False
+        async with self._lock:
+            now = self._clock.now()
+            if self._fresh(now):
+                return False  # another scrape read them while this one waited
+            self._read_at = now
+            return await refresh_from_db(self._sessions, self._clock)
 
 
 def exposition() -> bytes:

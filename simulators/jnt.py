@@ -42,6 +42,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -181,7 +182,15 @@ def adapter_settings(base_url: str, options: Mapping[str, Any] | None = None) ->
         "origin_code": cities.get(DEFAULT_ORIGIN_REGENCY, "BLT"),
         "city_codes": cities,
         "area_codes": {regency: f"{city}001" for regency, city in cities.items()},
+        # the simulator serves its POD links itself, on this machine: said explicitly, since
+        # links to loopback or private addresses are refused unless their origin allows them
+        "pod_origins": [{"origin": _origin(base), "allow_private": True}],
     }
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 # --------------------------------------------------------------------------------------------

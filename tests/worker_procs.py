@@ -122,7 +122,7 @@ def write_config(tmp: Path, db_url: str, sim_url: str, **worker: Any) -> Path:
             **worker,
         },
         "couriers": {"jnt": jnt},
-        "security": {"passport_pepper": "chaos-test-pepper-0123456789"},
+        "security": {"passport_pepper": "chaos-test-pepper-0123456789-abcdefgh"},
     }
     path = tmp / f"courier-{len(list(tmp.glob('courier-*.toml')))}.toml"
     path.write_bytes(tomli_w.dumps(config).encode())

@@ -28,7 +28,8 @@ async def once(ctx: AppContext, worker_id: str) -> int:
             ctx.sessions,
             ctx.settings.pod_store,
             now=ctx.clock.now(),
-            hosts=pod.allowed_hosts(ctx.settings.couriers),
+            origins=pod.allowed_origins(ctx.settings.couriers),
+            max_bytes=ctx.settings.pod_max_bytes,
         )
     return done
 

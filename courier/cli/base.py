@@ -43,6 +43,24 @@ def require_secrets(settings: Settings) -> None:
             file=sys.stderr,
         )
         raise SystemExit(2)
+    weak = pepper_error(settings)
+    if weak:
+        print(f"configuration error: {weak}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def pepper_error(settings: Settings) -> str | None:
+    """The complaint about a weak pepper, naming the setting (the placeholder is judged by
+    :func:`require_secrets` on its own)."""
+    if settings.default_pepper:
+        return None
+    problem = config.pepper_problem(settings.passport_pepper)
+    if problem is None:
+        return None
+    return (
+        f"security.passport_pepper (or COURIER_SECURITY__PASSPORT_PEPPER) {problem}, e.g. "
+        "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+    )
 
 
 def build_context(settings: Settings) -> AppContext:

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from courier import config
-from courier.cli.base import settings_from
+from courier.cli.base import pepper_error, settings_from
 from courier.db.migrate import head_revision, migrate
 
 
@@ -50,6 +50,10 @@ def _check(args: argparse.Namespace) -> int:
         print(f"configuration error in {err.source}:", file=sys.stderr)
         for e in err.errors:
             print(f"  {e.path}: {e.message}", file=sys.stderr)
+        return 2
+    weak = pepper_error(settings)
+    if weak:
+        print(f"configuration error in {settings.source}:\n  {weak}", file=sys.stderr)
         return 2
     print(f"configuration valid ({settings.source})")
     return 0

@@ -10,8 +10,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import re
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any, TypeAlias, TypeVar
 
 from adapters import registry
@@ -104,6 +106,18 @@ def _register_user(sub: Sub) -> None:
     lst = actions.add_parser("list", help="list staff accounts", description="List accounts.")
     lst.add_argument("--office", help="only this office")
     lst.set_defaults(func=_user_list)
+    for action, active, text in (
+        (
+            "disable",
+            False,
+            "Disable a staff account: its API tokens are refused from the next "
+            "request on (they work again if the account is enabled; revoke them to end them).",
+        ),
+        ("enable", True, "Enable a disabled staff account again."),
+    ):
+        p = actions.add_parser(action, help=f"{action} a staff account", description=text)
+        p.add_argument("username", metavar="USERNAME", help="the account's login name")
+        p.set_defaults(func=_user_set_active, active=active)
 
 
 def _register_token(sub: Sub) -> None:
@@ -117,7 +131,8 @@ def _register_token(sub: Sub) -> None:
         "add",
         help="create a token (printed once)",
         description="Create an API token and print it once on standard output; only its sha256 "
-        "is stored, so it cannot be shown again.",
+        "is stored, so it cannot be shown again. It expires after --expires-in, or after "
+        "security.token_lifetime_days (default 90).",
     )
     add.add_argument("--office", required=True, help="office code, e.g. BLT")
     add.add_argument("--role", required=True, choices=staff.ROLES, help="what the token may do")
@@ -128,6 +143,14 @@ def _register_token(sub: Sub) -> None:
         default=None,
         help="the staff account this token acts for (same office and role); needed for "
         "actions recorded against a person, such as a dispatcher's handover review",
+    )
+    add.add_argument(
+        "--expires-in",
+        metavar="DURATION",
+        type=_duration,
+        default=None,
+        help="how long it works: a number with d (days), h (hours) or w (weeks), e.g. 30d; "
+        "default security.token_lifetime_days",
     )
     add.set_defaults(func=_token_add)
     revoke = actions.add_parser(
@@ -145,6 +168,19 @@ def _register_token(sub: Sub) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+
+_DURATION = re.compile(r"([0-9]{1,6})([hdw])")
+_UNITS = {"h": "hours", "d": "days", "w": "weeks"}
+
+
+def _duration(text: str) -> timedelta:
+    """``30d``, ``12h``, ``2w``: a token lifetime."""
+    found = _DURATION.fullmatch(text.strip().lower())
+    if found is None or int(found[1]) == 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration: a number above 0 with d, h or w, e.g. 30d"
+        )
+    return timedelta(**{_UNITS[found[2]]: int(found[1])})
 
 
 def _run(settings: Settings, work: Callable[[SessionFactory], Awaitable[T]]) -> T:
@@ -270,10 +306,35 @@ def _user_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _token_add(args: argparse.Namespace) -> int:
+def _user_set_active(args: argparse.Namespace) -> int:
     settings = settings_from(args)
 
-    async def work(sessions: SessionFactory) -> tuple[str, str]:
+    async def work(sessions: SessionFactory) -> str:
+        async with transaction(sessions) as session:
+            user = await staff.set_user_active(
+                session,
+                args.username,
+                active=args.active,
+                now=settings.clock().now(),
+                actor=ACTOR,
+            )
+            return user.username
+
+    try:
+        username = _run(settings, work)
+    except ServiceError as err:
+        return _fail(err)
+    print(f"user {username} {'enabled' if args.active else 'disabled'}")
+    return 0
+
+
+def _token_add(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    lifetime = (
+        timedelta(days=settings.token_lifetime_days) if args.expires_in is None else args.expires_in
+    )
+
+    async def work(sessions: SessionFactory) -> tuple[str, str, str]:
         async with transaction(sessions) as session:
             token, plaintext = await staff.create_token(
                 session,
@@ -283,15 +344,19 @@ def _token_add(args: argparse.Namespace) -> int:
                 now=settings.clock().now(),
                 actor=ACTOR,
                 username=args.user,
+                lifetime=lifetime,
             )
-            return token.prefix, plaintext
+            return token.prefix, plaintext, f"{token.expires_at:%Y-%m-%d %H:%M} UTC"
 
     try:
-        prefix, plaintext = _run(settings, work)
+        prefix, plaintext, expires = _run(settings, work)
     except ServiceError as err:
         return _fail(err)
     print(plaintext)
-    print(f"token {prefix}… created; it is shown only this once", file=sys.stderr)
+    print(
+        f"token {prefix}… created, expires {expires}; it is shown only this once",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -318,9 +383,17 @@ def _token_list(args: argparse.Namespace) -> int:
 
     async def work(sessions: SessionFactory) -> list[staff.TokenRow]:
         async with sessions() as session:
-            return await staff.list_tokens(session, args.office)
+            return await staff.list_tokens(
+                session, args.office, default_lifetime=timedelta(days=settings.token_lifetime_days)
+            )
 
+    now = settings.clock().now()
     for t in _run(settings, work):
-        state = f"revoked {t.revoked_at:%Y-%m-%d}" if t.revoked_at else "active"
+        if t.revoked_at:
+            state = f"revoked {t.revoked_at:%Y-%m-%d}"
+        elif t.expires_at <= now:
+            state = f"expired {t.expires_at:%Y-%m-%d}"
+        else:
+            state = f"active, expires {t.expires_at:%Y-%m-%d}"
         print(f"{t.office_code}\t{t.prefix}\t{t.role}\t{t.name}\t{state}")
     return 0

@@ -327,6 +327,8 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # NULL on tokens made before expiry existed: they count from created_at (services/staff.py)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class RateCounter(Base):

@@ -17,34 +17,50 @@ the next try would fall after the link stops working (its ``expires`` query para
 :data:`LOOKBACK` after the delivery), or after :data:`MAX_FETCH_ATTEMPTS`. A given-up artefact
 opens one ``pod_missing`` exception item for the office.
 
-The links come from the courier, so they are not trusted: only ``http(s)`` URLs whose host is
-allowed for that courier are fetched (``pod_hosts`` in the courier's settings; by default the
-hosts its descriptor names (adapters/registry.py) and the hosts of its own API URLs). Any
-other link is refused without a request (server-side request forgery: a push could otherwise
-make the worker fetch internal addresses).
+The links come from the courier, so they are not trusted (server-side request forgery: a push
+could otherwise make the worker fetch internal addresses, our own /metrics or a database port):
+
+* only a link whose exact scheme, host and port is allowed for that courier is fetched
+  (:func:`allowed_origins`: ``pod_origins`` in the courier's settings; by default the origins
+  its descriptor names (adapters/registry.py) and those of its own API URLs); credentials in a
+  link are refused;
+* the host may not be, or resolve to, a private, loopback, link-local or otherwise non-public
+  address unless its allowlist entry says ``allow_private`` (a simulator on this machine). The
+  check sits in the HTTP client's resolver, so the address checked is the address connected to;
+* redirects are followed (at most :data:`MAX_REDIRECTS`) only to allowed origins;
+* only JPEG, PNG, WebP or PDF is kept: the declared ``Content-Type`` and the file's first bytes
+  must agree; and no more than ``pod_max_bytes`` is read (a declared larger length is refused
+  before reading).
+
+A link refused for any of these reasons fails for good, with the reason kept in the artefact
+and in the office's ``pod_missing`` exception item; the worker carries on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import ipaddress
 import os
+import socket
 import tempfile
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urljoin, urlsplit
 
 import aiohttp
 import structlog
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
 from sqlalchemy import Text, cast, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters import registry
-from adapters.base import TrackingEvent
-from adapters.http import TransportPolicy, shared_session
+from adapters.base import PodOrigin, TrackingEvent
+from adapters.http import USER_AGENT, TransportPolicy
 from core.backoff import exponential_backoff
 from courier.db.engine import SessionFactory, transaction
 from courier.db.models import Delivery, Proof, Shipment
@@ -55,7 +71,16 @@ from courier.services import items
 log = structlog.get_logger()
 
 MAX_FETCH_ATTEMPTS = 12
-MAX_ARTEFACT_BYTES = 10 * 1024 * 1024
+DEFAULT_MAX_BYTES = 5 * 1024 * 1024  # as the pod_max_bytes setting's default
+MAX_REDIRECTS = 3
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+# what a photo or a signature may be: declared type -> how its file starts
+_SIGNATURES: dict[str, tuple[bytes, ...]] = {
+    "image/jpeg": (b"\xff\xd8\xff",),
+    "image/png": (b"\x89PNG\r\n\x1a\n",),
+    "image/webp": (b"RIFF",),  # and "WEBP" at offset 8, checked below
+    "application/pdf": (b"%PDF-",),
+}
 LOOKBACK = timedelta(days=7)  # signed links do not live longer than this
 # waits between tries of one link (clock seconds): 1, 2, 4 … minutes, at most 3 hours
 RETRY_FIRST = 60.0
@@ -134,55 +159,165 @@ class FetchFailed(Exception):
         self.final = final
 
 
-async def download(session: aiohttp.ClientSession, url: str) -> Fetched:
-    try:
-        async with session.get(url, timeout=_TIMEOUT, allow_redirects=False) as reply:
-            if reply.status in (401, 403, 404, 410):
-                raise FetchFailed(f"link refused with HTTP {reply.status}", final=True)
-            if reply.status != 200:
-                raise FetchFailed(f"HTTP {reply.status}", final=False)
-            data = await reply.content.read(MAX_ARTEFACT_BYTES + 1)
-            if len(data) > MAX_ARTEFACT_BYTES:
-                raise FetchFailed("artefact larger than the limit", final=True)
-            return Fetched(data, reply.content_type or "application/octet-stream")
-    except (aiohttp.ClientError, TimeoutError) as err:
-        raise FetchFailed(type(err).__name__, final=False) from err
+def sniffed_type(data: bytes) -> str | None:
+    """The accepted type ``data`` starts like, or None."""
+    for content_type, starts in _SIGNATURES.items():
+        if data.startswith(starts) and (content_type != "image/webp" or data[8:12] == b"WEBP"):
+            return content_type
+    return None
+
+
+def _non_public(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])  # an IPv6 zone is no part of it
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return not ip.is_global
+
+
+class PrivateAddressRefused(OSError):
+    """The link's host is or resolves to a non-public address its allowlist entry does not
+    allow (an OSError: aiohttp's connector passes those on as the connection's cause)."""
+
+
+class _GuardedResolver(AbstractResolver):
+    """Resolves as usual, then refuses a host with any non-public address unless its origin
+    allows private addresses: the addresses checked are the ones connected to."""
+
+    def __init__(self, private_ok: Collection[tuple[str, int]]) -> None:
+        self._inner = DefaultResolver()
+        self._private_ok = frozenset(private_ok)
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        found = await self._inner.resolve(host, port, family)
+        if (host.lower(), port) not in self._private_ok and any(
+            _non_public(r["host"]) for r in found
+        ):
+            raise PrivateAddressRefused(f"{host} resolves to a non-public address")
+        return found
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+def _client(origins: Collection[PodOrigin]) -> aiohttp.ClientSession:
+    """A session whose every connection passes the private-address check."""
+    private_ok = {(o.host, o.port) for o in origins if o.allow_private}
+    return aiohttp.ClientSession(
+        timeout=_TIMEOUT,
+        connector=aiohttp.TCPConnector(
+            resolver=_GuardedResolver(private_ok), use_dns_cache=False, limit=4
+        ),
+        headers={"User-Agent": USER_AGENT},
+        trust_env=False,  # never through a proxy from the environment
+    )
+
+
+def allowed_origin(url: str, origins: Collection[PodOrigin]) -> PodOrigin | None:
+    """The allowlist entry ``url`` falls under, or None. A host written as an address is
+    checked here (no resolver sees it): non-public only where the entry allows it."""
+    wanted = PodOrigin.of_url(url)
+    if wanted is None:
+        return None
+    for origin in origins:
+        if origin.same_place(wanted):
+            try:
+                literal = _non_public(wanted.host)
+            except ValueError:
+                return origin  # a name: the resolver checks what it resolves to
+            return origin if origin.allow_private or not literal else None
+    return None
+
+
+async def download(
+    session: aiohttp.ClientSession,
+    url: str,
+    origins: Collection[PodOrigin] = (),
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> Fetched:
+    """The artefact at ``url`` (already allowed), following redirects only to ``origins``."""
+    for _ in range(MAX_REDIRECTS + 1):
+        try:
+            async with session.get(url, timeout=_TIMEOUT, allow_redirects=False) as reply:
+                if reply.status in _REDIRECTS:
+                    target = reply.headers.get("Location", "")
+                    url = urljoin(str(reply.url), target) if target else ""
+                    if not url or allowed_origin(url, origins) is None:
+                        raise FetchFailed("redirected to a link not allowed", final=True)
+                    continue
+                return await _read(reply, max_bytes)
+        except aiohttp.ClientConnectorError as err:
+            if isinstance(err.os_error, PrivateAddressRefused):
+                raise FetchFailed(
+                    "link refused: its host resolves to a non-public address", final=True
+                ) from err
+            raise FetchFailed(type(err).__name__, final=False) from err
+        except (aiohttp.ClientError, TimeoutError, ValueError) as err:
+            raise FetchFailed(type(err).__name__, final=False) from err
+    raise FetchFailed(f"more than {MAX_REDIRECTS} redirects", final=True)
+
+
+async def _read(reply: aiohttp.ClientResponse, max_bytes: int) -> Fetched:
+    if reply.status in (401, 403, 404, 410):
+        raise FetchFailed(f"link refused with HTTP {reply.status}", final=True)
+    if reply.status != 200:
+        raise FetchFailed(f"HTTP {reply.status}", final=False)
+    declared = (reply.content_type or "").lower()
+    if declared not in _SIGNATURES:
+        # the type is named, never the body: it could hold anything
+        raise FetchFailed(f"not an image or a PDF (Content-Type {declared[:60]})", final=True)
+    too_large = f"larger than the limit of {max_bytes} bytes (pod_max_bytes)"
+    if reply.content_length is not None and reply.content_length > max_bytes:
+        raise FetchFailed(too_large, final=True)
+    data = bytearray()
+    async for chunk in reply.content.iter_chunked(64 * 1024):
+        data += chunk
+        if len(data) > max_bytes:
+            raise FetchFailed(too_large, final=True)  # stop reading: the rest is not wanted
+    if sniffed_type(bytes(data[:16])) != declared:
+        raise FetchFailed(f"the file is not the {declared} it is declared as", final=True)
+    return Fetched(bytes(data), declared)
 
 
 # --------------------------------------------------------------------------------------------
 # Which links may be fetched, and until when
 
 
-def allowed_hosts(couriers: Mapping[str, Mapping[str, Any]]) -> dict[str, frozenset[str]]:
-    """Per courier code, the host names its POD links may point at: ``pod_hosts`` when set,
-    else the hosts of the courier's own API URLs (``base_url``, ``track_url`` …)."""
-    out: dict[str, frozenset[str]] = {}
+def _configured(entries: Sequence[Any]) -> frozenset[PodOrigin]:
+    out = set()
+    for entry in entries:
+        if isinstance(entry, Mapping):
+            origin = PodOrigin.of_url(
+                str(entry.get("origin", "")), allow_private=bool(entry.get("allow_private"))
+            )
+        else:
+            origin = PodOrigin.of_url(str(entry))
+        if origin is not None:
+            out.add(origin)
+    return frozenset(out)
+
+
+def allowed_origins(couriers: Mapping[str, Mapping[str, Any]]) -> dict[str, frozenset[PodOrigin]]:
+    """Per courier code, where its POD links may point: ``pod_origins`` when set, else the
+    origins its descriptor names and those of its own API URLs (``base_url``, ``track_url`` …),
+    public addresses only."""
+    out: dict[str, frozenset[PodOrigin]] = {}
     for code, settings in couriers.items():
-        configured = settings.get("pod_hosts")
+        configured = settings.get("pod_origins")
         if configured is not None:
-            out[code] = frozenset(str(h).lower() for h in configured)
+            out[code] = _configured(configured)
             continue
         known = registry.DESCRIPTORS.get(code)
-        hosts = set(known.pod_hosts if known else ())
+        origins = set(known.pod_origins if known else ())
         for key, value in settings.items():
             if key.endswith("url") and isinstance(value, str):
-                host = urlsplit(value).hostname
-                if host:
-                    hosts.add(host.lower())
-        out[code] = frozenset(hosts)
+                origin = PodOrigin.of_url(value)
+                if origin is not None:
+                    origins.add(origin)
+        out[code] = frozenset(origins)
     return out
-
-
-def link_allowed(url: str, hosts: Collection[str]) -> bool:
-    """An ``http(s)`` URL whose host is one of ``hosts`` (credentials in the URL refused)."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-    except ValueError:
-        return False
-    if parts.scheme not in ("http", "https") or not host or "@" in parts.netloc:
-        return False
-    return host.lower() in hosts
 
 
 def link_deadline(url: str, recorded_at: datetime) -> datetime:
@@ -259,41 +394,49 @@ async def fetch_pending(
     store: str | os.PathLike[str],
     *,
     now: datetime,
-    hosts: Mapping[str, Collection[str]],
-    http: aiohttp.ClientSession | None = None,
+    origins: Mapping[str, Collection[PodOrigin]],
+    max_bytes: int = DEFAULT_MAX_BYTES,
     limit: int = 20,
 ) -> int:
     """Fetch and store the artefacts of recent proofs that are due for a try; the number
-    stored. ``hosts``: per courier code, the hosts its links may point at
-    (:func:`allowed_hosts`). ``http`` defaults to the process's shared session."""
+    stored. ``origins``: per courier code, where its links may point (:func:`allowed_origins`);
+    ``max_bytes``: the largest artefact kept (``pod_max_bytes``)."""
     pending = await _pending(sessions, now, limit)
     if not pending:
         return 0
-    client = http or shared_session()
+    clients: dict[str, aiohttp.ClientSession] = {}  # one per courier: its own private-address rule
     stored = 0
-    for item in pending:
-        proof = item.proof
-        allowed = hosts.get(item.courier_code, frozenset())
-        outcomes = [
-            await _fetch_one(
-                client,
-                store,
-                a,
-                allowed=allowed,
-                recorded_at=proof.created_at,
-                now=now,
-                proof_id=proof.id,
-                courier=item.courier_code,
+    try:
+        for item in pending:
+            proof = item.proof
+            allowed = frozenset(origins.get(item.courier_code, ()))
+            client = clients.get(item.courier_code)
+            if client is None:
+                client = clients[item.courier_code] = _client(allowed)
+            outcomes = [
+                await _fetch_one(
+                    client,
+                    store,
+                    a,
+                    allowed=allowed,
+                    max_bytes=max_bytes,
+                    recorded_at=proof.created_at,
+                    now=now,
+                    proof_id=proof.id,
+                    courier=item.courier_code,
+                )
+                for a in proof.artefacts
+            ]
+            stored += sum(
+                1
+                for o, a in zip(outcomes, proof.artefacts, strict=True)
+                if o.get("state") == "stored" and a.get("state") != "stored"
             )
-            for a in proof.artefacts
-        ]
-        stored += sum(
-            1
-            for o, a in zip(outcomes, proof.artefacts, strict=True)
-            if o.get("state") == "stored" and a.get("state") != "stored"
-        )
-        if outcomes != list(proof.artefacts):
-            await _save(sessions, proof.id, proof.artefacts, outcomes, now)
+            if outcomes != list(proof.artefacts):
+                await _save(sessions, proof.id, proof.artefacts, outcomes, now)
+    finally:
+        for client in clients.values():
+            await client.close()
     return stored
 
 
@@ -307,7 +450,8 @@ async def _fetch_one(
     store: str | os.PathLike[str],
     artefact: dict[str, Any],
     *,
-    allowed: Collection[str],
+    allowed: Collection[PodOrigin],
+    max_bytes: int,
     recorded_at: datetime,
     now: datetime,
     proof_id: int,
@@ -317,7 +461,7 @@ async def _fetch_one(
         return artefact
     url = str(artefact.get("url", ""))
     attempts = int(artefact.get("attempts", 0))
-    if not link_allowed(url, allowed):
+    if allowed_origin(url, allowed) is None:
         log.warning(
             "pod.link_refused",
             proof_id=proof_id,
@@ -326,7 +470,8 @@ async def _fetch_one(
         )
         return _failed(
             artefact,
-            f"link refused: not an http(s) link to a host allowed for {courier} (pod_hosts)",
+            f"link refused: its scheme, host and port are not allowed for {courier} "
+            "(pod_origins), or its host is a non-public address",
             attempts,
         )
     deadline = link_deadline(url, recorded_at)
@@ -334,7 +479,7 @@ async def _fetch_one(
         return _failed(artefact, "the link expired before it could be fetched", attempts)
     attempts += 1
     try:
-        fetched = await download(client, url)
+        fetched = await download(client, url, allowed, max_bytes=max_bytes)
     except FetchFailed as err:
         wait = exponential_backoff(
             attempts - 1, initial=RETRY_FIRST, cap=RETRY_CAP, jitter=RETRY_FIRST / 2

@@ -5,6 +5,11 @@ Passwords are argon2id hashes. API tokens are 256-bit random strings shown once;
 sha256 is stored (a slow hash buys nothing for a 256-bit secret and would slow every request),
 with an 8-character prefix kept for listings and revocation. Both through
 :mod:`courier.services.hashing`.
+
+Every request looks its token up afresh (no cache), so a revocation, an expiry or a disabled
+account refuses the very next request. A token expires (``expires_at``; the default lifetime is
+``security.token_lifetime_days``); a token tied to a staff account stops working while that
+account is disabled.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ _USERNAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789._-")
 # last_used_at is a hint for audits of stale tokens, not a log: refresh it at most this often so
 # a busy token does not turn every read into a write
 _TOUCH_EVERY = timedelta(minutes=5)
+MAX_TOKEN_LIFETIME = timedelta(days=3650)
+DEFAULT_TOKEN_LIFETIME = timedelta(days=90)  # as security.token_lifetime_days' default
 
 
 def _check_role(role: str) -> None:
@@ -186,8 +193,40 @@ async def list_users(session: AsyncSession, office_code: str | None = None) -> l
     return [UserRow(u.id, u.username, u.role, code, u.active, u.created_at) for u, code in rows]
 
 
+async def set_user_active(
+    session: AsyncSession, username: str, *, active: bool, now: datetime, actor: str
+) -> StaffUser:
+    """Disable (or enable again) a staff account. A disabled account's tokens are refused from
+    the next request on; they come back if the account is enabled (revoke them to end them)."""
+    user = await session.scalar(
+        select(StaffUser).where(StaffUser.username == username).with_for_update()
+    )
+    if user is None:
+        raise ServiceError(Kind.NOT_FOUND, "unknown_user", "no staff account with that username")
+    if user.active != active:
+        user.active = active
+        audit.record(
+            session,
+            at=now,
+            actor=actor,
+            action="staff_user.enabled" if active else "staff_user.disabled",
+            entity="staff_user",
+            entity_id=user.id,
+            office_id=user.office_id,
+            before={"active": not active},
+            after={"active": active},
+        )
+    return user
+
+
 # --------------------------------------------------------------------------------------------
 # API tokens
+
+
+def token_expiry(token: ApiToken, default_lifetime: timedelta) -> datetime:
+    """When ``token`` stops working: its own ``expires_at``, or (a token made before expiry
+    existed) its creation plus the default lifetime."""
+    return token.expires_at or token.created_at + default_lifetime
 
 
 async def create_token(
@@ -198,10 +237,12 @@ async def create_token(
     name: str,
     now: datetime,
     actor: str,
+    lifetime: timedelta = DEFAULT_TOKEN_LIFETIME,
     staff_user_id: int | None = None,
     username: str | None = None,
 ) -> tuple[ApiToken, str]:
-    """A new token for ``office_code``; returns the row and the plaintext (shown once).
+    """A new token for ``office_code`` working for ``lifetime``; returns the row and the
+    plaintext (shown once).
 
     A token that acts for a person (``username`` or ``staff_user_id``: a dispatcher approving
     handovers) is tied to that staff account of the same office and has that account's role;
@@ -209,6 +250,10 @@ async def create_token(
     _check_role(role)
     if not (1 <= len(name) <= 64):
         raise invalid([FieldError("$.name", "name must have 1-64 characters")])
+    if not (timedelta(0) < lifetime <= MAX_TOKEN_LIFETIME):
+        raise invalid(
+            [FieldError("$.expires_in", "a token's lifetime must be more than 0 and at most 3650d")]
+        )
     office = await office_by_code(session, office_code)
     if username is not None:
         user = await session.scalar(
@@ -242,6 +287,7 @@ async def create_token(
         token_hash=hashing.hash_token(plaintext),
         prefix=plaintext[:_PREFIX_LEN],
         created_at=now,
+        expires_at=now + lifetime,
     )
     session.add(token)
     await session.flush()
@@ -253,18 +299,34 @@ async def create_token(
         entity="api_token",
         entity_id=token.id,
         office_id=office.id,
-        after={"name": name, "role": role, "token_prefix": token.prefix},
+        after={
+            "name": name,
+            "role": role,
+            "token_prefix": token.prefix,
+            "expires_at": token.expires_at.isoformat() if token.expires_at else None,
+        },
     )
     return token, plaintext
 
 
-async def find_active_token(session: AsyncSession, plaintext: str) -> ApiToken | None:
-    token = (
+async def find_active_token(
+    session: AsyncSession, plaintext: str, *, now: datetime, default_lifetime: timedelta
+) -> ApiToken | None:
+    """The token, when it is known, not revoked, not expired at ``now`` and (when it acts for a
+    person) its staff account is active; else None."""
+    row = (
         await session.execute(
-            select(ApiToken).where(ApiToken.token_hash == hashing.hash_token(plaintext))
+            select(ApiToken, StaffUser.active)
+            .outerjoin(StaffUser, StaffUser.id == ApiToken.staff_user_id)
+            .where(ApiToken.token_hash == hashing.hash_token(plaintext))
         )
-    ).scalar_one_or_none()
-    if token is None or token.revoked_at is not None:
+    ).one_or_none()
+    if row is None:
+        return None
+    token, user_active = row
+    if token.revoked_at is not None or now >= token_expiry(token, default_lifetime):
+        return None
+    if token.staff_user_id is not None and not user_active:
         return None
     return token
 
@@ -312,15 +374,27 @@ class TokenRow:
     created_at: datetime
     revoked_at: datetime | None
     last_used_at: datetime | None
+    expires_at: datetime
 
 
-async def list_tokens(session: AsyncSession, office_code: str | None = None) -> list[TokenRow]:
+async def list_tokens(
+    session: AsyncSession, office_code: str | None = None, *, default_lifetime: timedelta
+) -> list[TokenRow]:
     query = select(ApiToken, Office.code).join(Office, Office.id == ApiToken.office_id)
     if office_code is not None:
         query = query.where(Office.code == office_code)
     rows = (await session.execute(query.order_by(Office.code, ApiToken.id))).all()
     return [
-        TokenRow(t.prefix, t.name, t.role, code, t.created_at, t.revoked_at, t.last_used_at)
+        TokenRow(
+            t.prefix,
+            t.name,
+            t.role,
+            code,
+            t.created_at,
+            t.revoked_at,
+            t.last_used_at,
+            token_expiry(t, default_lifetime),
+        )
         for t, code in rows
     ]
 
@@ -341,11 +415,13 @@ class Caller:
 
 
 async def authenticate(ctx: AppContext, plaintext: str) -> Caller | None:
-    """The caller an API token stands for, or None for an unknown or revoked token (the answer
-    does not say which). Refreshes the token's ``last_used_at`` when it is stale."""
+    """The caller an API token stands for, or None for an unknown, revoked or expired token or
+    one whose staff account is disabled (the answer does not say which). Refreshes the token's
+    ``last_used_at`` when it is stale."""
     now = ctx.clock.now()
+    lifetime = timedelta(days=ctx.settings.token_lifetime_days)
     async with transaction(ctx.sessions) as session:
-        token = await find_active_token(session, plaintext)
+        token = await find_active_token(session, plaintext, now=now, default_lifetime=lifetime)
         if token is None:
             return None
         if token.last_used_at is None or now - token.last_used_at > _TOUCH_EVERY:

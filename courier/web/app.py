@@ -2,7 +2,8 @@
 limit) and the route tables of the modules in :data:`ROUTE_MODULES`.
 
 Each route module exposes ``routes: web.RouteTableDef`` and may expose ``middleware`` (an aiohttp
-middleware that must see every request, e.g. metrics): those run outermost, in list order.
+middleware that must see every request, e.g. metrics): those run outermost, in list order; and
+``setup(app)``, called once the context is in place (e.g. metrics' cache and second address).
 """
 
 from __future__ import annotations
@@ -126,4 +127,6 @@ def create_app(ctx: AppContext) -> web.Application:
     app[CONTEXT] = ctx
     for module in modules:
         app.router.add_routes(module.routes)
+        if hasattr(module, "setup"):
+            module.setup(app)
     return app

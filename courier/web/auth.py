@@ -1,9 +1,10 @@
 """Bearer API tokens for staff and the office's systems.
 
-401 when there is no usable credential (missing, malformed, unknown or revoked token: the
-answer does not say which); 403 when the token is valid but its role may not do this.
-``admin`` may do everything its office may. A caller only ever acts for its own office: the
-staff use cases scope every query by ``caller.office_id``.
+401 when there is no usable credential (missing, malformed, unknown, revoked or expired token,
+or one acting for a disabled staff account: the answer does not say which; every request looks
+the token up afresh, so a revocation counts from the next request); 403 when the token is valid
+but its role may not do this. ``admin`` may do everything its office may. A caller only ever
+acts for its own office: the staff use cases scope every query by ``caller.office_id``.
 """
 
 from __future__ import annotations

@@ -85,7 +85,7 @@ def test_work_refuses_a_lease_shorter_than_a_courier_call(tmp_path: Path) -> Non
         tomli_w.dumps(
             {
                 "database_url": f"sqlite+aiosqlite:///{tmp_path / 'c.sqlite3'}",
-                "security": {"passport_pepper": "a-real-pepper-for-this-test"},
+                "security": {"passport_pepper": "a-real-pepper-for-this-test-0123456789"},
                 "worker": {"lease_seconds": 30},
                 "couriers": {"jnt": jnt},
             }

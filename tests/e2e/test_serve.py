@@ -25,7 +25,7 @@ def _env(tmp_path: Path) -> dict[str, str]:
         **{k: v for k, v in os.environ.items() if not k.startswith("COURIER_")},
         "COURIER_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'serve.sqlite3'}",
         "COURIER_LOG__FORMAT": "json",
-        "COURIER_SECURITY__PASSPORT_PEPPER": "serve-test-pepper-0123456789",
+        "COURIER_SECURITY__PASSPORT_PEPPER": "serve-test-pepper-0123456789-abcdefgh",
     }
 
 
@@ -53,7 +53,11 @@ def test_the_placeholder_pepper_needs_an_explicit_allowance(
     assert refused.value.code == 2
     assert "allow_default_pepper" in capsys.readouterr().err
     require_secrets(config.from_mapping({"security": {"allow_default_pepper": True}}))
-    require_secrets(config.from_mapping({"security": {"passport_pepper": "x" * 32}}))
+    require_secrets(
+        config.from_mapping(
+            {"security": {"passport_pepper": "serve-test-pepper-0123456789-abcdefgh"}}
+        )
+    )
 
 
 def test_serve_refuses_an_unmigrated_database(tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ from simulators import jnt as jnt_sim
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 SPEED = 40_000.0  # a courier week in about 15 wall seconds
-PEPPER = "e2e-work-processes-pepper"
+PEPPER = "e2e-work-processes-pepper-0123456789"
 PASSPORT_NO = "X1234567"
 # forced outcome per delivery, in turn: what the simulated courier does with each parcel
 OUTCOMES = (

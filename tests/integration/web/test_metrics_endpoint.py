@@ -1,14 +1,23 @@
 """/metrics: requests by route template (never the raw path), courier calls through the
 observer, and the database gauges read at scrape time (deliveries by state, open exceptions,
-inbox / outbox / poll lag) on the service's clock."""
+inbox / outbox / poll lag) on the service's clock, at most every db_refresh_seconds of it; served
+only to the configured bearer token, or on the separate metrics.listen address, never open by
+default (issue 10)."""
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
+import aiohttp
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.clock import ManualClock
@@ -28,16 +37,36 @@ from courier.web import metrics as web_metrics
 from courier.web.app import create_app
 
 NOW = datetime(2026, 11, 4, 3, 0, tzinfo=UTC)
+TOKEN = "scrape-token-0123456789-abcdefghijkl"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def _app(ctx: AppContext) -> web.Application:
     return create_app(ctx)
 
 
-def _ctx(db_url: str, engine: AsyncEngine, sessions: SessionFactory) -> AppContext:
-    return AppContext(
-        config.from_mapping({"database_url": db_url}), engine, sessions, ManualClock(NOW)
+def _ctx(
+    db_url: str, engine: AsyncEngine, sessions: SessionFactory, **metrics_settings: Any
+) -> AppContext:
+    settings = config.from_mapping(
+        {"database_url": db_url, "metrics": {"bearer_token": TOKEN, **metrics_settings}}
     )
+    return AppContext(settings, engine, sessions, ManualClock(NOW))
+
+
+@contextmanager
+def _statements(engine: AsyncEngine) -> Iterator[list[str]]:
+    """Every SQL statement the engine runs meanwhile."""
+    seen: list[str] = []
+
+    def count(*args: Any) -> None:
+        seen.append(str(args[2]))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", count)
 
 
 def _sample(name: str, **labels: str) -> float:
@@ -67,7 +96,7 @@ async def test_requests_are_counted_by_route_template_and_status(
         resp = await client.put("/api/v1/applications/SECRET-APP-123", json={})
         assert resp.status == 401
         assert (await client.get("/no/such/page")).status == 404
-        scrape = await client.get("/metrics")
+        scrape = await client.get("/metrics", headers=AUTH)
         assert scrape.status == 200
         assert scrape.content_type == "text/plain"
         text = await scrape.text()
@@ -236,28 +265,128 @@ async def test_database_gauges_are_read_at_scrape_time(
 ) -> None:
     ctx = _ctx(db_url, engine, sessions)
     async with TestClient(TestServer(_app(ctx))) as client:
-        empty = _scraped(await (await client.get("/metrics")).text())
+        empty = _scraped(await (await client.get("/metrics", headers=AUTH)).text())
         assert empty[("courier_deliveries", (("state", "queued"),))] == 0
         assert empty[("courier_inbox_lag_seconds", ())] == 0
         await _seed(sessions)
-        seen = _scraped(await (await client.get("/metrics")).text())
+        assert isinstance(ctx.clock, ManualClock)
+        ctx.clock.advance(timedelta(seconds=30))  # the default db_refresh_seconds
+        seen = _scraped(await (await client.get("/metrics", headers=AUTH)).text())
     assert seen[("courier_deliveries", (("state", "queued"),))] == 2
     assert seen[("courier_deliveries", (("state", "shipping"),))] == 1
     assert seen[("courier_deliveries", (("state", "needs_attention"),))] == 1
     assert seen[("courier_deliveries", (("state", "handed_over"),))] == 0
     assert seen[("courier_exceptions_open", (("kind", "unmapped_code"),))] == 1
-    assert seen[("courier_inbox_lag_seconds", ())] == 600
-    assert seen[("courier_outbox_lag_seconds", ())] == 30
-    assert seen[("courier_poll_lag_seconds", ())] == 90
+    assert seen[("courier_inbox_lag_seconds", ())] == 600 + 30
+    assert seen[("courier_outbox_lag_seconds", ())] == 30 + 30
+    assert seen[("courier_poll_lag_seconds", ())] == 90 + 30
 
 
 async def test_a_scrape_answers_when_the_database_is_gone() -> None:
-    broken = config.from_mapping({"database_url": "sqlite+aiosqlite:////nonexistent/dir/x.db"})
+    broken = config.from_mapping(
+        {
+            "database_url": "sqlite+aiosqlite:////nonexistent/dir/x.db",
+            "metrics": {"bearer_token": TOKEN},
+        }
+    )
     bad_engine = make_engine(broken.database_url)
     ctx = AppContext(broken, bad_engine, make_sessions(bad_engine), ManualClock(NOW))
     errors = _sample("courier_metrics_db_errors_total")
     async with TestClient(TestServer(_app(ctx))) as client:
-        resp = await client.get("/metrics")
+        resp = await client.get("/metrics", headers=AUTH)
         assert resp.status == 200
+        assert (await client.get("/metrics", headers=AUTH)).status == 200
+    # the second scrape, within db_refresh_seconds, did not try the database again
     assert _sample("courier_metrics_db_errors_total") == errors + 1
     await bad_engine.dispose()
+
+
+async def test_scrapes_between_refreshes_do_not_query_the_database(
+    db_url: str, engine: AsyncEngine, sessions: SessionFactory
+) -> None:
+    ctx = _ctx(db_url, engine, sessions, db_refresh_seconds=60)
+    assert isinstance(ctx.clock, ManualClock)
+    async with TestClient(TestServer(_app(ctx))) as client:
+        with _statements(engine) as first:
+            assert (await client.get("/metrics", headers=AUTH)).status == 200
+        assert first  # the first scrape reads the gauges
+        await _seed(sessions)
+        ctx.clock.advance(timedelta(seconds=59))
+        with _statements(engine) as between:
+            for _ in range(20):
+                text = await (await client.get("/metrics", headers=AUTH)).text()
+        assert between == []  # twenty scrapes, not one query
+        assert _scraped(text)[("courier_deliveries", (("state", "queued"),))] == 0  # last values
+        ctx.clock.advance(timedelta(seconds=1))
+        with _statements(engine) as after:
+            text = await (await client.get("/metrics", headers=AUTH)).text()
+        assert after
+        assert _scraped(text)[("courier_deliveries", (("state", "queued"),))] == 2
+
+
+async def test_metrics_are_closed_by_default_and_need_the_bearer_token(
+    db_url: str, engine: AsyncEngine, sessions: SessionFactory
+) -> None:
+    closed = AppContext(
+        config.from_mapping({"database_url": db_url}), engine, sessions, ManualClock(NOW)
+    )
+    with _statements(engine) as queries:
+        async with TestClient(TestServer(_app(closed))) as client:
+            resp = await client.get("/metrics", headers=AUTH)
+            assert resp.status == 404  # not served at all without a token or a listen address
+            assert "courier_http_requests" not in await resp.text()
+    assert queries == []
+    async with TestClient(TestServer(_app(_ctx(db_url, engine, sessions)))) as client:
+        for headers in (
+            {},
+            {"Authorization": "Bearer wrong-token"},
+            {"Authorization": f"Basic {TOKEN}"},
+            {"Authorization": f"Bearer {TOKEN[:-1]}"},
+            {"Authorization": "Bearer sk\u00e9"},
+        ):
+            resp = await client.get("/metrics", headers=headers)
+            assert resp.status == 401, headers
+            assert resp.headers["WWW-Authenticate"].startswith("Bearer")
+        assert (await client.get("/metrics", headers=AUTH)).status == 200
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_metrics_listen_serves_them_on_their_own_address_only(
+    db_url: str, engine: AsyncEngine, sessions: SessionFactory
+) -> None:
+    port = _free_port()
+    settings = config.from_mapping(
+        {"database_url": db_url, "metrics": {"listen": f"127.0.0.1:{port}"}}
+    )
+    ctx = AppContext(settings, engine, sessions, ManualClock(NOW))
+    async with TestClient(TestServer(_app(ctx))) as client, aiohttp.ClientSession() as http:
+        assert (await client.get("/metrics")).status == 404  # not on the API's address
+        async with http.get(f"http://127.0.0.1:{port}/metrics") as resp:
+            assert resp.status == 200
+            assert "courier_deliveries" in await resp.text()
+        async with http.get(f"http://127.0.0.1:{port}/api/v1/exceptions") as resp:
+            assert resp.status == 404  # the second address serves metrics and nothing else
+    with pytest.raises(aiohttp.ClientConnectionError):  # closed with the application
+        async with aiohttp.ClientSession() as http:
+            await http.get(f"http://127.0.0.1:{port}/metrics")
+
+
+async def test_a_taken_metrics_address_leaves_the_api_serving_and_metrics_closed(
+    db_url: str, engine: AsyncEngine, sessions: SessionFactory
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        settings = config.from_mapping(
+            {"database_url": db_url, "metrics": {"listen": f"127.0.0.1:{port}"}}
+        )
+        ctx = AppContext(settings, engine, sessions, ManualClock(NOW))
+        async with TestClient(TestServer(_app(ctx))) as client:
+            assert (await client.get("/healthz")).status == 200
+            assert (await client.get("/metrics")).status == 404

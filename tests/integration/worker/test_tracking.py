@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import tracking_kit as kit_
 import worker_seed as seed
 from aiohttp import web
@@ -19,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from tracking_kit import PASSPORT_NO, booked_shipment, event, make_kit, seed_delivery, state_is
 
-from adapters.base import Artefact
+from adapters.base import Artefact, PodOrigin
 from core.status import Status
 from courier.db.engine import SessionFactory, transaction
 from courier.db.models import (
@@ -381,7 +380,8 @@ class _Links:
     async def handle(self, request: web.Request) -> web.Response:
         self.hits.append(request.path)
         if self.status == 200:
-            return web.Response(body=b"\x89PNG-" + request.path.encode(), content_type="image/png")
+            body = b"\x89PNG\r\n\x1a\n" + request.path.encode()
+            return web.Response(body=body, content_type="image/png")
         return web.Response(status=self.status)
 
 
@@ -426,15 +426,15 @@ async def test_failing_pod_link_waits_longer_each_time_then_is_reported_before_i
     links = _Links(status=503)
     app = web.Application()
     app.router.add_get("/pod/{name}", links.handle)
-    async with TestServer(app, host="127.0.0.1") as server, aiohttp.ClientSession() as http:
+    async with TestServer(app, host="127.0.0.1") as server:
         recorded = seed.T0 + timedelta(hours=30)
         expires = int((recorded + timedelta(hours=3)).timestamp())  # the link lives three hours
         url = str(server.make_url(f"/pod/a.png?expires={expires}&signature=s"))
         office_id, proof_id = await _delivered_with(sessions, url)
-        hosts = {"jnt": {"127.0.0.1"}}
+        origins = {"jnt": {PodOrigin("http", "127.0.0.1", server.port, allow_private=True)}}
 
         async def fetch(now: datetime) -> int:
-            return await pod.fetch_pending(sessions, tmp_path, now=now, hosts=hosts, http=http)
+            return await pod.fetch_pending(sessions, tmp_path, now=now, origins=origins)
 
         for _ in range(5):  # every track cycle of the same minute: one request, not five
             assert await fetch(recorded) == 0
@@ -473,15 +473,15 @@ async def test_pod_link_that_recovers_is_stored_on_a_later_try(
     links = _Links(status=503)
     app = web.Application()
     app.router.add_get("/pod/{name}", links.handle)
-    async with TestServer(app, host="127.0.0.1") as server, aiohttp.ClientSession() as http:
+    async with TestServer(app, host="127.0.0.1") as server:
         _, proof_id = await _delivered_with(sessions, str(server.make_url("/pod/b.png")))
         now = seed.T0 + timedelta(hours=30)
-        hosts = {"jnt": {"127.0.0.1"}}
-        assert await pod.fetch_pending(sessions, tmp_path, now=now, hosts=hosts, http=http) == 0
+        origins = {"jnt": {PodOrigin("http", "127.0.0.1", server.port, allow_private=True)}}
+        assert await pod.fetch_pending(sessions, tmp_path, now=now, origins=origins) == 0
         links.status = 200
         [artefact] = await _artefacts(sessions, proof_id)
         due = datetime.fromisoformat(artefact["next_try_at"])
-        assert await pod.fetch_pending(sessions, tmp_path, now=due, hosts=hosts, http=http) == 1
+        assert await pod.fetch_pending(sessions, tmp_path, now=due, origins=origins) == 1
         [artefact] = await _artefacts(sessions, proof_id)
         assert artefact["state"] == "stored" and artefact["attempts"] == 2
         assert (
@@ -490,25 +490,27 @@ async def test_pod_link_that_recovers_is_stored_on_a_later_try(
         )
 
 
-async def test_pod_links_outside_the_couriers_hosts_are_refused_without_a_request(
+async def test_pod_links_outside_the_couriers_origins_are_refused_without_a_request(
     sessions: SessionFactory, tmp_path: Path
 ) -> None:
     links = _Links(status=200)
     app = web.Application()
     app.router.add_get("/pod/{name}", links.handle)
-    async with TestServer(app, host="127.0.0.1") as server, aiohttp.ClientSession() as http:
+    async with TestServer(app, host="127.0.0.1") as server:
         port = server.port
         urls = (
-            f"http://127.0.0.1:{port}/pod/ok.png",  # the courier's own host: fetched
+            f"http://127.0.0.1:{port}/pod/ok.png",  # the allowed origin: fetched
             f"http://localhost:{port}/pod/internal.png",  # same machine, another name: refused
             f"http://user@127.0.0.1:{port}/pod/creds.png",  # credentials in the link: refused
             "file:///etc/passwd",  # not http(s): refused
         )
         office_id, proof_id = await _delivered_with(sessions, *urls)
-        # the J&T settings' own URLs point at 127.0.0.1: the default allows that host only
-        hosts = pod.allowed_hosts({"jnt": {"track_url": f"http://127.0.0.1:{port}/track"}})
+        origin = {"origin": f"http://127.0.0.1:{port}", "allow_private": True}
+        origins = pod.allowed_origins(
+            {"jnt": {"track_url": f"http://127.0.0.1:{port}/track", "pod_origins": [origin]}}
+        )
         now = seed.T0 + timedelta(hours=30)
-        assert await pod.fetch_pending(sessions, tmp_path, now=now, hosts=hosts, http=http) == 1
+        assert await pod.fetch_pending(sessions, tmp_path, now=now, origins=origins) == 1
         assert links.hits == ["/pod/ok.png"]
         states = [a["state"] for a in await _artefacts(sessions, proof_id)]
         assert states == ["stored", "failed", "failed", "failed"]
@@ -519,7 +521,3 @@ async def test_pod_links_outside_the_couriers_hosts_are_refused_without_a_reques
                 )
             )
         assert item.office_id == office_id and item.detail.count("link refused") == 3
-        # a courier whose artefacts live elsewhere lists the host: then it is fetched
-        assert pod.allowed_hosts(
-            {"jnt": {"track_url": "http://x.test/t", "pod_hosts": ["LocalHost"]}}
-        ) == {"jnt": frozenset({"localhost"})}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -166,7 +167,12 @@ async def test_work_processes_bring_every_delivery_to_rest(
         # handed over: exactly the applicants who confirmed (nobody reviews family handovers here)
         assert handed_over == confirmed
         # lost parcels, family receivers and applicants who never confirm wait for a person
-        assert {d for d, s in states.items() if s == "needs_attention"} == set(states) - confirmed
+        # (a passport whose 30-day deadline passed on the scaled clock, on a machine too busy to
+        # keep up with it, is rightly expired instead: also a rest that only a person ends)
+        waiting = {d for d, s in states.items() if s in {"needs_attention", "expired"}}
+        assert waiting == set(states) - confirmed
+        if any(s == "expired" for s in states.values()):
+            assert clock.now() > seed.T0 + timedelta(days=30)
         async with aiohttp.ClientSession() as http, http.get(f"{sim_url}/_sim/orders") as resp:
             orders = await resp.json()
         assert orders["create_counts"] == {ref: 1 for ref in references.values()}

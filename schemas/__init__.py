@@ -65,7 +65,10 @@ def _retrieve(uri: str) -> Resource[Any]:
     name = uri.removeprefix("urn:courier:").removesuffix(".json")
     if "/" in name and name.startswith(("http:", "https:")):
         raise LookupError(f"remote $ref refused: {uri}")
-    return Resource.from_contents(load(name), default_specification=DRAFT202012)
+    # without its "$schema", a referenced schema is checked by the referring validator's class
+    # (jsonschema would otherwise pick its own Draft 2020-12 class, with Python's pattern "$")
+    contents = {k: v for k, v in load(name).items() if k != "$schema"}
+    return Resource.from_contents(contents, default_specification=DRAFT202012)
 
 
 @cache

@@ -30,6 +30,7 @@ from courier import logging as courier_logging
 from courier.context import AppContext
 from courier.services.errors import ServiceError, database_unavailable
 from courier.web.errors import (
+    RETRY_AFTER_SECONDS,
     ApiError,
     error_body,
     from_http_exception,
@@ -60,7 +61,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 log = structlog.get_logger("courier.web")
 
 SERVER = "passport-courier"  # no versions: they only help an attacker pick an exploit
-RETRY_AFTER_SECONDS = 10  # when the database is unavailable
 HTML_SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "

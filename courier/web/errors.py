@@ -127,6 +127,8 @@ def json_ok(data: Mapping[str, Any], status: int = 200) -> web.Response:
     return web.json_response(dict(data), status=status)
 
 
+RETRY_AFTER_SECONDS = 10  # when the database is unavailable
+
 UNAVAILABLE_MESSAGE = (
     "the service cannot reach its database right now; try again shortly / layanan sedang "
     "tidak dapat menjangkau basis datanya; coba lagi sebentar lagi"

@@ -27,8 +27,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from adapters.jnt.codec import jms_digest
 from core.status import Status
 from courier.db.engine import SessionFactory, transaction
-from courier.db.models import Handover, Shipment, StaffUser
+from courier.db.models import Application, Delivery, Handover, Shipment, StaffUser
 from courier.services import staff, tracking
+from courier.services.intake import hash_passport_no
 from courier.services.staff import ROLES
 
 PNG_B64 = base64.b64encode(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(32)).decode()
@@ -95,6 +96,10 @@ async def _office(kit: kit_.Kit, code: str, start: int) -> Office:
                 row.role = role
         tokens[role] = await _token(sessions, code, role, user)
     [delivery_id] = await seed.deliveries(sessions, office_id, 1, start=start)
+    async with transaction(sessions) as session:  # its passport number: kit_.PASSPORT_NO
+        delivery = await session.get_one(Delivery, delivery_id)
+        application = await session.get_one(Application, delivery.application_id)
+        application.passport_no_hash = hash_passport_no(kit_.PEPPER, kit_.PASSPORT_NO)
     waybill = f"JO{start:010d}"
     shipment_id = await kit_.booked_shipment(sessions, delivery_id, waybill=waybill)
     async with transaction(sessions) as session:
@@ -179,7 +184,7 @@ def _bodies(office: str, app_no: str) -> dict[tuple[str, str], Any]:
             "phone": "0812345678",
         },
         ("POST", "/api/v1/applications/{application_no}/ready"): {
-            "issued_at": "2026-11-02T08:30:00+07:00",
+            "issued_at": "2026-11-02T07:30:00+07:00",  # before the site's clock (08:00 WIB)
             "passport_no": "X1234567",
         },
         ("POST", "/api/v1/delivery-requests"): {
@@ -224,7 +229,7 @@ def _path(site: Site, template: str, office: str, app_no: str) -> str:
         "token": o.tracking_token,
         "courier": "jnt",
         "name": "docs.js",
-        "rest:.+": "x/y",
+        "rest": "x/y",
         "id": str(record),
     }
     path = template

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import timedelta
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -383,7 +383,7 @@ async def test_courier_free_text_is_masked_before_items_and_pages(site: Site) ->
                     text=said,
                     reason=said,
                     location="Hub Malang (kurir Andi 0857-3333-4444)",
-                )
+                ),
             ],
             source="poll",
             now=seed.T0,

@@ -10,7 +10,11 @@ so a masked field never leaks through a nested structure.
 Exceptions are text like any other, with one more rule: a database error's message carries the
 statement, its bound values and (PostgreSQL) a DETAIL line quoting the row ("Failing row contains
 (…)", "Key (…)=(…)"). The engine hides the values (``hide_parameters``); here the ``[SQL: …]``,
-``[parameters: …]`` and ``DETAIL:`` parts are cut from every text, whoever produced it, before the
+``[parameters: …]`` and ``DETAIL:`` parts are cut from every text, whoever produced it, and so
+is every value a driver quotes in its own message, found by the message's shape: asyncpg's
+"invalid input for query argument $3: '…'", PostgreSQL's "invalid input syntax for type date:
+"…"", "Key (…)=(…)" and "Failing row contains (…)" wherever they appear, sqlite3's "binding
+parameter …: '…'" (tests/integration/test_no_pii_in_logs.py raises each for real). Then the
 value patterns run. A traceback from the standard library is rendered first, then redacted.
 """
 
@@ -138,6 +142,24 @@ _VALUE_PATTERNS = (
 )
 
 
+# Database drivers quote the values they refuse inside their own messages, on the first line of a
+# traceback as much as anywhere: redacted by the shape of the message, whatever carried it.
+_QUOTED = r"(?:'(?:[^'\\\n]|\\.)*'|\"(?:[^\"\\\n]|\\.)*\")"
+_PARENS = r"\((?:[^()\n]|\([^()\n]*\))*\)"
+_DRIVER_VALUES = (
+    # asyncpg: invalid input for query argument $3: 'Siti Rahayu\ud800' (why)
+    re.compile(rf"(query argument \$\d+: ){_QUOTED}"),
+    # PostgreSQL: invalid input syntax for type date: "…"; invalid input value for enum x: "…";
+    # value out of range: "…"; invalid byte sequence for encoding "UTF8": 0x…
+    re.compile(rf"((?:for type|for enum|out of range|for encoding)[^:\n]*: ){_QUOTED}"),
+    re.compile(r"(for encoding \"?\w+\"?: )[^\n]*"),
+    # PostgreSQL DETAIL texts, wherever they are quoted: Key (…)=(…), Failing row contains (…)
+    re.compile(rf"(Key {_PARENS}=){_PARENS}"),
+    re.compile(rf"(Failing row contains ){_PARENS}"),
+    # sqlite3 / aiosqlite: Error binding parameter 2 … 'value'; SQLAlchemy's repr of a row
+    re.compile(rf"(binding parameter [^\n:]*: ){_QUOTED}"),
+)
+
 _EXCEPTION_PARTS = (
     # the statement: up to the "]" that ends it (the values or the docs link follow), else the
     # rest of its first line
@@ -161,6 +183,8 @@ def _key_is_sensitive(key: str) -> bool:
 def redact_text(text: str) -> str:
     for part, replacement in _EXCEPTION_PARTS:
         text = part.sub(replacement, text)
+    for shape in _DRIVER_VALUES:
+        text = shape.sub(rf"\g<1>{MASK}", text)
     for pattern in _VALUE_PATTERNS:
         text = pattern.sub(MASK, text)
     return text

@@ -4,17 +4,24 @@ Schemas are addressed by their path under this folder without ``.json``: ``"api/
 ``"config"``, ``"couriers/jnt/create_response"``. A schema may ``$ref`` another by the same name
 plus ``.json`` (e.g. ``{"$ref": "common/address.json"}``): refs resolve inside this folder only,
 never over the network.
+
+Patterns have JSON Schema's (ECMA-262) meaning, not Python's: ``$`` is the end of the text. Python's
+``re`` lets ``^[0-9]{5}$`` match ``"12345\\n"`` (its ``$`` also matches before a final newline),
+so :func:`validator` checks ``pattern`` with every unescaped ``$`` read as ``\\Z``: a value with
+a trailing newline never passes a pattern that ends in ``$``, here or in any other validator.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Any
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, ValidationError, validators
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
@@ -58,12 +65,52 @@ def _retrieve(uri: str) -> Resource[Any]:
     name = uri.removeprefix("urn:courier:").removesuffix(".json")
     if "/" in name and name.startswith(("http:", "https:")):
         raise LookupError(f"remote $ref refused: {uri}")
-    return Resource.from_contents(load(name), default_specification=DRAFT202012)
+    # without its "$schema", a referenced schema is checked by the referring validator's class
+    # (jsonschema would otherwise pick its own Draft 2020-12 class, with Python's pattern "$")
+    contents = {k: v for k, v in load(name).items() if k != "$schema"}
+    return Resource.from_contents(contents, default_specification=DRAFT202012)
 
 
 @cache
 def _registry() -> Registry[Any]:
     return Registry(retrieve=_retrieve)  # type: ignore[call-arg]
+
+
+def python_pattern(pattern: str) -> str:
+    """``pattern`` (JSON Schema, ECMA-262) for Python's ``re.search``: an unescaped ``$`` outside a
+    character class becomes ``\\Z`` (the very end), which is what ``$`` means in JSON Schema."""
+    out: list[str] = []
+    escaped = in_class = False
+    for char in pattern:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char == "$":
+            out.append("\\Z")
+            continue
+        out.append(char)
+    return "".join(out)
+
+
+@cache
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(python_pattern(pattern))
+
+
+def _pattern(
+    validator: Any, pattern: str, instance: Any, _schema: dict[str, Any]
+) -> Iterator[ValidationError]:
+    if validator.is_type(instance, "string") and not _compiled(pattern).search(instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+# Draft 2020-12 with JSON Schema's own pattern semantics (see the module doc)
+_Validator = validators.extend(Draft202012Validator, {"pattern": _pattern})
 
 
 @cache
@@ -72,9 +119,10 @@ def validator(name: str) -> Draft202012Validator:
     Draft202012Validator.check_schema(schema)
     base = dict(schema)
     base.setdefault("$id", f"urn:courier:{name}.json")
-    return Draft202012Validator(
+    made: Draft202012Validator = _Validator(
         base, registry=_registry(), format_checker=Draft202012Validator.FORMAT_CHECKER
     )
+    return made
 
 
 def _message(err: Any) -> str:

@@ -69,6 +69,7 @@ from core.status import Status
 from courier.context import AppContext
 from courier.db.engine import transaction
 from courier.db.models import Application, Delivery, Office, Shipment
+from courier.domain import text
 from courier.domain.booking_decision import (
     Action,
     Courier,
@@ -296,13 +297,16 @@ async def _settle_rejected(
     ctx: AppContext, shipment_id: int, worker_id: str, err: CourierRejected
 ) -> Outcome:
     now = ctx.clock.now()
-    reason = f"{err.courier} refused the order ({err.code}): {err.reason}"
     async with transaction(ctx.sessions) as session:
         shipment = await _held_shipment(session, shipment_id, worker_id)
         if shipment is None:
             return Outcome("lost_lease", shipment_id)
         delivery = await session.get(Delivery, shipment.delivery_id)
         assert delivery is not None
+        # the courier's words may quote the receiver's name, phone or street: masked before
+        # they reach the item, the shipment's reason and the audit log
+        said = text.mask_personal(err.reason, await items.personal_values(session, delivery))
+        reason = f"{err.courier} refused the order ({err.code}): {said}"
         _let_go(shipment, now, reason=reason)
         shipment.status = Status.BOOKING_FAILED.value
         shipment.next_poll_at = None

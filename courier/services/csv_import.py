@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import csv
 import io
+import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import schemas
 from core.clock import WIB, Clock, to_wib
 from courier.db.engine import SessionFactory, transaction
 from courier.db.models import Office
+from courier.domain import text
 from courier.services import intake
 from courier.services.errors import ServiceError
 from courier.services.staff import office_by_code
@@ -28,6 +31,7 @@ from courier.services.staff import office_by_code
 REQUIRED = ("application_no", "applicant_name", "date_of_birth", "phone")
 OPTIONAL = ("priority_kind", "express", "issued_at", "passport_no")
 COLUMNS = REQUIRED + OPTIONAL
+APPLICATION_SCHEMA = "api/application_put"
 _TRUE = {"1", "true", "yes", "ya", "y"}
 _FALSE = {"", "0", "false", "no", "tidak", "n"}
 
@@ -107,10 +111,14 @@ def _field(path: str) -> str:
 def parse_row(
     row: CsvRow, *, now: datetime
 ) -> tuple[intake.ApplicationData | None, intake.ReadyData | None, list[RowError]]:
-    v = row.values
-    nul = [RowError(row.line, k, "contains a NUL character") for k, x in v.items() if "\x00" in x]
-    if nul:
-        return None, None, nul
+    v = {key: unicodedata.normalize("NFC", value) for key, value in row.values.items()}
+    refused = [
+        RowError(row.line, key, why)
+        for key, value in v.items()
+        if (why := text.problem(value)) is not None
+    ]
+    if refused:  # the one text rule of the API (courier.domain.text), by column
+        return None, None, refused
     errors = [
         RowError(row.line, _field(e.path), e.message)
         for e in intake.check_application_no(v["application_no"], "application_no")
@@ -128,7 +136,14 @@ def parse_row(
     data, field_errors = intake.parse_application(
         v["application_no"], raw, today=to_wib(now).date()
     )
-    errors += [RowError(row.line, _field(e.path), e.message) for e in field_errors]
+    # the API's schema too, so a row is held to exactly what PUT /api/v1/applications takes
+    shaped = {k: x for k, x in raw.items() if not (k == "priority_kind" and x is None)}
+    field_errors += schemas.check(APPLICATION_SCHEMA, shaped)
+    named: set[str] = set()
+    for e in field_errors:
+        if _field(e.path) not in named:
+            named.add(_field(e.path))
+            errors.append(RowError(row.line, _field(e.path), e.message))
     ready: intake.ReadyData | None = None
     issued, number = v.get("issued_at", ""), v.get("passport_no", "")
     if issued or number:

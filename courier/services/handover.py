@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from courier.db.engine import SessionFactory, transaction
@@ -237,12 +237,42 @@ async def confirm_possession(
         pending = _Pending(
             delivery.id, record.id, application.passport_no_hash if application else None
         )
+    # the try is counted before the check, in one statement, and committed: however many
+    # confirmations arrive at once, at most max_failures passport checks run per handover
+    async with transaction(sessions) as session:
+        early = await _reserve_try(session, pending, max_failures)
+    if early is not None:
+        return early
     stored = pending.stored_hash
     matches = stored is not None and await passport_matches(pepper, stored, passport_no)
     async with transaction(sessions) as session:
         return await _record_confirmation(
             session, pending, matches, now=now, max_failures=max_failures
         )
+
+
+async def _reserve_try(
+    session: AsyncSession, pending: _Pending, max_failures: int
+) -> Confirmation | None:
+    """One more wrong number counted on the handover while it awaits confirmation and is under
+    the limit (UPDATE … RETURNING: atomic across requests and processes); None when the try
+    may go on, else the answer that needs no check (locked, already verified)."""
+    taken = await session.execute(
+        update(Handover)
+        .where(
+            Handover.id == pending.handover_id,
+            Handover.state == AWAITING,
+            Handover.verified.is_(False),
+            Handover.confirm_failures < max_failures,
+        )
+        .values(confirm_failures=Handover.confirm_failures + 1)
+        .returning(Handover.confirm_failures)
+    )
+    if taken.scalar_one_or_none() is not None:
+        return None
+    record = await session.get(Handover, pending.handover_id, populate_existing=True)
+    _, early = _gate(record, max_failures)
+    return early if early is not None else Confirmation(Confirmed.LOCKED, pending.handover_id)
 
 
 async def _record_confirmation(
@@ -254,8 +284,9 @@ async def _record_confirmation(
     )
     if delivery is None or application is None:
         raise ServiceError(Kind.NOT_FOUND, "unknown_tracking", "no delivery for this link")
+    # the try is already counted on the handover (_reserve_try): the gate checks its state only
     record, early = _gate(
-        await _open_handover(session, pending.delivery_id, for_update=True), max_failures
+        await _open_handover(session, pending.delivery_id, for_update=True), max_failures + 1
     )
     if early is not None:
         return early
@@ -266,8 +297,7 @@ async def _record_confirmation(
             "handover_changed",
             "Serah terima berubah; coba lagi. / The handover changed; please try again.",
         )
-    if not matches:
-        record.confirm_failures += 1
+    if not matches:  # counted already
         audit.record(
             session,
             at=now,
@@ -291,6 +321,7 @@ async def _record_confirmation(
             )
             return Confirmation(Confirmed.LOCKED, record.id)
         return Confirmation(Confirmed.WRONG, record.id)
+    record.confirm_failures = max(0, record.confirm_failures - 1)  # a right number: given back
     await _verify(session, delivery, record, actor="applicant", now=now, reviewer_id=None)
     await lifecycle.record_custody(
         session,

@@ -28,7 +28,7 @@ from core.clock import to_wib
 from courier.context import AppContext
 from courier.db.engine import SessionFactory, transaction
 from courier.db.models import Application, Delivery, Office
-from courier.domain import deadlines
+from courier.domain import deadlines, text
 from courier.domain.eligibility import PRIORITY_KINDS
 from courier.domain.phones import to_e164
 from courier.domain.states import DeliveryState, check_delivery_move
@@ -108,8 +108,11 @@ def parse_application(
 ) -> tuple[ApplicationData | None, list[FieldError]]:
     """Values already shaped by ``schemas/api/application_put.json`` (or CSV text) → data."""
     errors: list[FieldError] = []
-    name = " ".join(str(raw.get("applicant_name") or "").split())
-    if not name or len(name) > 120:
+    name, name_errors = text.clean_name(
+        str(raw.get("applicant_name") or ""), f"{prefix}.applicant_name"
+    )
+    errors += name_errors
+    if not name_errors and (not name or len(name) > 120):
         errors.append(FieldError(f"{prefix}.applicant_name", "1-120 characters are required"))
     dob: date | None = None
     try:

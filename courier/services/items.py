@@ -15,7 +15,7 @@ from sqlalchemy import Table, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from courier.db.models import Base, ExceptionItem, OutboxItem
+from courier.db.models import Application, Base, Delivery, ExceptionItem, OutboxItem
 from courier.domain.exception_kinds import ExceptionKind, next_step
 
 
@@ -37,6 +37,20 @@ async def insert_ignore(
     return int(new_id) if new_id is not None else None
 
 
+async def personal_values(session: AsyncSession, delivery: Delivery) -> list[str]:
+    """What courier text must not repeat about this delivery: the applicant's name and phone
+    (as stored and as dialled at home), the street and the note of the address."""
+    values: list[str] = []
+    application = await session.get(Application, delivery.application_id)
+    if application is not None:
+        values.append(application.applicant_name)
+        phone = application.phone or ""
+        values += [phone, phone.removeprefix("+"), "0" + phone.removeprefix("+62")]
+    address = delivery.address if isinstance(delivery.address, dict) else {}
+    values += [str(address.get(k) or "") for k in ("street", "note")]
+    return [v for v in values if v]
+
+
 async def open_exception(
     session: AsyncSession,
     *,
@@ -52,7 +66,9 @@ async def open_exception(
 
     The next step is the kind's (courier/domain/exception_kinds.py). ``detail`` is for staff of
     the same office: it never holds names or numbers of the applicant (the item links to the
-    delivery for that).
+    delivery for that). Courier text in a detail is masked first
+    (:func:`courier.domain.text.mask_personal` with :func:`personal_values`): the queue is shown
+    on shared screens.
     """
     return await insert_ignore(
         session,

@@ -33,7 +33,7 @@ from courier.db.engine import transaction
 from courier.db.models import Delivery, Manifest, ManifestItem, Office, Shipment
 from courier.services import audit, lifecycle, pod
 from courier.services.dispatch import Destination, acting_person, destination
-from courier.services.errors import Kind, ServiceError, invalid
+from courier.services.errors import Kind, ServiceError, invalid, unique_race
 from courier.services.staff import Caller
 from schemas import FieldError
 
@@ -396,10 +396,19 @@ async def manifest(ctx: AppContext, caller: Caller, manifest_id: int) -> Manifes
         return await _view(session, office_id=caller.office_id, manifest_id=manifest_id)
 
 
+SEAL_TAKEN = "a seal number in this request was just recorded on another manifest of the office"
+
+
 async def record_seals(
     ctx: AppContext, caller: Caller, manifest_id: int, seals: Sequence[Seal]
 ) -> ManifestView:
-    async with transaction(ctx.sessions) as session:
+    """Seal numbers are checked, then written; two manifests sealed with the same number at the
+    same moment both pass the check and the UNIQUE index (office, seal number) refuses the
+    second write: that one is a 409, never a 500."""
+    async with (
+        unique_race("seal_number_taken", SEAL_TAKEN, "$.items"),
+        transaction(ctx.sessions) as session,
+    ):
         await _record_seals(
             session,
             office_id=caller.office_id,

@@ -5,6 +5,9 @@ Identity is the application number + date of birth + phone on file. Any mismatch
 office or application, wrong date of birth, wrong phone) gets the same answer after the same
 work, and counts one failure against the application and against the client address; past
 ``security.optin_max_failures`` in ``security.optin_window_minutes`` both are refused with 429.
+The count is taken before the check, in one statement (:func:`ratelimit.take`), and given back
+when the identity is proven: however many requests arrive at once, at most that many identity
+checks run per window.
 
 Changing the address: the applicant sends the same request again with the new address (one
 endpoint, the same identity proof, nothing new to remember). Until a shipment exists this
@@ -170,20 +173,27 @@ async def opt_in(ctx: AppContext, request: OptInRequest) -> OptInResult:
     )
     window = timedelta(minutes=settings.optin_window_minutes)
     now = ctx.clock.now()
+    # the try is counted (and committed) before the identity is checked: parallel requests each
+    # see their own count, so at most optin_max_failures of them per window are ever checked
     async with transaction(ctx.sessions) as session:
-        for scope, key in keys:
-            wait = await ratelimit.blocked_for(
+        waits = [
+            await ratelimit.take(
                 session, scope, key, now=now, limit=settings.optin_max_failures, window=window
             )
-            if wait is not None:
-                log.warning("optin_rate_limited", kind=scope)
-                raise ServiceError(
-                    Kind.RATE_LIMITED,
-                    "rate_limited",
-                    RATE_MESSAGE,
-                    [FieldError("$", RATE_MESSAGE)],
-                    retry_after=wait,
-                )
+            for scope, key in keys
+        ]
+    for (scope, _), wait in zip(keys, waits, strict=True):
+        if wait is not None:
+            log.warning("optin_rate_limited", kind=scope)
+            raise ServiceError(
+                Kind.RATE_LIMITED,
+                "rate_limited",
+                RATE_MESSAGE,
+                [FieldError("$", RATE_MESSAGE)],
+                retry_after=wait,
+            )
+    refused: ServiceError | None = None
+    async with transaction(ctx.sessions) as session:
         office = (
             await session.execute(select(Office).where(Office.code == request.office_code))
         ).scalar_one_or_none()
@@ -197,10 +207,16 @@ async def opt_in(ctx: AppContext, request: OptInRequest) -> OptInResult:
         ).scalar_one_or_none()
         verified = office is not None and _identity_matches(app, dob, phone)
         if verified and office is not None and app is not None:
-            return await _opt_in_verified(session, settings, now, office, app, address)
-        # counted and committed before the refusal is raised (raising here would roll it back)
-        for scope, key in keys:
-            await ratelimit.record_failure(session, scope, key, now=now, window=window)
+            # proven: the try is given back (the counters count failures), whatever follows
+            for scope, key in keys:
+                await ratelimit.refund(session, scope, key, now=now, window=window)
+            try:
+                async with session.begin_nested():  # a refusal undoes its own work only
+                    return await _opt_in_verified(session, settings, now, office, app, address)
+            except ServiceError as err:
+                refused = err
+    if refused is not None:
+        raise refused
     log.info("optin_identity_refused")
     raise ServiceError(
         Kind.IDENTITY,

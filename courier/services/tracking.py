@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, time
 from typing import Any
 
@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from adapters.base import TrackingEvent
 from core.status import Status
 from courier.db.models import Application, Delivery, Office, Shipment, TrackingEventRow
+from courier.domain import text
 from courier.domain.exception_kinds import ExceptionKind
 from courier.domain.states import STATUS_RANK, DeliveryState, next_status
 from courier.domain.watch import next_pickup_slot, next_poll_at
@@ -114,9 +115,10 @@ async def apply_events(
     if delivery is None:  # pragma: no cover - a foreign key guarantees it
         raise LookupError(f"shipment {shipment.id} has no delivery")
     office = await session.get(Office, delivery.office_id)
+    known = await items.personal_values(session, delivery)
     current = before
     last_seen = shipment.last_event_at
-    for event in sorted(events, key=lambda e: e.occurred_at):
+    for event in sorted((storable(e, known) for e in events), key=lambda e: e.occurred_at):
         target = next_status(current, event.status)
         late = last_seen is not None and event.occurred_at < last_seen
         if target is not current and late and STATUS_RANK[target] <= STATUS_RANK[current]:
@@ -159,6 +161,36 @@ async def apply_events(
     return applied
 
 
+def _storable_raw(node: Any) -> Any:
+    if isinstance(node, str):
+        return text.sanitise(node)
+    if isinstance(node, dict):
+        return {text.sanitise(str(k)): _storable_raw(v) for k, v in node.items()}
+    if isinstance(node, list | tuple):
+        return [_storable_raw(v) for v in node]
+    return node
+
+
+def storable(event: TrackingEvent, known: Sequence[str]) -> TrackingEvent:
+    """A courier's event as it may be stored and shown (courier.domain.text): every text
+    storable (no lone surrogate, no control character), and the texts that reach exception
+    items, a delivery's reason and the applicant's page (the problem reason, the location)
+    without the names, phones and streets they may carry. The raw text and payload stay whole
+    (evidence, on the dispatcher's delivery view only); the receiver's name goes to the proof."""
+    receiver = text.sanitise(event.receiver_name, multiline=False)
+    hidden = [*known, receiver]
+    return replace(
+        event,
+        raw_code=text.sanitise(event.raw_code, multiline=False),
+        raw_text=text.sanitise(event.raw_text),
+        location=text.mask_personal(event.location, hidden),
+        receiver_name=receiver,
+        relation=text.sanitise(event.relation, multiline=False),
+        reason=text.mask_personal(event.reason, hidden) if event.reason else "",
+        raw=_storable_raw(event.raw),
+    )
+
+
 def _row(
     shipment: Shipment, event: TrackingEvent, source: str, now: datetime, moved: bool
 ) -> dict[str, Any]:
@@ -191,7 +223,8 @@ async def _unmapped(
         delivery_id=delivery.id,
         shipment_id=shipment.id,
         kind=ExceptionKind.UNMAPPED_CODE,
-        detail=f"{shipment.courier_code} sent code {event.raw_code!r} that the status table "
+        detail=f"{shipment.courier_code} sent code {text.mask_personal(event.raw_code)!r} that "
+        "the status table "
         "does not know; the shipment's status was left unchanged",
         dedupe_key=f"unmapped:{shipment.id}:{code_key}",
         now=now,

@@ -1,5 +1,14 @@
 """The aiohttp application: middlewares (request id, request log, the one error shape, the body
-limit) and the route tables of the modules in :data:`ROUTE_MODULES`.
+limit), the headers every answer carries, and the route tables of the modules in
+:data:`ROUTE_MODULES`.
+
+The database being unreachable is never the request's fault: whatever route meets it answers 503
+``unavailable`` with ``Retry-After`` (one mapping, :func:`courier.services.errors.
+database_unavailable`), never a 500. Every answer leaves with a ``Server`` header that names no
+versions and ``X-Content-Type-Options: nosniff``; every HTML answer with the security headers of
+:data:`HTML_SECURITY_HEADERS` (unless its handler set stricter or looser ones, as ``/docs``
+does); every JSON answer of ``/api/`` with ``Cache-Control: no-store`` (they carry names,
+phones and tokens; nothing in between may keep them).
 
 Each route module exposes ``routes: web.RouteTableDef`` and may expose ``middleware`` (an aiohttp
 middleware that must see every request, e.g. metrics): those run outermost, in list order; and
@@ -20,9 +29,17 @@ from aiohttp import web
 
 from courier import logging as courier_logging
 from courier.context import AppContext
-from courier.services.errors import ServiceError
-from courier.web.errors import ApiError, error_body, from_http_exception, too_large
+from courier.services.errors import ServiceError, database_unavailable
+from courier.web.errors import (
+    RETRY_AFTER_SECONDS,
+    ApiError,
+    error_body,
+    from_http_exception,
+    too_large,
+    unavailable,
+)
 from courier.web.keys import CONTEXT
+from courier.web.pages import is_page_path
 
 # The one list of what the HTTP surface serves.
 ROUTE_MODULES: tuple[str, ...] = (
@@ -43,6 +60,17 @@ _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")  # a caller's id is echoe
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 log = structlog.get_logger("courier.web")
+
+SERVER = "passport-courier"  # no versions: they only help an attacker pick an exploit
+HTML_SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+        "base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 
 
 def _route_template(request: web.Request) -> str:
@@ -94,13 +122,38 @@ async def error_shape(request: web.Request, handler: Handler) -> web.StreamRespo
         if exc.status < 400:
             raise  # redirects and the like pass through untouched
         return from_http_exception(exc)
-    except Exception:
+    except Exception as exc:
+        if database_unavailable(exc):
+            # an outage, not a bug: one line without the traceback, and a 503 to retry later
+            log.warning("database_unavailable", route=_route_template(request), error=_summary(exc))
+            return unavailable(RETRY_AFTER_SECONDS, html=_wants_html(request))
         # the traceback goes to the log (redacted, with the request id), never to the client
         log.exception("unhandled_error", route=_route_template(request))
         return web.json_response(
             error_body("internal", "internal error; quote the X-Request-Id header when reporting"),
             status=500,
         )
+
+
+def _summary(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"  # redacted by the one processor like any text
+
+
+def _wants_html(request: web.Request) -> bool:
+    return is_page_path(request.path)
+
+
+async def finish_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Headers of every answer (see the module doc): set last, whoever made the response."""
+    headers = response.headers
+    headers["Server"] = SERVER
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    kind = (response.content_type or "").lower()
+    if kind == "text/html":
+        for name, value in HTML_SECURITY_HEADERS.items():
+            headers.setdefault(name, value)
+    elif kind == "application/json" and request.path.startswith("/api/"):
+        headers.setdefault("Cache-Control", "no-store")
 
 
 @web.middleware
@@ -125,6 +178,7 @@ def create_app(ctx: AppContext) -> web.Application:
         middlewares=[*outer, request_context, error_shape, body_limit],
     )
     app[CONTEXT] = ctx
+    app.on_response_prepare.append(finish_headers)
     for module in modules:
         app.router.add_routes(module.routes)
         if hasattr(module, "setup"):

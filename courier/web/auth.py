@@ -9,6 +9,8 @@ acts for its own office: the staff use cases scope every query by ``caller.offic
 
 from __future__ import annotations
 
+import re
+
 from aiohttp import web
 
 from courier.services import staff
@@ -18,13 +20,20 @@ from courier.web.keys import context_of
 
 __all__ = ["Caller", "require"]
 
+# RFC 6750's token68 characters, bounded: anything else (raw bytes in the header, text that is
+# not ASCII) is no token of ours and never reaches the database or a hash function
+_TOKEN = re.compile(r"[A-Za-z0-9._~+/=-]{1,512}")
+
 
 def _bearer(request: web.Request) -> str:
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "bearer" or not value.strip():
         raise unauthorized("a Bearer API token is required")
-    return value.strip()
+    token = value.strip()
+    if not _TOKEN.fullmatch(token):
+        raise unauthorized("the API token is not valid")
+    return token
 
 
 async def require(request: web.Request, *roles: str) -> Caller:

@@ -257,7 +257,7 @@ async def get_delivery(request: web.Request) -> web.Response:
 async def post_review(request: web.Request) -> web.Response:
     caller = await require(request, ROLE)
     handover_id = path_id(request)
-    body = await read_json(request, "api/dispatch_review")
+    body = await read_json(request, "api/dispatch_review", free_text=("$.reason",))
     found = await dispatch.review_handover(
         context_of(request),
         caller,

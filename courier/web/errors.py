@@ -125,3 +125,36 @@ def from_http_exception(exc: web.HTTPException) -> web.Response:
 
 def json_ok(data: Mapping[str, Any], status: int = 200) -> web.Response:
     return web.json_response(dict(data), status=status)
+
+
+RETRY_AFTER_SECONDS = 10  # when the database is unavailable
+
+UNAVAILABLE_MESSAGE = (
+    "the service cannot reach its database right now; try again shortly / layanan sedang "
+    "tidak dapat menjangkau basis datanya; coba lagi sebentar lagi"
+)
+_UNAVAILABLE_PAGE = """<!doctype html>
+<html lang="id">
+<head><meta charset="utf-8"><title>Layanan sedang terganggu / Service unavailable</title>
+<link rel="stylesheet" href="/static/site.css"></head>
+<body><main>
+<h1>Layanan sedang terganggu</h1><p>Silakan coba lagi beberapa saat lagi.</p>
+<p lang="en">The service is unavailable for a moment. Please try again shortly.</p>
+</main></body>
+</html>
+"""
+
+
+def unavailable(retry_after: int, *, html: bool = False) -> web.Response:
+    """503 with ``Retry-After``: the database is unreachable (not the request's fault)."""
+    headers = {"Retry-After": str(retry_after)}
+    if html:
+        return web.Response(
+            text=_UNAVAILABLE_PAGE,
+            status=503,
+            content_type="text/html",
+            charset="utf-8",
+            headers={**headers, "Cache-Control": "no-store"},
+        )
+    body = error_body("unavailable", UNAVAILABLE_MESSAGE)
+    return web.json_response(body, status=503, headers=headers)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from courier.services import health
-from courier.web.errors import error_body
+from courier.web.errors import RETRY_AFTER_SECONDS, error_body
 from courier.web.keys import context_of
 from schemas import FieldError
 
@@ -26,5 +26,7 @@ async def readyz(request: web.Request) -> web.Response:
     found = await health.readiness(context_of(request))
     if not found.ready:
         body = error_body("not_ready", found.message, [FieldError(found.path, found.message)])
-        return web.json_response(body, status=503)
+        return web.json_response(
+            body, status=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
+        )
     return web.json_response({"status": "ready", "revision": found.revision})

@@ -30,19 +30,22 @@ from schemas import FieldError
 routes = web.RouteTableDef()
 
 ROLE = "dispatcher"
-# a signature pad's PNG is a few KB; base64 of 40 KB still fits the default 64 KB body limit
+# a signature pad's PNG is a few KB; base64 of 40 KB still fits the default 64 KB body limit.
+# The limit is on the base64 text, as the schema's maxLength says (the same bound, so the schema
+# and the server agree): at most 54,616 characters, 40 KB (+2 bytes of a last unpadded group).
 MAX_SIGNATURE_BYTES = 40 * 1024
+MAX_SIGNATURE_CHARS = -(-MAX_SIGNATURE_BYTES // 3) * 4
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def signature_png(text: str) -> bytes:
     """The signature image from its base64 text: a PNG of at most 40 KB; else a field error."""
+    if len(text) > MAX_SIGNATURE_CHARS:
+        raise invalid([FieldError("$.courier_signature", "must be at most 40 KB")])
     try:
         data = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as err:
         raise invalid([FieldError("$.courier_signature", "must be base64")]) from err
-    if len(data) > MAX_SIGNATURE_BYTES:
-        raise invalid([FieldError("$.courier_signature", "must be at most 40 KB")])
     if not data.startswith(PNG_MAGIC):
         raise invalid([FieldError("$.courier_signature", "must be a PNG image")])
     return data

@@ -66,12 +66,17 @@ class Operation:
     params: tuple[Param, ...] = ()
     description: str = ""
     request_type: str = "application/json"
+    uses_database: bool = True  # 503 when the database cannot be reached
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def error_statuses(self) -> list[int]:
         implied: set[int] = set()
         if self.request is not None:
             implied |= {400, 413, 422}  # malformed JSON; over the body limit; bad fields
+            if self.request_type == "application/json":
+                implied.add(415)  # a body not declared as JSON
+        if self.uses_database:
+            implied.add(503)
         if self.auth == "staff":
             implied |= {401, 403}
         if any(p.where == "path" for p in self.params):
@@ -108,6 +113,7 @@ CATALOGUE: tuple[Operation, ...] = (
         "Liveness: the process answers",
         "operations",
         response="api/health",
+        uses_database=False,
     ),
     Operation(
         "GET",
@@ -371,9 +377,11 @@ _ERROR_DESCRIPTIONS = {
     404: "No such resource (for this office, or for this token)",
     409: "The request is valid but the current state refuses it",
     413: "The request body is larger than the configured limit",
+    415: "The request body is not declared as JSON (Content-Type: application/json)",
     422: "Invalid fields: each detail names a field by its JSON path",
     429: "Too many attempts: wait for Retry-After seconds",
-    503: "Not ready (database unreachable or schema behind the migrations)",
+    503: "Unavailable: the database cannot be reached right now; try again after Retry-After "
+    "seconds (on /readyz: also a schema behind the migrations)",
 }
 
 
@@ -579,9 +587,22 @@ async def get_openapi(_request: web.Request) -> web.Response:
     return web.json_response(document())
 
 
+# Swagger UI runs its own (vendored) scripts and reads /openapi.json; nothing from elsewhere, no
+# framing. Its stylesheet inlines data: images; React sets styles through the DOM (allowed).
+DOCS_SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
 @routes.get("/docs", name="docs")
 async def get_docs(_request: web.Request) -> web.Response:
-    return web.Response(text=_DOCS_PAGE, content_type="text/html")
+    return web.Response(text=_DOCS_PAGE, content_type="text/html", headers=DOCS_SECURITY_HEADERS)
 
 
 @routes.get("/docs/assets/{name}", name="docs_asset")

@@ -37,7 +37,7 @@ def client_address(request: web.Request, trusted_proxies: tuple[str, ...]) -> st
 
 @routes.post("/api/v1/delivery-requests")
 async def post_delivery_request(request: web.Request) -> web.Response:
-    body = await read_json(request, "api/delivery_request")
+    body = await read_json(request, "api/delivery_request", free_text=("$.address.note",))
     ctx = context_of(request)
     result = await optin.opt_in(
         ctx,

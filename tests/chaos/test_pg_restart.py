@@ -1,7 +1,7 @@
 """PostgreSQL gone from under a running worker: it backs off, reconnects, finishes the batch, and
 still books every delivery exactly once.
 
-The worker reaches PostgreSQL through a TCP proxy this test controls (tests/pg_proxy.py); cutting
+The worker reaches PostgreSQL through a TCP proxy this test controls (tests/tcp_proxy.py); cutting
 it aborts every connection of the worker and refuses new ones, as a server restart would, while
 the machine's PostgreSQL and its other clients (this test's own checks included) carry on.
 Runs only when COURIER_TEST_PG_URL is set (always in CI, where it must not skip).
@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import worker_procs as wp
 import worker_seed as seed
-from pg_proxy import CuttableProxy
 from sqlalchemy.engine import make_url
+from tcp_proxy import TcpProxy
 
 from courier.db.engine import SessionFactory
 
@@ -37,7 +37,7 @@ async def test_worker_survives_losing_postgres_mid_batch(
     total = 12
     await seed.deliveries(sessions, office, total)
     url = make_url(db_url)
-    proxy = CuttableProxy(url.host or "127.0.0.1", url.port or 5432)
+    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
     await proxy.start()
     through_proxy = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
     faults = {"endpoints": {"create": {"latency_ms": [250, 250]}}}  # ~1.5 s for the batch
@@ -63,7 +63,7 @@ async def test_worker_survives_losing_postgres_mid_batch(
             # held down until the worker has run into it, however slow the machine
             await wp.wait_for(worker_saw_the_outage, "the worker to notice the outage", within=60)
             assert worker.poll() is None, "the worker exited when PostgreSQL went away"
-            await proxy.restore()
+            await proxy.resume()
             await wp.wait_for(lambda: booked_at_least(total), "the whole batch", within=90)
             assert worker.poll() is None
             ships = await seed.shipments(sessions)

@@ -19,14 +19,14 @@ import structlog
 import tracking_kit as kit_
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from web.webapi import APPLICANT, MALANG, PASSPORT_NO, START, make_api, settings_for
 
 from core.clock import ManualClock
 from courier import logging as courier_logging
 from courier.context import AppContext
-from courier.db.engine import SessionFactory, transaction
+from courier.db.engine import SessionFactory, make_engine, transaction
 from courier.db.models import Application, Delivery, Handover, Office
 from courier.services import csv_import, hashing, staff
 from courier.web.app import create_app
@@ -255,3 +255,121 @@ async def test_worker_flows_and_handover_confirmation_log_no_pii(
         token,
     ]
     assert _leaks(text, values) == []
+
+
+async def _driver_errors(engine: AsyncEngine, backend: str) -> list[BaseException]:
+    """Each driver's own error texts, raised for real: a lone surrogate bound as a parameter
+    (asyncpg: "invalid input for query argument $2: '…'"; sqlite3: the codec's error), a value
+    PostgreSQL quotes back ('invalid input syntax for type date: "…"'), a UNIQUE and a CHECK
+    refusal with the row in the statement, and an engine built without hide_parameters."""
+    raised: list[BaseException] = []
+    probe = "CREATE TABLE pii_probe (name VARCHAR(60) UNIQUE, born DATE, CHECK (length(name) < 40))"
+    careless = make_engine(engine.url.render_as_string(hide_password=False), hide_parameters=False)
+    statements: list[tuple[AsyncEngine, str, dict[str, object]]] = [
+        (
+            engine,
+            "INSERT INTO pii_probe (name) VALUES (:n)",
+            {"n": f"{APPLICANT['applicant_name']}\ud800"},
+        ),
+        (engine, "INSERT INTO pii_probe (name) VALUES ('Siti Rahayu Wulandari')", {}),
+        (careless, "INSERT INTO pii_probe (name) VALUES (:n)", {"n": APPLICANT["applicant_name"]}),
+        (
+            careless,
+            "INSERT INTO pii_probe (name) VALUES (:n)",
+            {"n": f"{APPLICANT['phone']}\ud800"},
+        ),
+        (engine, "INSERT INTO pii_probe (name) VALUES (:n)", {"n": "Siti Rahayu Wulandari " * 2}),
+    ]
+    if backend == "postgresql":
+        statements += [
+            (engine, "SELECT CAST('Siti Rahayu Wulandari' AS DATE)", {}),
+            (engine, "SELECT CAST(:n AS INTEGER)", {"n": APPLICANT["phone"]}),
+            (
+                careless,
+                "INSERT INTO pii_probe (name, born) VALUES ('Budi', :d)",
+                {"d": "1984-03-17"},
+            ),
+        ]
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text(probe))
+            await conn.execute(
+                text("INSERT INTO pii_probe (name) VALUES ('Siti Rahayu Wulandari')")
+            )
+        for target, sql, params in statements:
+            try:
+                async with target.begin() as conn:
+                    await conn.execute(text(sql), params)
+            except Exception as err:
+                raised.append(err)
+            else:
+                raise AssertionError(f"did not fail: {sql}")
+    finally:
+        await careless.dispose()
+    return raised
+
+
+async def test_every_driver_s_own_error_text_is_redacted(
+    captured: io.StringIO, engine: AsyncEngine, backend: str
+) -> None:
+    errors = await _driver_errors(engine, backend)
+    log = structlog.get_logger("courier.test.drivers")
+    stdlib = logging.getLogger("courier.test.drivers")
+    for err in errors:
+        try:
+            raise err
+        except Exception:
+            log.exception("driver_error")  # a traceback, rendered then redacted
+            stdlib.exception("driver error")  # the standard library's path
+        log.error("driver_error_value", error=err, text=str(err))  # as values, too
+    text_out = captured.getvalue()
+    lines = [json.loads(x) for x in text_out.splitlines() if x.startswith("{")]
+    assert sum(1 for x in lines if x["event"] == "driver_error") == len(errors)
+    if backend == "postgresql":
+        assert "query argument $1: [redacted]" in text_out  # the shape was found, not missed
+    values = [APPLICANT["applicant_name"], "Rahayu", "Wulandari", APPLICANT["phone"], "1984-03-17"]
+    assert _leaks(text_out, values) == []
+
+
+async def test_a_lone_surrogate_reaching_the_database_logs_no_pii(
+    captured: io.StringIO, db_url: str, engine: AsyncEngine, sessions: SessionFactory
+) -> None:
+    """The issue's finding, end to end: a name with a lone surrogate that reaches the driver (here
+    through a handler that skips the boundary) fails, and the error middleware's log line names
+    the error without the name."""
+    clock = ManualClock(START)
+    async with transaction(sessions) as session:
+        office, _ = await staff.upsert_office(
+            session,
+            {"code": "BLT", "name": "Kantor Imigrasi Blitar", "home_regency_codes": ["35.05"]},
+            now=clock.now(),
+            actor="test",
+        )
+        office_id = office.id
+
+    async def careless(request: web.Request) -> web.Response:
+        async with transaction(context_of(request).sessions) as session:
+            session.add(
+                Application(
+                    office_id=office_id,
+                    application_no="BLT-2026-0998",
+                    applicant_name=APPLICANT["applicant_name"] + "\ud800",
+                    date_of_birth=date(1984, 3, 17),
+                    phone="+6281234567890",
+                    priority_kind=None,
+                    express=False,
+                    state="registered",
+                    created_at=clock.now(),
+                    updated_at=clock.now(),
+                )
+            )
+        return web.Response(text="unreachable")
+
+    app = create_app(AppContext(settings_for(db_url), engine, sessions, clock))
+    app.router.add_post("/careless", careless)
+    async with TestClient(TestServer(app)) as client:
+        resp = await client.post("/careless")
+        assert resp.status == 500
+    text_out = captured.getvalue()
+    assert "unhandled_error" in text_out
+    assert _leaks(text_out, [APPLICANT["applicant_name"], "Rahayu", "6281234567890"]) == []

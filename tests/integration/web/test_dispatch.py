@@ -62,6 +62,8 @@ class Desk:
         data: bytes | None = None,
     ) -> tuple[int, Any]:
         headers = {"Authorization": f"Bearer {token or self.token}"}
+        if data is not None:
+            headers["Content-Type"] = "application/json"
         async with self.kit.http.request(
             method, self.url(path), json=json, data=data, headers=headers
         ) as resp:

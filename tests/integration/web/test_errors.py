@@ -100,7 +100,11 @@ async def test_chunked_oversized_body_is_stopped_while_reading(api: Api) -> None
             yield b"A" * 1024
         yield b'"}'
 
-    resp = await api.client.post("/api/v1/delivery-requests", data=chunks())
+    resp = await api.client.post(
+        "/api/v1/delivery-requests",
+        data=chunks(),
+        headers={"Content-Type": "application/json"},
+    )
     assert resp.status == 413
     assert _assert_shape(await resp.json())["code"] == "body_too_large"
     assert await api.snapshot() == before

@@ -24,7 +24,9 @@ from core.status import Status
 from courier.db.engine import SessionFactory, transaction
 from courier.db.models import Application, AuditEntry, CustodyEvent, Manifest, Shipment
 from courier.services import pod, staff, tracking
+from courier.services.errors import ServiceError
 from courier.web.manifests import MAX_SIGNATURE_BYTES, PNG_MAGIC, signature_png
+from schemas import FieldError
 
 SIGNATURE = PNG_MAGIC + b"\x00\x00\x00\rIHDR" + bytes(range(64))  # enough of a PNG to check
 SIGNATURE_B64 = base64.b64encode(SIGNATURE).decode()
@@ -315,28 +317,23 @@ async def test_a_signature_that_is_not_a_small_png_is_422(desk: Desk) -> None:
     _, made = await desk.call("POST", "/api/v1/manifests", json={"courier": "jnt"})
     base = f"/api/v1/manifests/{made['id']}"
     await desk.call("POST", f"{base}/seals", json=seals((first, "SEAL-0001")))
-    for signature, message in (
-        (base64.b64encode(b"GIF89a-not-a-png").decode(), "must be a PNG image"),
-        ("bm90IHBhZGRlZA", "must be base64"),
-    ):
+    # the schema refuses what the server would: not a PNG, not base64, too long (issue 10)
+    not_png = base64.b64encode(b"GIF89a-not-a-png").decode()
+    big = base64.b64encode(PNG_MAGIC + bytes(MAX_SIGNATURE_BYTES)).decode()
+    for signature in (not_png, "bm90IHBhZGRlZA", 7, big):
         status, body = await desk.call(
             "POST",
             f"{base}/handover",
             json={"courier_agent_name": "Budi", "courier_signature": signature},
         )
         assert status == 422, body
-        assert body["error"]["details"] == [{"path": "$.courier_signature", "message": message}]
-    status, body = await desk.call(
-        "POST", f"{base}/handover", json={"courier_agent_name": "Budi", "courier_signature": 7}
-    )
-    assert status == 422 and body["error"]["details"][0]["path"] == "$.courier_signature"
-    # a PNG just over the bound still fits the default body limit: refused by name
-    big = base64.b64encode(PNG_MAGIC + bytes(MAX_SIGNATURE_BYTES)).decode()
-    status, body = await desk.call(
-        "POST", f"{base}/handover", json={"courier_agent_name": "Budi", "courier_signature": big}
-    )
-    assert status == 422, body
-    assert body["error"]["details"] == [
-        {"path": "$.courier_signature", "message": "must be at most 40 KB"}
-    ]
+        assert [d["path"] for d in body["error"]["details"]] == ["$.courier_signature"]
+    for signature, message in (
+        (not_png, "must be a PNG image"),
+        ("bm90IHBhZGRlZA", "must be base64"),
+        (big, "must be at most 40 KB"),
+    ):
+        with pytest.raises(ServiceError) as refused:
+            signature_png(signature)
+        assert refused.value.details == [FieldError("$.courier_signature", message)]
     assert signature_png(SIGNATURE_B64) == SIGNATURE

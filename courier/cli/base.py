@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging as std_logging
 import sys
 from pathlib import Path
 
@@ -124,10 +125,15 @@ def schema_problem(database_url: str) -> str | None:
         finally:
             await engine.dispose()
 
+    alembic = std_logging.getLogger("alembic")
+    level = alembic.level
+    alembic.setLevel(std_logging.WARNING)  # reading the revision is not news worth a log line
     try:
         current = asyncio.run(read())
     except (sa_exc.SQLAlchemyError, OSError) as err:
         return f"cannot reach the database ({type(err).__name__}); check database_url"
+    finally:
+        alembic.setLevel(level)
     head = head_revision()
     if current is None:
         return f"the database has no schema yet: {MIGRATE_HINT}"

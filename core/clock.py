@@ -1,8 +1,8 @@
 """The one clock. Everything that asks "what time is it" or "wait a while" asks a Clock.
 
 Tests, the courier simulators and the demo drive time instead of sleeping: a :class:`ManualClock`
-moves only when told; a :class:`ScaledClock` runs faster than the wall (the demo's three delivery
-days in a few minutes). Several processes that build a ScaledClock from the same ``epoch``,
+moves only when told; a :class:`ScaledClock` runs faster than the wall; a :class:`WaitingClock`
+(the demo's) moves only when its driver sees the work done, and its sleeps wait for that. Several processes that build a ScaledClock from the same ``epoch``,
 ``started`` and ``speed`` agree on the time.
 """
 

@@ -2,7 +2,8 @@
 
 Tests, the courier simulators and the demo drive time instead of sleeping: a :class:`ManualClock`
 moves only when told; a :class:`ScaledClock` runs faster than the wall; a :class:`WaitingClock`
-(the demo's) moves only when its driver sees the work done, and its sleeps wait for that. Several processes that build a ScaledClock from the same ``epoch``,
+(the demo's) moves only when its driver sees the work done, and its sleeps wait for that.
+Several processes that build a ScaledClock from the same ``epoch``,
 ``started`` and ``speed`` agree on the time.
 """
 

@@ -294,6 +294,10 @@ class CourierDescriptor:
     #: ``adapter_settings(url, options)``): a string, so adapters never import simulators
     simulator: str = ""
     simulator_port: int = 0  # ``courier simulate``'s default port
+    #: the courier's limits on the sender block (the office), checked when an office is
+    #: configured rather than at its first booking: ``(field, problem)`` pairs, the field as
+    #: the courier names it, e.g. ``("shipper_name", "39 characters, at most 30")``
+    sender_problems: Callable[[Party], list[tuple[str, str]]] | None = None
 
     def name(self, language: str = "id") -> str:
         return self.names.en if language == "en" else self.names.id

@@ -1,8 +1,9 @@
 """The one clock. Everything that asks "what time is it" or "wait a while" asks a Clock.
 
 Tests, the courier simulators and the demo drive time instead of sleeping: a :class:`ManualClock`
-moves only when told; a :class:`ScaledClock` runs faster than the wall (the demo's three delivery
-days in a few minutes). Several processes that build a ScaledClock from the same ``epoch``,
+moves only when told; a :class:`ScaledClock` runs faster than the wall; a :class:`WaitingClock`
+(the demo's) moves only when its driver sees the work done, and its sleeps wait for that.
+Several processes that build a ScaledClock from the same ``epoch``,
 ``started`` and ``speed`` agree on the time.
 """
 
@@ -89,6 +90,70 @@ class ManualClock:
         await asyncio.sleep(0)
         if self.auto_advance and seconds > 0:
             self._now += timedelta(seconds=seconds)
+
+
+class WaitingClock:
+    """A clock that waits for the system: it stands still until its driver moves it, and
+    :meth:`sleep` waits until the clock has really moved that far (a ManualClock's sleep moves
+    the clock itself; a ScaledClock's runs on the wall, whatever the work). The demo drives one:
+    while work is due it stays put (or creeps to a sleeper due within moments), and when the
+    system is idle it jumps to the next due event, so simulated time can never outrun pending
+    work however busy the machine is.
+
+    ``speed`` is what :func:`worker.loop.poll_interval` reads to size idle polls in clock
+    seconds: 1, because clock seconds here pass only when the driver says so."""
+
+    speed = 1.0
+
+    def __init__(self, start: datetime) -> None:
+        if start.tzinfo is None:
+            raise ValueError("start must be timezone-aware")
+        self._now = start.astimezone(UTC)
+        self._sleepers: list[tuple[datetime, asyncio.Future[None]]] = []
+
+    def now(self) -> datetime:
+        return self._now
+
+    @property
+    def sleeping(self) -> int:
+        """How many waits on this clock are pending (each a loop that has nothing to do)."""
+        return len(self._sleepers)
+
+    def next_wake(self) -> datetime | None:
+        """When the earliest pending wait ends (None: nobody waits on this clock)."""
+        return min((at for at, _ in self._sleepers), default=None)
+
+    def advance_to(self, when: datetime) -> None:
+        """Move to ``when`` (never back) and release every wait that has ended by then."""
+        self._now = max(self._now, when.astimezone(UTC))
+        when = self._now
+        still = []
+        for at, waiter in self._sleepers:
+            if at <= when:
+                if not waiter.done():
+                    waiter.set_result(None)
+            else:
+                still.append((at, waiter))
+        self._sleepers = still
+
+    def advance(self, delta: timedelta) -> None:
+        if delta < timedelta():
+            raise ValueError("a clock never goes backwards")
+        self.advance_to(self._now + delta)
+
+    async def sleep(self, seconds: float) -> None:
+        until = self._now + timedelta(seconds=max(0.0, seconds))
+        if until <= self._now:  # nothing to wait for (below the clock's microsecond)
+            await asyncio.sleep(0)
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (until, waiter)
+        self._sleepers.append(entry)
+        try:
+            await waiter
+        finally:
+            if entry in self._sleepers:
+                self._sleepers.remove(entry)
 
 
 def to_wib(when: datetime) -> datetime:

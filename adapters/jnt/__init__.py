@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from adapters.base import Capabilities, CourierAdapter, CourierDescriptor, CourierNames
+from adapters.base import Capabilities, CourierAdapter, CourierDescriptor, CourierNames, Party
 
 if TYPE_CHECKING:
     from adapters.http import CourierTransport
@@ -21,6 +21,12 @@ def _adapter(settings: Mapping[str, Any], transport: CourierTransport) -> Courie
     from adapters.jnt.adapter import JntAdapter
 
     return JntAdapter(settings, transport)
+
+
+def _sender_problems(sender: Party) -> list[tuple[str, str]]:
+    from adapters.jnt.codec import sender_problems
+
+    return sender_problems(sender)
 
 
 DESCRIPTOR = CourierDescriptor(
@@ -35,4 +41,5 @@ DESCRIPTOR = CourierDescriptor(
     default_service="EZ",  # regular
     simulator="simulators.jnt",
     simulator_port=8701,
+    sender_problems=_sender_problems,
 )

@@ -178,6 +178,29 @@ def check_lengths(values: Mapping[str, str]) -> None:
             )
 
 
+def sender_values(sender: Party) -> dict[str, str]:
+    """The shipper fields of an order item, exactly as :func:`create_values` sends them."""
+    return {
+        "shipper_name": sender.name,
+        "shipper_contact": sender.name,
+        "shipper_phone": sender.phone,
+        "shipper_addr": _address(sender),
+    }
+
+
+def sender_problems(sender: Party) -> list[tuple[str, str]]:
+    """Every shipper field J&T would refuse (couriers.md §1A lengths; a phone and an address
+    are required), so an office is refused when it is configured, not at its first booking."""
+    out: list[tuple[str, str]] = []
+    for name, value in sender_values(sender).items():
+        limit = MAX_LENGTH[name]
+        if not value.strip():
+            out.append((name, "required"))
+        elif len(value) > limit:
+            out.append((name, f"{len(value)} characters, at most {limit}"))
+    return out
+
+
 def create_values(order: ShipmentOrder, config: JntConfig, now: datetime) -> dict[str, str]:
     """One order item of ``data_param.detail``; all values strings, limits checked."""
     dest = order.receiver.address
@@ -200,10 +223,7 @@ def create_values(order: ShipmentOrder, config: JntConfig, now: datetime) -> dic
         "username": config.username,
         "api_key": config.api_key,
         "orderid": order.reference,
-        "shipper_name": order.sender.name,
-        "shipper_contact": order.sender.name,
-        "shipper_phone": order.sender.phone,
-        "shipper_addr": _address(order.sender),
+        **sender_values(order.sender),
         "origin_code": config.origin_code,
         "receiver_name": order.receiver.name,
         "receiver_phone": order.receiver.phone,

@@ -4,7 +4,13 @@ run a service with placeholder secrets, and building the process's context."""
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging as std_logging
 import sys
+from pathlib import Path
+
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import make_url
 
 from adapters import registry
 from adapters.base import CourierAdapter
@@ -12,7 +18,8 @@ from adapters.http import TransportPolicy
 from courier import config, logging
 from courier.config import Settings
 from courier.context import AppContext
-from courier.db.engine import make_engine, make_sessions
+from courier.db.engine import is_sqlite, make_engine, make_sessions
+from courier.db.migrate import current_revision, head_revision
 from courier.metrics import PrometheusObserver
 
 
@@ -106,4 +113,58 @@ def require_lease_covers_calls(settings: Settings) -> None:
             "lower the couriers' transport timeouts or max_attempts",
             file=sys.stderr,
         )
+        raise SystemExit(2)
+
+
+MIGRATE_HINT = "run `courier migrate` first"
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL (None for an in-memory database or another backend)."""
+    if not is_sqlite(url):
+        return None
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file::memory:"):
+        return None
+    return Path(database)
+
+
+def schema_problem(database_url: str) -> str | None:
+    """Why the database cannot serve this code yet (None when it can). Never creates anything:
+    a SQLite file that does not exist is reported, not made (connecting would create it)."""
+    file = sqlite_file(database_url)
+    if file is not None and not file.exists():
+        return f"database file {file} does not exist: {MIGRATE_HINT}"
+
+    async def read() -> str | None:
+        engine = make_engine(database_url)
+        try:
+            return await current_revision(engine)
+        finally:
+            await engine.dispose()
+
+    alembic = std_logging.getLogger("alembic")
+    level = alembic.level
+    alembic.setLevel(std_logging.WARNING)  # reading the revision is not news worth a log line
+    try:
+        current = asyncio.run(read())
+    except (sa_exc.SQLAlchemyError, OSError) as err:
+        return f"cannot reach the database ({type(err).__name__}); check database_url"
+    finally:
+        alembic.setLevel(level)
+    head = head_revision()
+    if current is None:
+        return f"the database has no schema yet: {MIGRATE_HINT}"
+    if current != head:
+        return f"the database schema is at {current}, this code needs {head}: {MIGRATE_HINT}"
+    return None
+
+
+def require_schema(settings: Settings) -> None:
+    """Exit 2 with one line (no traceback) when the database is missing, unreachable or not
+    migrated to this code's schema: every command that reads or writes the database calls this
+    before it opens a session."""
+    problem = schema_problem(settings.database_url)
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
         raise SystemExit(2)

@@ -1,5 +1,5 @@
-"""`courier demo`: the simulators, the service and a worker on one accelerated clock, over a
-fresh SQLite file, with a realistic day at the Blitar office."""
+"""`courier demo`: the simulators, the service and a worker on one clock that waits for the
+work, over a fresh SQLite file in its own folder, with a realistic day at the Blitar office."""
 
 from __future__ import annotations
 
@@ -9,24 +9,28 @@ from pathlib import Path
 
 from rich.console import Console
 
-from courier.demo.run import DEFAULT_SPEED, DemoOptions, run_demo
+from courier.demo.run import DEMO_DIR, DemoOptions, FolderNotOurs, run_demo
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "demo",
-        help="run a realistic office day: simulators, service and worker on a fast clock",
+        help="run a realistic office day: simulators, service and worker on a simulated clock",
         description="Migrate a fresh SQLite file, start the J&T and Pos Indonesia simulators, the "
-        "HTTP service and a worker in this one process on one accelerated clock, seed a day "
-        "at Kantor Imigrasi Blitar (~110 passports ready, a third for applicants in other "
-        "regencies), print the URLs and demo sign-ins, and show deliveries by state live. "
-        "Ctrl-C stops everything cleanly.",
+        "HTTP service and a worker in this one process on one simulated clock that waits for "
+        "the work (it stands still while anything is due and jumps to the next due event when "
+        "all is idle), seed a day at Kantor Imigrasi Blitar (~110 passports ready, a third "
+        "for applicants in other regencies), print the URLs and demo sign-ins, and show "
+        "deliveries by state live. Everything is written into one folder (./demo). Ctrl-C "
+        "stops everything cleanly.",
     )
     p.add_argument(
-        "--db",
+        "--dir",
         type=Path,
-        default=Path("demo.sqlite3"),
-        help="SQLite file (default ./demo.sqlite3), recreated each run unless --keep",
+        default=DEMO_DIR,
+        dest="folder",
+        help="the demo's folder (default ./demo): database, log and proof-of-delivery files; "
+        "recreated each run unless --keep; a folder not made by the demo is refused",
     )
     p.add_argument(
         "--keep", action="store_true", help="keep the database of an earlier run and continue it"
@@ -34,9 +38,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--speed",
         type=float,
-        default=DEFAULT_SPEED,
-        help=f"clock seconds per wall second (default {DEFAULT_SPEED:g}: a delivery's "
-        "three days in about four minutes)",
+        default=None,
+        help="at most this many clock seconds per wall second, to watch the day unfold "
+        "(default: no cap, the clock moves as fast as the work allows)",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument(
@@ -58,13 +62,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    if args.speed <= 0 or args.count < 1:
+    if (args.speed is not None and args.speed <= 0) or args.count < 1:
         raise SystemExit("error: --speed must be positive and --count at least 1")
     # the composition root hands the worker in: courier/ itself never imports worker/
     from worker.runner import run_worker
 
     opts = DemoOptions(
-        db=args.db,
+        folder=args.folder,
         keep=args.keep,
         speed=args.speed,
         host=args.host,
@@ -77,6 +81,9 @@ def _demo(args: argparse.Namespace) -> int:
     console = Console(highlight=False, soft_wrap=True)
     try:
         return asyncio.run(run_demo(opts, console, run_worker))
+    except FolderNotOurs as err:
+        console.print(f"error: {err}")
+        return 2
     except KeyboardInterrupt:
         console.print("stopped")
         return 130

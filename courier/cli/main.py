@@ -18,17 +18,31 @@ COMMANDS = (
 )
 
 
+CONFIG_HELP = "TOML configuration file (default: $COURIER_CONFIG or ./courier.toml)"
+
+
+def _accept_global_options(parser: argparse.ArgumentParser) -> None:
+    """Give every sub-command (at any depth) the global options too, so `courier office sync
+    --config prod.toml` works as well as `courier --config prod.toml office sync`. SUPPRESS as
+    the default: a sub-command that is not given the option keeps what the top level parsed."""
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        for child in action.choices.values():
+            child.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
+            _accept_global_options(child)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="courier",
         description="passport-courier: home delivery of finished passports through couriers.",
     )
-    parser.add_argument(
-        "--config", help="TOML configuration file (default: $COURIER_CONFIG or ./courier.toml)"
-    )
+    parser.add_argument("--config", help=CONFIG_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         importlib.import_module(name).register(sub)
+    _accept_global_options(parser)
     return parser
 
 

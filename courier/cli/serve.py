@@ -19,7 +19,7 @@ from aiohttp import web
 
 from adapters import registry
 from adapters.http import close_shared_session
-from courier.cli.base import build_context, require_secrets, settings_from
+from courier.cli.base import build_context, require_schema, require_secrets, settings_from
 from courier.config import Settings
 from courier.db.migrate import current_revision, head_revision
 from courier.web.app import create_app
@@ -87,6 +87,7 @@ def _serve(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"configuration error: {err}", file=sys.stderr)
         return 2
+    require_schema(settings)
     host = args.host or settings.http_host
     port = settings.http_port if args.port is None else args.port
     return asyncio.run(serve(settings, host, port))

@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import Any, TypeAlias, TypeVar
 
 from adapters import registry
-from courier.cli.base import settings_from
+from courier.cli.base import require_schema, settings_from
 from courier.config import Settings
 from courier.db.engine import SessionFactory, make_engine, make_sessions, transaction
 from courier.services import staff
@@ -71,6 +71,14 @@ def _register_office(sub: Sub) -> None:
         choices=registry.codes(),
         help=f"the office's courier (default {registry.default_code()})",
     )
+    sender = add.add_argument_group(
+        "sender block",
+        "the office as the courier's sender, checked against the courier's limits (J&T: "
+        "contact at most 30 characters, phone 15, address 200). Required when the office is "
+        "created; on an update, omitted flags keep nothing: give the whole block again",
+    )
+    for flag, key, help_text in SENDER_FLAGS:
+        sender.add_argument(flag, dest=f"sender_{key}", metavar="TEXT", help=help_text)
     add.set_defaults(func=_office_add)
     sync = actions.add_parser(
         "sync",
@@ -80,6 +88,21 @@ def _register_office(sub: Sub) -> None:
     sync.set_defaults(func=_office_sync)
     lst = actions.add_parser("list", help="list offices", description="List every office.")
     lst.set_defaults(func=_office_list)
+
+
+# `office add` flags of the sender block: (flag, key in schemas/common/office.json, help)
+SENDER_FLAGS = (
+    ("--sender-contact", "contact", "shipper name on the waybill, e.g. 'Seksi Dokumen Perjalanan'"),
+    ("--sender-phone", "phone", "the office's phone, e.g. 0342-801344"),
+    ("--sender-street", "street", "street and number"),
+    ("--sender-village", "village", "kelurahan/desa"),
+    ("--sender-district", "district", "kecamatan"),
+    ("--sender-regency", "regency", "kota/kabupaten, e.g. 'KOTA BLITAR'"),
+    ("--sender-province", "province", "e.g. 'JAWA TIMUR'"),
+    ("--sender-regency-code", "regency_code", "e.g. 35.72"),
+    ("--sender-district-code", "district_code", "e.g. 35.72.03"),
+    ("--sender-postcode", "postal_code", "five digits, e.g. 66133"),
+)
 
 
 def _register_user(sub: Sub) -> None:
@@ -184,6 +207,8 @@ def _duration(text: str) -> timedelta:
 
 
 def _run(settings: Settings, work: Callable[[SessionFactory], Awaitable[T]]) -> T:
+    require_schema(settings)
+
     async def main() -> T:
         engine = make_engine(settings.database_url)
         try:
@@ -202,12 +227,24 @@ def _fail(err: ServiceError) -> int:
 
 
 def _apply(settings: Settings, specs: list[dict[str, Any]]) -> int:
+    # every office checked before any is written: a bad entry changes nothing
+    problems = [
+        (spec.get("code", f"#{i + 1}"), e)
+        for i, spec in enumerate(specs)
+        for e in staff.office_problems(spec, sender_required=True)
+    ]
+    if problems:
+        print("error: invalid office (nothing changed)", file=sys.stderr)
+        for code, e in problems:
+            print(f"  office {code}: {e.path}: {e.message}", file=sys.stderr)
+        return 1
+
     async def work(sessions: SessionFactory) -> list[tuple[str, str]]:
         done = []
         for spec in specs:
             async with transaction(sessions) as session:
                 office, outcome = await staff.upsert_office(
-                    session, spec, now=settings.clock().now(), actor=ACTOR
+                    session, spec, now=settings.clock().now(), actor=ACTOR, sender_required=True
                 )
                 done.append((office.code, outcome))
         return done
@@ -229,6 +266,13 @@ def _office_add(args: argparse.Namespace) -> int:
         "collect_days": args.collect_days,
         "courier": args.courier,
     }
+    sender = {
+        key: getattr(args, f"sender_{key}")
+        for _, key, _ in SENDER_FLAGS
+        if getattr(args, f"sender_{key}") is not None
+    }
+    if sender:
+        spec["sender"] = sender
     return _apply(settings_from(args), [spec])
 
 
@@ -259,8 +303,20 @@ def _office_list(args: argparse.Namespace) -> int:
 def _read_password(from_stdin: bool) -> str | None:
     if from_stdin:
         return sys.stdin.readline().rstrip("\r\n")
-    first = getpass.getpass("Password: ")
-    if getpass.getpass("Repeat password: ") != first:
+    if not sys.stdin.isatty():
+        # getpass would fall back to reading stdin and die with EOFError when it is empty
+        print(
+            "error: no terminal to prompt for the password: pipe it in with --password-stdin",
+            file=sys.stderr,
+        )
+        return None
+    try:
+        first = getpass.getpass("Password: ")
+        repeat = getpass.getpass("Repeat password: ")
+    except EOFError:
+        print("error: no password given (use --password-stdin to pipe one)", file=sys.stderr)
+        return None
+    if repeat != first:
         print("error: the passwords differ", file=sys.stderr)
         return None
     return first

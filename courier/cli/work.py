@@ -13,6 +13,7 @@ from adapters.http import close_shared_session
 from courier.cli.base import (
     build_context,
     require_lease_covers_calls,
+    require_schema,
     require_secrets,
     settings_from,
 )
@@ -92,6 +93,7 @@ def _work(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"configuration error: {err}", file=sys.stderr)
         return 2
+    require_schema(settings)
     worker_id = args.worker_id or default_worker_id()
     if args.metrics_port is not None:
         serve_standalone(args.metrics_port)

@@ -1,8 +1,13 @@
-"""`courier demo`: a whole office day on one machine, on an accelerated clock.
+"""`courier demo`: a whole office day on one machine, on a clock that waits for the system.
 
-One process, one event loop, one :class:`~core.clock.ScaledClock` shared by everything
-(several processes would each start their scaled clock at a different wall instant and
-disagree by seconds × speed):
+One process, one event loop, one :class:`~core.clock.WaitingClock` shared by everything. The
+demo drives it (:func:`_drive`): while any work is due — a delivery to book, a shipment to poll
+or reconcile, a courier push to apply, a claim in flight — the clock stands still (creeping only
+to a wait that ends within moments, such as a retry's pause); when everything is idle it jumps to
+the next due event (a courier's next scan, a retry, a passport printed at 12:00, an applicant
+confirming). So the day settles in the same clock time on any machine, busy or quiet, and
+simulated time never outruns the work. ``--speed N`` caps the pace for watching (at most N clock
+seconds per wall second); by default there is no cap. Everything runs in it:
 
 * a simulator for every courier the registry lists (their real wire formats; those that push,
   like J&T, push to our webhook),
@@ -13,8 +18,12 @@ disagree by seconds × speed):
 * a live table of deliveries by state (rich), or, with ``--exit``, nothing but a summary.
 
 Ctrl-C (or SIGTERM) stops the worker gracefully (in-flight work finishes or is released), then
-the service and the simulators. Logs are JSON lines: to ``<db>.log`` while the live table owns
-the terminal, to stderr when headless.
+the service and the simulators. Logs are JSON lines: to ``demo.log`` in the demo's folder while
+the live table owns the terminal, to stderr when headless.
+
+Files: everything goes into one folder (``./demo`` by default) holding a marker file; a fresh run
+deletes only the files it names there (database, WAL, log, proof-of-delivery store), and refuses
+a folder it did not make.
 """
 
 from __future__ import annotations
@@ -27,7 +36,7 @@ import random
 import shutil
 import socket
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -40,35 +49,60 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from adapters import registry
 from adapters.base import CourierAdapter, CourierDescriptor
 from adapters.http import close_shared_session
-from core.clock import WIB, ManualClock, ScaledClock, SystemClock
+from core.clock import WIB, ManualClock, SystemClock, WaitingClock
+from core.status import Status
 from courier import config, metrics
 from courier import logging as courier_logging
 from courier.context import AppContext
 from courier.db.engine import SessionFactory, make_engine, make_sessions, transaction
 from courier.db.migrate import upgrade
 from courier.db.models import (
+    OPEN_SHIPMENT_STATUSES,
     Application,
     AuditEntry,
     Delivery,
     ExceptionItem,
     Handover,
+    InboxItem,
+    Shipment,
     StaffUser,
 )
 from courier.demo import seed as demo_seed
 from courier.domain.states import FINAL_DELIVERY_STATES, DeliveryState
 from courier.services import handover, watch
 from courier.web.app import create_app
+from simulators.orders import SimState
 
 log = structlog.get_logger("courier.demo")
 
-DEFAULT_SPEED = 1000.0  # a day in ~86 s: a delivery's three days in about four minutes
 DEMO_PEPPER = "demo-only-pepper-not-for-production"
-TICK = 0.5  # wall seconds between the demo's own steps (display, applicants, intake)
+# /metrics is closed unless a token is set; the demo opens it with this one, printed in the banner
+DEMO_METRICS_TOKEN = "demo-only-metrics-token-not-for-production"
+TICK = 0.01  # wall seconds the driver yields between looks (the loops run meanwhile)
+DISPLAY_EVERY = 0.25  # wall seconds between redraws of the live table
+# The longest jump of an idle clock: the watch rules (deadlines, stuck shipments, unconfirmed
+# handovers) count in hours and are not events anyone announces, so they are looked at least
+# this often (clock time).
+MAX_JUMP = timedelta(hours=1)
+# While work is in flight, the clock may still move to a wait that ends this soon (a retry's
+# pause, a rate limit, a loop's short idle poll): in-flight work may be waiting on the clock.
+CREEP = timedelta(seconds=5)
+# Work seen due this long (wall) without anyone taking it is not waited for any longer: the
+# clock steps on by STALL_STEP, logged. A guard against a row no loop will ever claim; never
+# reached while the worker keeps up.
+STALL_WALL = 15.0
+STALL_STEP = timedelta(minutes=1)
+# Shipments the worker polls or reconciles (worker/track.py TRACKED, plus booking), and the
+# inbox's attempt limit (worker/inbox.py MAX_ATTEMPTS): courier/ never imports worker/.
+TRACKED_OR_BOOKING = OPEN_SHIPMENT_STATUSES
+INBOX_MAX_ATTEMPTS = 16
+DEMO_DIR = Path("demo")
+MARKER = ".courier-demo"  # in the demo's folder: "made by courier demo, its files may go"
 CONFIRM_RATE = 0.9  # share of applicants who confirm on the tracking page by themselves
 CONFIRM_HOURS = (1.0, 30.0)  # clock hours after delivery before they do
 
@@ -83,15 +117,27 @@ WorkerRunner = Callable[..., Any]
 
 @dataclass(frozen=True)
 class DemoOptions:
-    db: Path = Path("demo.sqlite3")
+    folder: Path = DEMO_DIR
     keep: bool = False
-    speed: float = DEFAULT_SPEED
+    speed: float | None = None  # at most this many clock seconds per wall second; None: no cap
     host: str = "127.0.0.1"
     port: int = 8080
     minutes: float | None = None
     headless: bool = False  # --exit: no live table, a summary, exit code says if all settled
     seed: int = 2026
     count: int = 110
+
+    @property
+    def db(self) -> Path:
+        return self.folder / "demo.sqlite3"
+
+    @property
+    def log(self) -> Path:
+        return self.folder / "demo.log"
+
+    @property
+    def pod(self) -> Path:
+        return self.folder / "pod"
 
 
 @dataclass
@@ -109,14 +155,20 @@ class Progress:
 @dataclass
 class Running:
     ctx: AppContext
-    clock: ScaledClock
+    clock: WaitingClock
     base_url: str
     sim_urls: dict[str, str]  # per courier code, its simulator
     plan: demo_seed.DemoDay
     seeded: demo_seed.Seeded
     started: datetime
     log_path: Path | None
+    speed: float | None = None
+    sim_states: list[SimState] = field(default_factory=list)
+    pushers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
     confirmed: set[str] = field(default_factory=set)
+    pending_ready: list[demo_seed.Applicant] = field(default_factory=list)
+    reviewer: tuple[int, int] | None = None  # the dispatcher's user id and office id
+    busy_since: float | None = None  # wall time work was first seen due without the clock moving
 
 
 def free_port(host: str, wanted: int = 0) -> int:
@@ -133,11 +185,26 @@ def free_port(host: str, wanted: int = 0) -> int:
     raise OSError(f"no free port on {host}")
 
 
-def fresh_files(db: Path) -> None:
-    """Remove a previous demo's database (with its WAL files), POD store and log."""
-    for path in (db, Path(f"{db}-wal"), Path(f"{db}-shm"), db.with_suffix(".log")):
+class FolderNotOurs(Exception):
+    """The demo's folder exists, holds files, and was not made by `courier demo`."""
+
+
+def prepare_folder(opts: DemoOptions) -> None:
+    """Make the demo's folder (with its marker), or, for a fresh run in one it made before,
+    delete the files it writes there — and nothing else, wherever the demo is run from."""
+    folder = opts.folder
+    if folder.exists() and not (folder / MARKER).exists() and any(folder.iterdir()):
+        raise FolderNotOurs(
+            f"{folder} exists and was not made by `courier demo`: name another with --dir"
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / MARKER).write_text("made by `courier demo`; its files here may be replaced\n")
+    if opts.keep:
+        return
+    db = opts.db
+    for path in (db, Path(f"{db}-wal"), Path(f"{db}-shm"), opts.log):
         path.unlink(missing_ok=True)
-    shutil.rmtree(db.with_suffix(".pod"), ignore_errors=True)
+    shutil.rmtree(opts.pod, ignore_errors=True)
 
 
 def build_settings(
@@ -149,11 +216,12 @@ def build_settings(
             "log": {"level": "info", "format": "json"},
             "http": {"host": opts.host, "port": port},
             "security": {"passport_pepper": DEMO_PEPPER},
-            "pod_store": str(opts.db.with_suffix(".pod")),
-            "clock": {"epoch": epoch.isoformat(), "speed": opts.speed},
+            "metrics": {"bearer_token": DEMO_METRICS_TOKEN},
+            "pod_store": str(opts.pod),
+            "clock": {"epoch": epoch.isoformat()},
             "worker": {
-                # leases are clock time: give each ~60 wall seconds whatever the speed
-                "lease_seconds": max(120, int(60 * opts.speed)),
+                # clock time, which stands still while a claim is in flight: any lease will do
+                "lease_seconds": 600,
                 "poll_seconds": 0.2,
                 "grace_seconds": 5.0,
             },
@@ -211,23 +279,17 @@ async def read_progress_of(sessions: SessionFactory) -> Progress:
 
 
 # --------------------------------------------------------------------------------------------
-# The people around the service
+# The people around the service: each a step the driver takes at the current clock time,
+# returning when it next has something to do (None: nothing more)
 
 
-async def office_intake(run: Running, stopping: asyncio.Event) -> None:
+async def office_intake(run: Running) -> datetime | None:
     """The office's system marks each express passport ready when it is printed (12:00 WIB)."""
-    if not run.seeded.registered:
-        return  # a kept database: its day was seeded (and marked) by an earlier run
-    pending = sorted(
-        (a for a in run.plan.applicants if a.application_no not in run.seeded.ready),
-        key=lambda a: a.ready_at,
-    )
-    while pending and not stopping.is_set():
-        now = run.clock.now()
-        while pending and pending[0].ready_at <= now:
-            applicant = pending.pop(0)
-            await demo_seed.mark_ready(run.ctx.sessions, run.ctx.settings, applicant, now=now)
-        await _pause(stopping)
+    now = run.clock.now()
+    while run.pending_ready and run.pending_ready[0].ready_at <= now:
+        applicant = run.pending_ready.pop(0)
+        await demo_seed.mark_ready(run.ctx.sessions, run.ctx.settings, applicant, now=now)
+    return run.pending_ready[0].ready_at if run.pending_ready else None
 
 
 def _applicant_will_confirm(seed: int, application_no: str) -> tuple[bool, timedelta]:
@@ -236,105 +298,202 @@ def _applicant_will_confirm(seed: int, application_no: str) -> tuple[bool, timed
     return rng.random() < CONFIRM_RATE, timedelta(hours=rng.uniform(*CONFIRM_HOURS))
 
 
-async def applicants(run: Running, opts: DemoOptions, stopping: asyncio.Event) -> None:
+async def applicants(
+    run: Running, opts: DemoOptions, http: aiohttp.ClientSession
+) -> datetime | None:
     """Applicants whose passport the courier delivered confirm possession on the tracking API
     with the number printed in it — most of them, some hours later; the rest never do, and the
     watcher puts them in the exceptions queue."""
-    async with aiohttp.ClientSession(base_url=run.base_url) as http:
-        while not stopping.is_set():
-            async with run.ctx.sessions() as session:
-                rows = (
-                    await session.execute(
-                        select(Application.application_no, Handover.created_at)
-                        .join(Delivery, Delivery.application_id == Application.id)
-                        .join(Handover, Handover.delivery_id == Delivery.id)
-                        .where(
-                            Handover.state == "awaiting_confirmation",
-                            Delivery.state == DeliveryState.DELIVERED.value,
-                        )
-                    )
-                ).all()
-            now = run.clock.now()
-            for application_no, opened_at in rows:
-                if application_no in run.confirmed:
-                    continue
-                will, after = _applicant_will_confirm(opts.seed, application_no)
-                token = run.seeded.tracking_tokens.get(application_no)
-                if not will or token is None or now < opened_at + after:
-                    continue
-                run.confirmed.add(application_no)
-                body = {"passport_no": run.seeded.passports[application_no]}
-                async with http.post(f"/api/v1/track/{token}/confirm", json=body) as resp:
-                    await resp.read()
-                    log.info("demo.applicant_confirmed", status=resp.status)
-            await _pause(stopping)
+    async with run.ctx.sessions() as session:
+        rows = (
+            await session.execute(
+                select(Application.application_no, Handover.created_at)
+                .join(Delivery, Delivery.application_id == Application.id)
+                .join(Handover, Handover.delivery_id == Delivery.id)
+                .where(
+                    Handover.state == "awaiting_confirmation",
+                    Delivery.state == DeliveryState.DELIVERED.value,
+                )
+            )
+        ).all()
+    now = run.clock.now()
+    later: list[datetime] = []
+    for application_no, opened_at in rows:
+        if application_no in run.confirmed:
+            continue
+        will, after = _applicant_will_confirm(opts.seed, application_no)
+        token = run.seeded.tracking_tokens.get(application_no)
+        if not will or token is None:
+            continue
+        if now < opened_at + after:
+            later.append(opened_at + after)
+            continue
+        run.confirmed.add(application_no)
+        body = {"passport_no": run.seeded.passports[application_no]}
+        async with http.post(f"/api/v1/track/{token}/confirm", json=body) as resp:
+            await resp.read()
+            log.info("demo.applicant_confirmed", status=resp.status)
+    return min(later, default=None)
 
 
-async def dispatcher(run: Running, stopping: asyncio.Event) -> None:
+async def dispatcher(run: Running) -> datetime | None:
     """The office's dispatcher works the exceptions queue a few clock hours after each item:
     checks the family card (KK) of a relative who received a passport and approves the
     handover; re-ships a returned passport while there is time, else hands it over at the
     counter when the applicant comes (a day later)."""
-    async with run.ctx.sessions() as session:
-        reviewer, office_id = (
-            await session.execute(
-                select(StaffUser.id, StaffUser.office_id).where(
-                    StaffUser.username == demo_seed.DISPATCHER
-                )
-            )
-        ).one()
-    actor = f"staff:{reviewer}"
-    while not stopping.is_set():
-        now = run.clock.now()
+    if run.reviewer is None:
         async with run.ctx.sessions() as session:
-            reviews = (
-                (
-                    await session.execute(
-                        select(Handover.id).where(
-                            Handover.state == handover.NEEDS_REVIEW,
-                            Handover.created_at <= now - DISPATCH_AFTER,
-                        )
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            returned = (
+            found = (
                 await session.execute(
-                    select(Delivery.id, Delivery.state_reason).where(
-                        Delivery.state == DeliveryState.RETURNED.value,
-                        Delivery.updated_at <= now - DISPATCH_AFTER,
+                    select(StaffUser.id, StaffUser.office_id).where(
+                        StaffUser.username == demo_seed.DISPATCHER
                     )
                 )
-            ).all()
-        for handover_id in reviews:
-            async with transaction(run.ctx.sessions) as session:
-                await handover.review(
-                    session,
-                    handover_id,
-                    reviewer,
-                    True,
-                    "family card (KK) shown to the courier matches the applicant's",
-                    now=now,
-                    office_id=office_id,
+            ).one()
+        run.reviewer = (int(found[0]), int(found[1]))
+    reviewer, office_id = run.reviewer
+    actor = f"staff:{reviewer}"
+    now = run.clock.now()
+    async with run.ctx.sessions() as session:
+        reviews = (
+            await session.execute(
+                select(Handover.id, Handover.created_at).where(
+                    Handover.state == handover.NEEDS_REVIEW
                 )
-            log.info("demo.dispatcher_reviewed", handover_id=handover_id)
-        for delivery_id, reason in returned:
-            at_counter = reason == watch.AT_COUNTER_REASON
-            async with transaction(run.ctx.sessions) as session:
-                if at_counter:
-                    await watch.collected_at_counter(
-                        session, delivery_id, actor, now=now, office_id=office_id
-                    )
-                else:
-                    await watch.reship(session, delivery_id, actor, now=now, office_id=office_id)
-            log.info("demo.dispatcher_acted", delivery_id=delivery_id, at_counter=at_counter)
-        await _pause(stopping)
+            )
+        ).all()
+        returned = (
+            await session.execute(
+                select(Delivery.id, Delivery.state_reason, Delivery.updated_at).where(
+                    Delivery.state == DeliveryState.RETURNED.value
+                )
+            )
+        ).all()
+    later: list[datetime] = []
+    for handover_id, created_at in reviews:
+        if now < created_at + DISPATCH_AFTER:
+            later.append(created_at + DISPATCH_AFTER)
+            continue
+        async with transaction(run.ctx.sessions) as session:
+            await handover.review(
+                session,
+                handover_id,
+                reviewer,
+                True,
+                "family card (KK) shown to the courier matches the applicant's",
+                now=now,
+                office_id=office_id,
+            )
+        log.info("demo.dispatcher_reviewed", handover_id=handover_id)
+    for delivery_id, reason, updated_at in returned:
+        if now < updated_at + DISPATCH_AFTER:
+            later.append(updated_at + DISPATCH_AFTER)
+            continue
+        at_counter = reason == watch.AT_COUNTER_REASON
+        async with transaction(run.ctx.sessions) as session:
+            if at_counter:
+                await watch.collected_at_counter(
+                    session, delivery_id, actor, now=now, office_id=office_id
+                )
+            else:
+                await watch.reship(session, delivery_id, actor, now=now, office_id=office_id)
+        log.info("demo.dispatcher_acted", delivery_id=delivery_id, at_counter=at_counter)
+    return min(later, default=None)
 
 
 async def _pause(stopping: asyncio.Event, seconds: float = TICK) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stopping.wait(), timeout=seconds)
+
+
+# --------------------------------------------------------------------------------------------
+# The waiting clock's driver: is any work due, and when is the next thing due
+
+
+async def work_in_hand(sessions: SessionFactory, now: datetime) -> dict[str, int]:
+    """Rows due now that the worker has not finished: deliveries to book, bookings to
+    reconcile, shipments to poll, courier pushes to apply, and claims in flight."""
+    d, s, i = Delivery, Shipment, InboxItem
+
+    def count(model: Any, *where: Any) -> Any:
+        return select(func.count()).select_from(model).where(*where).scalar_subquery()
+
+    query = select(
+        count(
+            d,
+            d.state == DeliveryState.QUEUED.value,
+            or_(d.next_attempt_at.is_(None), d.next_attempt_at <= now),
+        ),
+        count(d, d.lease_owner.is_not(None), d.lease_until > now),
+        count(
+            s,
+            s.status.in_(TRACKED_OR_BOOKING),
+            s.next_poll_at.is_not(None),
+            s.next_poll_at <= now,
+            or_(s.waybill.is_not(None), s.status == Status.BOOKING.value),
+        ),
+        count(s, s.lease_owner.is_not(None), s.lease_until > now),
+        count(
+            i,
+            i.processed_at.is_(None),
+            i.attempts < INBOX_MAX_ATTEMPTS,
+            or_(i.next_attempt_at.is_(None), i.next_attempt_at <= now),
+        ),
+    )
+    async with sessions() as session:
+        counts = (await session.execute(query)).one()
+    names = ("to_book", "deliveries_claimed", "shipments_due", "shipments_claimed", "pushes")
+    return {name: int(c or 0) for name, c in zip(names, counts, strict=True)}
+
+
+async def _activity(sessions: SessionFactory) -> int:
+    """The newest audit entry's id: it changes whenever anyone changed anything."""
+    async with sessions() as session:
+        return int(await session.scalar(select(func.max(AuditEntry.id))) or 0)
+
+
+async def next_due(sessions: SessionFactory, now: datetime) -> datetime | None:
+    """The earliest time after ``now`` at which the database says work falls due."""
+    d, s, i = Delivery, Shipment, InboxItem
+    async with sessions() as session:
+        times = [
+            await session.scalar(
+                select(func.min(d.next_attempt_at)).where(
+                    d.state == DeliveryState.QUEUED.value, d.next_attempt_at > now
+                )
+            ),
+            await session.scalar(
+                select(func.min(s.next_poll_at)).where(
+                    s.status.in_(TRACKED_OR_BOOKING), s.next_poll_at > now
+                )
+            ),
+            await session.scalar(
+                select(func.min(i.next_attempt_at)).where(
+                    i.processed_at.is_(None),
+                    i.attempts < INBOX_MAX_ATTEMPTS,
+                    i.next_attempt_at > now,
+                )
+            ),
+        ]
+    found = [_aware(t) for t in times if isinstance(t, datetime)]
+    return min(found, default=None)
+
+
+def _aware(when: datetime) -> datetime:
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def next_scan(states: list[SimState], now: datetime) -> datetime | None:
+    """When a simulated courier next scans a parcel (its next step after ``now``)."""
+    upcoming = [
+        step.at
+        for state in states
+        for order in state.orders.values()
+        if order.cancelled_at is None
+        for step in order.steps
+        if step.at > now
+    ]
+    return min(upcoming, default=None)
 
 
 # --------------------------------------------------------------------------------------------
@@ -344,7 +503,8 @@ async def _pause(stopping: asyncio.Event, seconds: float = TICK) -> None:
 def _clock_line(run: Running) -> str:
     now = run.clock.now().astimezone(WIB)
     day = (now.date() - run.started.astimezone(WIB).date()).days + 1
-    return f"{now:%a %d-%m-%Y %H:%M} WIB · day {day} · clock ×{run.clock.speed:g}"
+    pace = "as fast as the work allows" if run.speed is None else f"at most ×{run.speed:g}"
+    return f"{now:%a %d-%m-%Y %H:%M} WIB · day {day} · clock {pace}"
 
 
 def render(run: Running, progress: Progress) -> Group:
@@ -366,7 +526,7 @@ def render(run: Running, progress: Progress) -> Group:
             f"{progress.total - progress.unsettled}/{progress.total} deliveries settled "
             "(final, or waiting for a dispatcher with a reason)",
         ),
-        Text(f"API docs {run.base_url}/docs · metrics {run.base_url}/metrics · Ctrl-C stops"),
+        Text(f"API docs {run.base_url}/docs · Ctrl-C stops"),
     )
 
 
@@ -384,8 +544,11 @@ def banner(run: Running, out: Console) -> None:
         "— contracts come with a later issue: recorded as the office's courier routing"
     )
     out.print(
-        f"  service      {run.base_url}  (API docs {run.base_url}/docs, "
-        f"metrics {run.base_url}/metrics, {run.base_url}/readyz)"
+        f"  service      {run.base_url}  (API docs {run.base_url}/docs, {run.base_url}/readyz)"
+    )
+    out.print(
+        f"  metrics      curl -H 'Authorization: Bearer {DEMO_METRICS_TOKEN}' "
+        f"{run.base_url}/metrics"
     )
     out.print(
         "  simulators   "
@@ -430,8 +593,7 @@ def summary(run: Running, progress: Progress, orders: dict[str, Any], out: Conso
 def _log_stream(opts: DemoOptions) -> tuple[TextIO, Path | None]:
     if opts.headless:
         return sys.stderr, None
-    path = opts.db.with_suffix(".log")
-    return path.open("a", encoding="utf-8"), path
+    return opts.log.open("a", encoding="utf-8"), opts.log
 
 
 async def _sim_orders(url: str) -> dict[str, Any]:
@@ -446,26 +608,36 @@ async def _sim_orders(url: str) -> dict[str, Any]:
 def _simulator_options(
     courier: CourierDescriptor, base_url: str, opts: DemoOptions
 ) -> dict[str, Any]:
-    """A courier that pushes pushes to our webhook every tick, with seeded lifecycles and POD
-    links; one that does not is polled and needs nothing."""
+    """A courier that pushes pushes to our webhook when the driver says (before the clock moves
+    on: a push due is work due), with seeded lifecycles and POD links; one that does not is
+    polled and needs nothing."""
     if not courier.capabilities.push:
         return {}
     return {
         "push_url": f"{base_url}/webhooks/{courier.code}",
-        "push_interval": TICK,
+        "push_interval": None,
         "seed": f"demo{opts.seed}",
-        # a POD link lasts hours at a real courier; at this speed hours are seconds, so give
-        # the worker about a wall minute to fetch it
-        "pod_link_seconds": max(3600.0, 60 * opts.speed),
+        "pod_link_seconds": 3600.0,  # an hour of clock time, as at a real courier
     }
+
+
+def _simulator_parts(module: Any, app: web.Application) -> tuple[SimState | None, Any]:
+    """The simulator's order book (whose next scan is a due event) and, for a courier that
+    pushes, a coroutine function sending every scan not yet pushed."""
+    state: SimState | None = None
+    for value in app.values():
+        found = getattr(value, "state", None)
+        if isinstance(found, SimState):
+            state = found
+            pusher = getattr(module, "push_now", None)
+            return state, (lambda v=value, p=pusher: p(v)) if pusher is not None else None
+    return state, None
 
 
 async def run_demo(opts: DemoOptions, out: Console, run_worker: WorkerRunner) -> int:
     """Run until Ctrl-C, ``--minutes``, or (headless) every delivery is settled. Returns the exit
     code: headless, 0 only when every delivery is final or waiting for a dispatcher."""
-    if not opts.keep:
-        fresh_files(opts.db)
-    opts.db.parent.mkdir(parents=True, exist_ok=True)
+    prepare_folder(opts)
     stream, log_path = _log_stream(opts)
     courier_logging.configure("info", "json", stream=stream)
     url = f"sqlite+aiosqlite:///{opts.db}"
@@ -497,18 +669,30 @@ async def run_demo(opts: DemoOptions, out: Console, run_worker: WorkerRunner) ->
             # seeding takes seconds of hashing: on a still clock, so the day starts at 08:00
             seeding = AppContext(settings, engine, sessions, ManualClock(epoch))
             seeded = await demo_seed.seed(seeding, plan)
-        clock = ScaledClock(epoch, opts.speed)
+        clock = WaitingClock(epoch)
         observer = metrics.PrometheusObserver()
         for code_, spec in couriers.items():
             adapters[code_] = registry.create(code_, spec, clock=clock, observer=observer)
         ctx = AppContext(settings, engine, sessions, clock, couriers=adapters)
         app = create_app(ctx)
         async with contextlib.AsyncExitStack() as servers:
+            run = Running(
+                ctx, clock, base_url, sim_urls, plan, seeded, clock.now(), log_path, opts.speed
+            )
             for code_, module in sim_modules.items():
                 sim_app = module.create_app(clock, options=sim_options[code_] or None)
+                state, pusher = _simulator_parts(module, sim_app)
+                if state is not None:
+                    run.sim_states.append(state)
+                if pusher is not None:
+                    run.pushers.append(pusher)
                 await servers.enter_async_context(serving(sim_app, opts.host, sim_ports[code_]))
             await servers.enter_async_context(serving(app, opts.host, port))
-            run = Running(ctx, clock, base_url, sim_urls, plan, seeded, clock.now(), log_path)
+            if seeded.registered:  # a kept database: its day was seeded (and marked) before
+                run.pending_ready = sorted(
+                    (a for a in plan.applicants if a.application_no not in seeded.ready),
+                    key=lambda a: a.ready_at,
+                )
             banner(run, out)
             code = await _drive(run, opts, out, run_worker, stopping)
     finally:
@@ -521,6 +705,48 @@ async def run_demo(opts: DemoOptions, out: Console, run_worker: WorkerRunner) ->
     return code
 
 
+async def _step_clock(
+    run: Running, opts: DemoOptions, http: aiohttp.ClientSession, wall: float
+) -> bool:
+    """One look at the system, then move the clock as far as it may go. True when it moved."""
+    clock = run.clock
+    for push in run.pushers:  # scans already made are work due: hand them over first
+        await push()
+    now = clock.now()
+    sleeper = clock.next_wake()
+    in_hand = await work_in_hand(run.ctx.sessions, now)
+    if any(in_hand.values()):
+        run.busy_since = run.busy_since or wall
+        if wall - run.busy_since >= STALL_WALL:
+            # due work nobody takes (a row no loop will claim): step on rather than hang
+            log.warning("demo.clock_stall", wall_seconds=round(wall - run.busy_since, 1), **in_hand)
+            run.busy_since = None
+            clock.advance_to(now + STALL_STEP)
+            return True
+        # work is due or in flight: stand still, except for a wait that ends within moments
+        # (the in-flight work may be that wait: a retry's pause, a rate limit, a short poll)
+        if sleeper is not None and sleeper <= now + CREEP:
+            clock.advance_to(sleeper)
+            return True
+        return False
+    run.busy_since = None
+    # idle: the people around the service act on what is due for them now (which may make
+    # work: look again next tick), then the clock jumps to the next due event. The loops' own
+    # idle waits are not events (they are polls; the jump wakes them all).
+    marker = await _activity(run.ctx.sessions)
+    events = [
+        await office_intake(run),
+        await applicants(run, opts, http),
+        await dispatcher(run),
+    ]
+    if await _activity(run.ctx.sessions) != marker:
+        return False
+    events += [await next_due(run.ctx.sessions, now), next_scan(run.sim_states, now)]
+    target = min([e for e in events if e is not None and e > now] + [now + MAX_JUMP])
+    clock.advance_to(target)
+    return True
+
+
 async def _drive(
     run: Running,
     opts: DemoOptions,
@@ -531,37 +757,43 @@ async def _drive(
     worker = asyncio.create_task(
         run_worker(run.ctx, worker_id="demo-worker", stopping=stopping), name="worker"
     )
-    helpers = [
-        asyncio.create_task(office_intake(run, stopping), name="intake"),
-        asyncio.create_task(applicants(run, opts, stopping), name="applicants"),
-        asyncio.create_task(dispatcher(run, stopping), name="dispatcher"),
-    ]
-    deadline = (
-        None if opts.minutes is None else asyncio.get_running_loop().time() + (opts.minutes * 60)
-    )
+    loop = asyncio.get_running_loop()
+    deadline = None if opts.minutes is None else loop.time() + (opts.minutes * 60)
     progress = await read_progress(run.ctx)
     live = (
         None
         if opts.headless
         else Live(render(run, progress), console=out, refresh_per_second=4, transient=False)
     )
+    shown = loop.time()
     try:
         if live is not None:
             live.start()
-        while not stopping.is_set() and not worker.done():
-            progress = await read_progress(run.ctx)
-            if live is not None:
-                live.update(render(run, progress))
-            if opts.headless and progress.settled:
-                break
-            if deadline is not None and asyncio.get_running_loop().time() >= deadline:
-                break
-            await _pause(stopping)
+        async with aiohttp.ClientSession(base_url=run.base_url) as http:
+            while not stopping.is_set() and not worker.done():
+                if deadline is not None and loop.time() >= deadline:
+                    break
+                before = run.clock.now()
+                await _step_clock(run, opts, http, loop.time())
+                if run.clock.now().astimezone(WIB).date() != before.astimezone(WIB).date():
+                    log.info("demo.new_day", clock=run.clock.now().isoformat())
+                if run.speed is not None:
+                    # --speed: at most that many clock seconds per wall second
+                    jumped = (run.clock.now() - before).total_seconds()
+                    await _pause(stopping, jumped / run.speed)
+                if loop.time() - shown >= DISPLAY_EVERY:
+                    progress = await read_progress(run.ctx)
+                    shown = loop.time()
+                    if live is not None:
+                        live.update(render(run, progress))
+                    if opts.headless and progress.settled:
+                        break
+                # let the worker's loops run: they wake on the clock and on the wall
+                await _pause(stopping)
     finally:
         stopping.set()
         if live is not None:
             live.stop()
-        await asyncio.gather(*helpers, return_exceptions=True)
         await asyncio.gather(worker, return_exceptions=True)
     progress = await read_progress(run.ctx)
     routed_sim = run.sim_urls.get(demo_seed.OFFICE["courier"], "")

@@ -145,6 +145,16 @@ def _default_service(courier_code: str) -> str:
     return found.default_service if found else ""
 
 
+def office_sender(office_name: str, sender: Mapping[str, Any]) -> Party:
+    """The office as the courier's sender: its sender block, the office's name when the block
+    names no contact. Also what configuring an office checks against the courier's limits."""
+    return Party(
+        name=str(sender.get("contact") or office_name),
+        phone=str(sender.get("phone", "")),
+        address=_address(sender),
+    )
+
+
 def build_order(
     *,
     reference: str,
@@ -156,14 +166,9 @@ def build_order(
 ) -> ShipmentOrder:
     """The courier order for one attempt. Same rows in, same order out: a reconciliation resends
     exactly what the first call sent."""
-    sender = dict(office.sender or {})
     return ShipmentOrder(
         reference=reference,
-        sender=Party(
-            name=str(sender.get("contact") or office.name),
-            phone=str(sender.get("phone", "")),
-            address=_address(sender),
-        ),
+        sender=office_sender(office.name, dict(office.sender or {})),
         receiver=Party(
             name=application.applicant_name,
             phone=application.phone,

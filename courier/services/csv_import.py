@@ -7,17 +7,22 @@ a ready passport; an ``issued_at`` without an offset is WIB.
 
 The same rules as the HTTP API apply (:mod:`courier.services.intake`). Every good row is
 imported in its own transaction; a bad row writes nothing and is reported by line number and
-column. Re-importing the same file changes nothing and writes no audit entries.
+column (a cell longer than :data:`MAX_CELL` characters too: the row, not the file). Re-importing
+the same file changes nothing and writes no audit entries, so an import the database cut short
+(:attr:`ImportReport.stopped_at`) is resumed by running it again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+
+from sqlalchemy.exc import SQLAlchemyError
 
 import schemas
 from core.clock import WIB, Clock, to_wib
@@ -34,6 +39,9 @@ COLUMNS = REQUIRED + OPTIONAL
 APPLICATION_SCHEMA = "api/application_put"
 _TRUE = {"1", "true", "yes", "ya", "y"}
 _FALSE = {"", "0", "false", "no", "tidak", "n"}
+# Longest cell accepted (Python's csv default limit, 128 KiB): a longer one is that row's error.
+# The reader itself is allowed any length, so one huge cell never stops the rest of the file.
+MAX_CELL = 128 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,21 +62,46 @@ class CsvRow:
 
 @dataclass
 class ImportReport:
+    """Per data row exactly one of created, updated (an existing application changed, or was
+    marked ready), unchanged or bad, so ``created + updated + unchanged + bad == rows``;
+    ``readied`` counts the rows that marked a passport ready (created or updated ones).
+    ``stopped_at``: the line where the database became unavailable; that row and the rest
+    were not imported (``not_reached`` rows), and running the same import again resumes."""
+
     rows: int = 0
     created: int = 0
     updated: int = 0
     readied: int = 0
     unchanged: int = 0
     errors: list[RowError] = field(default_factory=list)
+    stopped_at: int | None = None
+    stopped_by: str = ""  # the error's type, never its text (it may quote a row)
+    not_reached: int = 0
 
     @property
     def bad_lines(self) -> list[int]:
         return sorted({e.line for e in self.errors})
 
 
+@contextlib.contextmanager
+def _any_cell_length(at_least: int) -> Iterator[None]:
+    """csv's field limit is process-wide: lift it while this file is read, then put it back."""
+    before = csv.field_size_limit()
+    csv.field_size_limit(max(before, at_least))
+    try:
+        yield
+    finally:
+        csv.field_size_limit(before)
+
+
 def read_rows(text: str) -> tuple[list[CsvRow], list[RowError]]:
     """Rows keyed by (lower-cased) column name; header problems stop the whole file."""
     text = text.removeprefix("\ufeff")
+    with _any_cell_length(len(text) + 1):
+        return _read_rows(text)
+
+
+def _read_rows(text: str) -> tuple[list[CsvRow], list[RowError]]:
     first = text.split("\n", 1)[0]
     delimiter = ";" if first.count(";") > first.count(",") else ","
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
@@ -93,10 +126,13 @@ def read_rows(text: str) -> tuple[list[CsvRow], list[RowError]]:
             errors.append(RowError(line, "row", f"not readable as CSV ({err}); stopped here"))
             break
         if any(c.strip() for c in cells):
+            long = [h for h, c in zip(header, cells, strict=False) if len(c) > MAX_CELL]
             if len(cells) != len(header):
                 errors.append(
                     RowError(line, "row", f"{len(cells)} cells, the header has {len(header)}")
                 )
+            elif long:
+                errors += [RowError(line, h, f"longer than {MAX_CELL} characters") for h in long]
             else:
                 values = {h: c.strip() for h, c in zip(header, cells, strict=True)}
                 rows.append(CsvRow(line, values))
@@ -179,12 +215,16 @@ async def import_rows(
     actor: str,
     on_row: Callable[[], None] | None = None,
 ) -> ImportReport:
-    """Import every good row (one transaction each); raises ServiceError for an unknown office."""
+    """Import every good row (one transaction each); raises ServiceError for an unknown office.
+    When the database becomes unavailable the import stops at that row and says so in the
+    report (``stopped_at``) instead of raising: what came before is committed, and running the
+    same rows again resumes (imported rows come back unchanged)."""
     async with sessions() as session:
         office = await office_by_code(session, office_code)
     report = ImportReport()
     seen: dict[str, int] = {}
-    for row in rows:
+    pending = list(rows)
+    for index, row in enumerate(pending):
         report.rows += 1
         now = clock.now()
         data, ready, errors = parse_row(row, now=now)
@@ -198,6 +238,13 @@ async def import_rows(
                 await _import_one(sessions, office.id, data, ready, pepper, now, actor, report)
             except ServiceError as err:
                 report.errors.append(RowError(row.line, "row", err.message))
+            except (SQLAlchemyError, OSError) as err:
+                # the database is gone (or refuses us): stop here, say where, lose nothing
+                report.rows -= 1
+                report.stopped_at = row.line
+                report.stopped_by = type(err).__name__
+                report.not_reached = len(pending) - index
+                return report
         if on_row is not None:
             on_row()
     return report
@@ -238,11 +285,11 @@ async def _import_one(
                 now=now,
                 actor=actor,
             )
-    if outcome == "created":
-        report.created += 1
-    elif outcome == "updated":
-        report.updated += 1
     if ready_outcome != "unchanged":
         report.readied += 1
-    if outcome == "unchanged" and ready_outcome == "unchanged":
+    if outcome == "created":
+        report.created += 1
+    elif outcome == "updated" or ready_outcome != "unchanged":
+        report.updated += 1
+    else:
         report.unchanged += 1

@@ -30,6 +30,7 @@ from courier.db.engine import transaction
 from courier.db.models import ApiToken, Office, StaffUser
 from courier.domain.deadlines import DEFAULT_COLLECT_DAYS
 from courier.services import audit, hashing
+from courier.services.booking import office_sender
 from courier.services.errors import Kind, ServiceError, invalid
 from schemas import FieldError
 
@@ -71,15 +72,71 @@ def _office_fields(spec: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+# Where each courier field of the sender comes from in the office's configuration.
+_SENDER_SOURCE = {
+    "shipper_name": "sender.contact",
+    "shipper_contact": "sender.contact",
+    "shipper_phone": "sender.phone",
+    "shipper_addr": "sender.street",
+}
+
+
+def office_problems(spec: Mapping[str, Any], *, sender_required: bool) -> list[FieldError]:
+    """Everything wrong with an office mapping: its schema, then its sender block against the
+    limits of the office's courier (J&T: a shipper name of at most 30 characters, …), so an
+    office that every booking would fail is refused when it is configured. ``sender_required``:
+    the block must be there (`office add`, `office sync`, `check-config`; an office without one
+    cannot be booked with any courier)."""
+    errors = schemas.check("common/office", dict(spec))
+    if errors:
+        return errors
+    sender = spec.get("sender")
+    if not sender:
+        if sender_required:
+            return [
+                FieldError(
+                    "$.sender",
+                    "required: the office as the courier's sender (contact ≤ 30 characters, "
+                    "phone, street, regency_code, district_code, postal_code)",
+                )
+            ]
+        return []
+    courier_code = str(spec.get("courier") or registry.default_code())
+    found = registry.DESCRIPTORS.get(courier_code)
+    if found is None or found.sender_problems is None:
+        return []
+    party = office_sender(str(spec["name"]), sender)
+    out = []
+    for field_name, problem in found.sender_problems(party):
+        source = _SENDER_SOURCE.get(field_name, "sender")
+        if field_name in ("shipper_name", "shipper_contact") and not sender.get("contact"):
+            source = "name"  # no contact given: the office's name is sent instead
+        message = f"{found.name('en')} {field_name}: {problem}"
+        if source == "name":
+            message += " (the office name is sent when sender.contact is empty: set a shorter one)"
+        out.append(FieldError(f"$.{source}", message))
+    # shipper_name and shipper_contact carry the same value: one error is enough
+    first: dict[tuple[str, str], FieldError] = {}
+    for e in out:
+        first.setdefault((e.path, e.message.split(":", 1)[1]), e)
+    return list(first.values())
+
+
 async def upsert_office(
-    session: AsyncSession, spec: Mapping[str, Any], *, now: datetime, actor: str
+    session: AsyncSession,
+    spec: Mapping[str, Any],
+    *,
+    now: datetime,
+    actor: str,
+    sender_required: bool = False,
 ) -> tuple[Office, str]:
-    """Create or update an office from a ``schemas/common/office.json`` mapping.
+    """Create or update an office from a ``schemas/common/office.json`` mapping, refused with
+    every problem :func:`office_problems` finds.
 
     Returns the office and ``"created"``, ``"updated"`` or ``"unchanged"``; only a real change
     writes the audit log.
     """
-    errors = schemas.check("common/office", dict(spec))
+    errors = office_problems(spec, sender_required=sender_required)
     if errors:
         raise invalid(errors, "invalid office")
     fields = _office_fields(spec)

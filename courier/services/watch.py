@@ -28,6 +28,7 @@ from courier.db.engine import SessionFactory, transaction
 from courier.db.models import (
     OPEN_SHIPMENT_STATUSES,
     Delivery,
+    ExceptionItem,
     Handover,
     Office,
     Shipment,
@@ -111,6 +112,23 @@ async def _back_at_counter(
     )
 
 
+BOOKING_REFUSED = "booking_rejected"  # the exception kind courier/services/booking.py opens
+
+
+async def _booking_refused(session: AsyncSession, delivery_id: int) -> bool:
+    """An open item says the courier refused this delivery's booking (nothing left the office)."""
+    found = await session.scalar(
+        select(ExceptionItem.id)
+        .where(
+            ExceptionItem.delivery_id == delivery_id,
+            ExceptionItem.kind == BOOKING_REFUSED,
+            ExceptionItem.resolved_at.is_(None),
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
 async def reship(
     session: AsyncSession,
     delivery_id: int,
@@ -119,17 +137,25 @@ async def reship(
     now: datetime,
     office_id: int,
 ) -> str:
-    """Dispatcher's action on a returned passport: ``"queued"`` (back to the booking queue for a
-    new shipment attempt) when there is time, else ``"collect_at_counter"`` (it stays at the
-    office, the applicant is told to collect it). Records the passport back in the office's
-    custody. ``actor`` as in the audit log (``staff:7``); ``office_id`` is the caller's office:
-    a delivery of another office is not found."""
+    """Dispatcher's action on a returned passport, or on one whose booking the courier refused
+    (fixed since: a sender block or an address): ``"queued"`` (back to the booking queue for a
+    new shipment attempt, a new reference) when there is time, else ``"collect_at_counter"``
+    (it stays at the office, the applicant is told to collect it). Records a returned passport
+    back in the office's custody (a refused booking never left it). ``actor`` as in the audit
+    log (``staff:7``); ``office_id`` is the caller's office: a delivery of another office is
+    not found."""
     delivery = await _delivery_for_staff(session, delivery_id, office_id)
-    if delivery.state != DeliveryState.RETURNED.value:
+    refused = delivery.state == DeliveryState.NEEDS_ATTENTION.value and await _booking_refused(
+        session, delivery.id
+    )
+    if delivery.state != DeliveryState.RETURNED.value and not refused:
         raise ServiceError(
-            Kind.CONFLICT, "not_returned", "only a returned passport can be re-shipped"
+            Kind.CONFLICT,
+            "not_returned",
+            "only a returned passport, or one whose booking the courier refused, can be re-shipped",
         )
-    await _back_at_counter(session, delivery, actor, now)
+    if not refused:
+        await _back_at_counter(session, delivery, actor, now)
     if reship_allowed(delivery.collect_by, now):
         lifecycle.move_delivery(
             session,
@@ -170,7 +196,7 @@ async def reship(
     await items.resolve_exceptions(
         session,
         delivery_id=delivery.id,
-        kinds=("returned",),
+        kinds=("returned", BOOKING_REFUSED),
         by=actor,
         resolution=outcome,
         now=now,

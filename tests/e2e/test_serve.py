@@ -70,8 +70,9 @@ def test_serve_refuses_an_unmigrated_database(tmp_path: Path) -> None:
         text=True,
         timeout=60,
     )
-    assert done.returncode == 1
-    assert "courier migrate" in done.stderr
+    assert done.returncode == 2  # like every command on an unmigrated database (issue 10)
+    assert "courier migrate" in done.stderr and "Traceback" not in done.stderr
+    assert not list(tmp_path.glob("*.sqlite3"))  # and it created no database file
 
 
 def test_serve_answers_and_stops_on_sigterm(tmp_path: Path) -> None:

@@ -4,11 +4,14 @@ nothing of it written, idempotent on re-import; on both backends."""
 from __future__ import annotations
 
 import asyncio
+import json
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.pool import NullPool
 
 from core.clock import ManualClock
 from courier.cli import main
@@ -177,14 +180,123 @@ def test_cli_reports_bad_lines_and_exits_non_zero(
 
     assert main(["--config", str(config), "import", str(good), "--office", "BLT"]) == 0
     out = capsys.readouterr().out
-    assert "3 rows: 3 created, 0 updated, 2 marked ready, 0 unchanged, 0 bad" in out
+    assert "3 rows: 3 created, 0 updated, 0 unchanged, 0 bad; 2 marked ready" in out
 
     assert main(["--config", str(config), "import", str(mixed), "--office", "BLT"]) == 1
     out = capsys.readouterr().out
     assert "line 3: phone:" in out
-    assert "2 rows: 0 created, 0 updated, 0 marked ready, 1 unchanged, 1 bad" in out
+    assert "2 rows: 0 created, 0 updated, 1 unchanged, 1 bad; 0 marked ready" in out
 
     header_only = tmp_path / "bad_header.csv"
     header_only.write_text("application_no,phone\n")
     assert main(["--config", str(config), "import", str(header_only), "--office", "BLT"]) == 2
     assert main(["--config", str(config), "import", str(good), "--office", "NOPE"]) == 2
+
+
+# --------------------------------------------------------------------------------------------
+# issue 10: the documented sample, a cell over 128 KB, an outage mid-file, output without a TTY
+
+SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "deliveries.csv"
+
+
+def _config_for(db_url: str, tmp_path: Path) -> str:
+    config = tmp_path / "courier.toml"
+    config.write_text(
+        f'database_url = "{db_url}"\n[security]\npassport_pepper = "{PEPPER}"\n'
+        '[log]\nlevel = "info"\nformat = "json"\n'
+    )
+    return str(config)
+
+
+def _seeded(db_url: str) -> None:
+    async def seed() -> None:
+        engine = make_engine(db_url)
+        try:
+            await _seed_office(make_sessions(engine))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(seed())
+
+
+def test_the_readme_sample_imports_and_no_progress_bar_garbles_the_log(
+    db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _seeded(db_url)
+    cfg = _config_for(db_url, tmp_path)
+    assert main(["import", str(SAMPLE), "--office", "BLT", "--config", cfg]) == 0
+    captured = capsys.readouterr()
+    assert "4 rows: 4 created, 0 updated, 0 unchanged, 0 bad; 2 marked ready" in captured.out
+    # no terminal: no bar at all, and every line on stderr is one whole JSON log line
+    assert "importing" not in captured.err and "━" not in captured.err
+    for line in captured.err.splitlines():
+        assert json.loads(line)["event"]
+
+
+def test_a_cell_over_128_kb_is_that_rows_error_and_the_rest_is_imported(
+    db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _seeded(db_url)
+    huge = "A" * (csv_import.MAX_CELL + 1)
+    rows = [GOOD[0], f"BLT-2026-1009,{huge},1990-01-01,081234567891,,,,", GOOD[1], GOOD[2]]
+    file = tmp_path / "huge.csv"
+    file.write_text("\n".join([HEADER, *rows]) + "\n")
+    cfg = _config_for(db_url, tmp_path)
+    assert main(["import", str(file), "--office", "BLT", "--config", cfg]) == 1
+    out = capsys.readouterr().out
+    assert f"line 3: applicant_name: longer than {csv_import.MAX_CELL} characters" in out
+    assert "4 rows: 3 created, 0 updated, 0 unchanged, 1 bad; 2 marked ready" in out
+    assert huge not in out
+
+
+async def test_an_outage_mid_file_stops_where_it_happened_and_a_rerun_resumes(
+    tmp_path: Path, sqlite_template: Path
+) -> None:
+    """The database disappears after two rows (its folder is moved away; without a pool each
+    row opens a new connection, which now fails): the report names the line, nothing raises;
+    with the folder back, the same rows again import the rest, none twice."""
+    folder = tmp_path / "db"
+    folder.mkdir()
+    shutil.copyfile(sqlite_template, folder / "courier.sqlite3")
+    engine = make_engine(f"sqlite+aiosqlite:///{folder / 'courier.sqlite3'}", poolclass=NullPool)
+    sessions = make_sessions(engine)
+    try:
+        await _seed_office(sessions)
+        rows, errors = csv_import.read_rows("\n".join([HEADER, *GOOD, BAD[0]]) + "\n")
+        assert errors == []
+        done = 0
+
+        def after_each_row() -> None:
+            nonlocal done
+            done += 1
+            if done == 2:
+                folder.rename(tmp_path / "away")
+
+        clock = ManualClock(datetime(2026, 11, 3, 2, 0, tzinfo=UTC))
+        first = await csv_import.import_rows(
+            sessions,
+            office_code="BLT",
+            rows=rows,
+            pepper=PEPPER,
+            clock=clock,
+            actor="test",
+            on_row=after_each_row,
+        )
+        assert (first.stopped_at, first.not_reached, first.rows, first.created) == (4, 2, 2, 2)
+        assert first.stopped_by == "OperationalError"
+        (tmp_path / "away").rename(folder)
+        second = await csv_import.import_rows(
+            sessions, office_code="BLT", rows=rows, pepper=PEPPER, clock=clock, actor="test"
+        )
+        assert second.stopped_at is None
+        assert (second.rows, second.created, second.unchanged, len(second.bad_lines)) == (
+            4,
+            1,
+            2,
+            1,
+        )
+        async with sessions() as session:
+            numbers = list(await session.scalars(select(Application.application_no)))
+        assert sorted(numbers) == ["BLT-2026-1001", "BLT-2026-1002", "BLT-2026-1003"]
+    finally:
+        await engine.dispose()

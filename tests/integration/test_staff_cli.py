@@ -30,12 +30,26 @@ code = "BLT"
 name = "Kantor Imigrasi Kelas II Non TPI Blitar"
 home_regency_codes = ["35.05", "35.72"]
 pickup_slots = ["10:00", "15:00"]
+[offices.sender]
+contact = "Seksi Dokumen Perjalanan"
+phone = "0342-801344"
+street = "Jl. Sudanco Supriyadi No. 40"
+regency_code = "35.72"
+district_code = "35.72.03"
+postal_code = "66133"
 
 [[offices]]
 code = "MLG"
 name = "Kantor Imigrasi Kelas I TPI Malang"
 home_regency_codes = ["35.73", "35.07"]
 collect_days = 30
+[offices.sender]
+contact = "Kanim Malang"
+phone = "0341-491039"
+street = "Jl. R. Panji Suroso No. 4"
+regency_code = "35.73"
+district_code = "35.73.03"
+postal_code = "65126"
 """
 
 
@@ -82,6 +96,16 @@ def test_office_sync_add_and_list(
                 "35.72",
                 "--pickup-slot",
                 "11:00",
+                "--sender-phone",
+                "0342-801344",
+                "--sender-street",
+                "Jl. Sudanco Supriyadi No. 40",
+                "--sender-regency-code",
+                "35.72",
+                "--sender-district-code",
+                "35.72.03",
+                "--sender-postcode",
+                "66133",
             ]
         )
         == 0

@@ -34,6 +34,13 @@ token_lifetime_days = 7
 code = "BLT"
 name = "Kantor Imigrasi Blitar"
 home_regency_codes = ["35.72"]
+[offices.sender]
+contact = "Seksi Dokumen Perjalanan"
+phone = "0342-801344"
+street = "Jl. Sudanco Supriyadi No. 40"
+regency_code = "35.72"
+district_code = "35.72.03"
+postal_code = "66133"
 """
 ROUTE = "/api/v1/exceptions"  # a dispatcher's read: no side effects
 

@@ -28,8 +28,10 @@ from courier.config import Settings
 from courier.context import AppContext
 from courier.db import queue as claim
 from courier.db.engine import SessionFactory, transaction
-from courier.db.models import AuditEntry, Delivery, ExceptionItem
+from courier.db.models import AuditEntry, Delivery, ExceptionItem, Office
 from courier.domain.exception_kinds import NEXT_STEPS, ExceptionKind
+from courier.services import staff, watch
+from courier.services.errors import ServiceError
 from simulators import jnt as jnt_sim
 from simulators import posind as pos_sim
 from worker import book
@@ -519,3 +521,55 @@ async def test_leases_are_renewed_on_the_service_clock_during_a_slow_call(
     [after] = await seed.shipments(sessions)
     assert after.status == "booked"
     assert (await sims["jnt"].orders())["create_counts"] == {after.client_reference: 1}
+
+
+async def test_booking_refused_for_the_sender_block_is_reshipped_once_the_office_is_fixed(
+    ctx: AppContext, sims: dict[str, Sim], clock: ManualClock
+):
+    """issue 10: an office without a sender contact sends its 39-character name as J&T's
+    shipper_name (at most 30): refused. Once the office is fixed, re-shipping books it again
+    (a new attempt, a new reference) instead of answering 409."""
+    office_id = await seed.office(ctx.sessions)
+    long_name = "Kantor Imigrasi Kelas II Non TPI Blitar"
+    async with transaction(ctx.sessions) as session:
+        office = await session.get(Office, office_id)
+        assert office is not None
+        office.name = long_name
+        office.sender = {k: v for k, v in seed.SENDER.items() if k != "contact"}
+    [d] = await seed.deliveries(ctx.sessions, office_id, 1)
+    assert await book.once(ctx, "w1") == 1
+    [refused] = await seed.shipments(ctx.sessions)
+    assert refused.status == "booking_failed"
+    assert "shipper_name: 39 characters, at most 30" in (refused.status_reason or "")
+
+    spec = {
+        "code": "BLT",
+        "name": long_name,
+        "home_regency_codes": ["35.05", "35.72"],
+        "courier": "jnt",
+        "sender": {k: v for k, v in seed.SENDER.items() if k != "contact"},
+    }
+    async with transaction(ctx.sessions) as session:  # still too long: refused, nothing changed
+        with pytest.raises(ServiceError) as bad:
+            await staff.upsert_office(session, spec, now=clock.now(), actor="test")
+    assert [(e.path, e.message) for e in bad.value.details] == [
+        (
+            "$.name",
+            "J&T Express shipper_name: 39 characters, at most 30 (the office name is sent "
+            "when sender.contact is empty: set a shorter one)",
+        )
+    ]
+    spec["sender"] = dict(seed.SENDER)
+    async with transaction(ctx.sessions) as session:
+        assert (await staff.upsert_office(session, spec, now=clock.now(), actor="test"))[1] == (
+            "updated"
+        )
+        assert await watch.reship(session, d, "staff:1", now=clock.now(), office_id=office_id) == (
+            "queued"
+        )
+    assert await book.once(ctx, "w1") == 1
+    ships = await seed.shipments(ctx.sessions)
+    assert [s.status for s in ships] == ["booking_failed", "booked"]
+    assert ships[1].client_reference != refused.client_reference
+    assert (await sims["jnt"].orders())["create_counts"] == {ships[1].client_reference: 1}
+    assert [i.resolved_at is not None for i in await _exceptions(ctx.sessions)] == [True]

@@ -17,7 +17,15 @@ The rules it encodes, each a row below:
 * a courier that can neither be asked nor is known to dedupe, with an order that may exist,
   goes to a person at once: waiting cannot settle it;
 * an outcome still unknown after ``max_reconciliations`` goes to a person, never to a second
-  order.
+  order;
+* a lookup whose route is missing (HTTP 404/405) or that is not configured is a capability
+  fact, not an outage: a courier that dedupes is reconciled by resending, and its duplicate
+  answer ("Orderid tidak boleh sama") means the order exists (one reconciliation counted);
+* an answer we do not understand goes to a person at once (the order may exist);
+* an exception the code did not foresee (building, signing, parsing) counts as a spent try,
+  backs off, and goes to a person once ``max_reconciliations`` are spent: never a hot loop;
+* every booking ends: once it is older than the service's booking deadline, whatever would
+  have waited goes to a person instead.
 """
 
 from __future__ import annotations
@@ -50,6 +58,14 @@ class Event(StrEnum):
     AUTH_FAILED = "auth_failed"  # credentials refused: staff must fix the configuration
     FAILED = "failed"  # any other courier error (an operation it does not offer)
     NO_ADAPTER = "no_adapter"  # the shipment's courier is not configured in this process
+    #: the courier refused the reference as already used (J&T "Orderid tidak boleh sama")
+    DUPLICATE = "duplicate"
+    #: the lookup itself is missing (route 404/405) or not configured: a capability fact
+    NO_LOOKUP = "no_lookup"
+    #: the courier answered in a shape we do not understand: the order may exist
+    NOT_UNDERSTOOD = "not_understood"
+    #: an exception the code did not foresee (building, signing, parsing the answer)
+    FAULT = "fault"
 
 
 class Action(StrEnum):
@@ -66,6 +82,10 @@ class Why(StrEnum):
 
     UNVERIFIABLE = "unverifiable"  # cannot be asked, not known to dedupe, may exist
     STILL_UNKNOWN = "still_unknown"  # max_reconciliations spent
+    EXISTS = "exists"  # the courier says the order exists; its waybill must be read by a person
+    NOT_UNDERSTOOD = "not_understood"  # the courier's answer was not understood
+    FAULT = "fault"  # the code failed on every try (building, signing, parsing)
+    OVERDUE = "overdue"  # the booking deadline passed without an outcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +107,8 @@ class Situation:
     max_reconciliations: int = 5
     #: the attempt's very first create: its unknown outcome is not yet a reconciliation
     first_create: bool = False
+    #: the booking is older than the service's booking deadline (``worker.booking_deadline``)
+    overdue: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +145,28 @@ def _resend_is_safe(s: Situation) -> bool:
 
 
 def decide(s: Situation) -> Decision:
-    """The one next action for a booking in situation ``s``."""
+    """The one next action for a booking in situation ``s``. Past the booking deadline nothing
+    waits any more: a person is asked instead (the order may or may not exist, as recorded)."""
+    decision = _decide(s)
+    if s.overdue and decision.action is Action.WAIT:
+        return Decision(
+            Action.ASK_PERSON,
+            unknown=decision.unknown,
+            counts=decision.counts,
+            may_exist=decision.may_exist,
+            why=Why.OVERDUE,
+        )
+    return decision
+
+
+def _resend_or_person(s: Situation) -> Decision:
+    """No lookup to ask: resend when that cannot make a second order, else a person."""
+    if _resend_is_safe(s):
+        return Decision(Action.RESEND)
+    return Decision(Action.ASK_PERSON, why=Why.UNVERIFIABLE)
+
+
+def _decide(s: Situation) -> Decision:
     event = s.event
     if event in (Event.BOOKED, Event.FOUND):
         return Decision(Action.BOOK)
@@ -143,12 +186,33 @@ def decide(s: Situation) -> Decision:
             # most likely the duplicate answer: the order exists, ask for its waybill
             return Decision(Action.LOOK_UP, may_exist=True)
         return _wait_unknown(s)
+    if event is Event.DUPLICATE:
+        if not s.courier.dedupes:
+            # a duplicate answer we only infer (Pos "102"): as unknown as any other
+            return Decision(Action.ASK_PERSON, may_exist=True, why=Why.UNVERIFIABLE)
+        if s.courier.can_find:
+            return Decision(Action.LOOK_UP, may_exist=True)
+        # the courier itself says the order exists: reconciled, but only its portal shows
+        # the waybill
+        return Decision(
+            Action.ASK_PERSON, unknown=True, counts=True, may_exist=True, why=Why.EXISTS
+        )
+    if event is Event.NOT_UNDERSTOOD:
+        return Decision(Action.ASK_PERSON, may_exist=True, why=Why.NOT_UNDERSTOOD)
+    if event is Event.FAULT:
+        # one try spent, whatever failed; after max_reconciliations of them, a person
+        if s.reconciliations + 1 >= s.max_reconciliations:
+            return Decision(Action.ASK_PERSON, counts=True, why=Why.FAULT)
+        return Decision(Action.WAIT, counts=True)
+    if event is Event.NO_LOOKUP:
+        return _resend_or_person(s)
     if event is Event.STARTED:
+        if not s.may_exist:
+            # the last create certainly never reached the courier: nothing to look up
+            return Decision(Action.RESEND)
         if s.courier.can_find:
             return Decision(Action.LOOK_UP)
-        if _resend_is_safe(s):
-            return Decision(Action.RESEND)
-        return Decision(Action.ASK_PERSON, why=Why.UNVERIFIABLE)
+        return _resend_or_person(s)
     if event is Event.NOT_FOUND:
         if s.step is Step.LOOKUP and _resend_is_safe(s):
             return Decision(Action.RESEND)

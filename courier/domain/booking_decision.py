@@ -30,6 +30,7 @@ The rules it encodes, each a row below:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -124,8 +125,6 @@ class Decision:
     alert_auth: bool = False  # open the courier-credentials item too
 
 
-# Errors that leave the order where it was: refused before the courier made anything.
-_TRANSIENT = frozenset({Event.RATE_LIMITED, Event.UNAVAILABLE, Event.AUTH_FAILED, Event.FAILED})
 _SENDS = frozenset({Step.CREATE, Step.RESEND})
 
 
@@ -166,57 +165,85 @@ def _resend_or_person(s: Situation) -> Decision:
     return Decision(Action.ASK_PERSON, why=Why.UNVERIFIABLE)
 
 
+def _unknown(s: Situation) -> Decision:
+    """A create that may or may not have made the order."""
+    if not s.courier.dedupes:
+        # a second send could make a second order and nobody can be asked: only a person
+        return Decision(Action.ASK_PERSON, may_exist=True, why=Why.UNVERIFIABLE)
+    if s.step is Step.RESEND and s.courier.can_find:
+        # most likely the duplicate answer: the order exists, ask for its waybill
+        return Decision(Action.LOOK_UP, may_exist=True)
+    return _wait_unknown(s)
+
+
+def _duplicate(s: Situation) -> Decision:
+    """The courier refused the reference as already used."""
+    if not s.courier.dedupes:
+        # a duplicate answer we only infer (Pos "102"): as unknown as any other
+        return Decision(Action.ASK_PERSON, may_exist=True, why=Why.UNVERIFIABLE)
+    if s.courier.can_find:
+        return Decision(Action.LOOK_UP, may_exist=True)
+    # the courier itself says the order exists: reconciled (counted), but only its portal
+    # shows the waybill
+    return Decision(Action.ASK_PERSON, unknown=True, counts=True, may_exist=True, why=Why.EXISTS)
+
+
+def _fault(s: Situation) -> Decision:
+    """One try spent, whatever failed; after ``max_reconciliations`` of them, a person."""
+    if s.reconciliations + 1 >= s.max_reconciliations:
+        return Decision(Action.ASK_PERSON, counts=True, why=Why.FAULT)
+    return Decision(Action.WAIT, counts=True)
+
+
+def _started(s: Situation) -> Decision:
+    """A reclaimed shipment's first step."""
+    if not s.may_exist:
+        # the last create certainly never reached the courier: nothing to look up
+        return Decision(Action.RESEND)
+    if s.courier.can_find:
+        return Decision(Action.LOOK_UP)
+    return _resend_or_person(s)
+
+
+def _not_found(s: Situation) -> Decision:
+    if s.step is Step.LOOKUP and _resend_is_safe(s):
+        return Decision(Action.RESEND)
+    # a lookup may lag behind a create it has not seen yet; after a resend in this job,
+    # resending again would only loop on the duplicate answer
+    return _wait_unknown(s)
+
+
+def _rejected(s: Situation) -> Decision:
+    # only a create's refusal is about the order; a refused lookup says nothing about it
+    return Decision(Action.REJECT) if s.step in _SENDS else Decision(Action.WAIT)
+
+
+def _transient(s: Situation) -> Decision:
+    # a create refused this way never reached the courier: a resend later is safe
+    reached = False if s.step in _SENDS else None
+    return Decision(Action.WAIT, may_exist=reached, alert_auth=s.event is Event.AUTH_FAILED)
+
+
+_RULES: dict[Event, Callable[[Situation], Decision]] = {
+    Event.BOOKED: lambda s: Decision(Action.BOOK),
+    Event.FOUND: lambda s: Decision(Action.BOOK),
+    Event.REJECTED: _rejected,
+    Event.NO_ADAPTER: lambda s: Decision(Action.WAIT),
+    Event.RATE_LIMITED: _transient,
+    Event.UNAVAILABLE: _transient,
+    Event.AUTH_FAILED: _transient,
+    Event.FAILED: _transient,
+    Event.UNKNOWN: _unknown,
+    Event.DUPLICATE: _duplicate,
+    Event.NOT_UNDERSTOOD: lambda s: Decision(
+        Action.ASK_PERSON, may_exist=True, why=Why.NOT_UNDERSTOOD
+    ),
+    Event.FAULT: _fault,
+    Event.NO_LOOKUP: _resend_or_person,
+    Event.STARTED: _started,
+    Event.NOT_FOUND: _not_found,
+}
+
+
 def _decide(s: Situation) -> Decision:
-    event = s.event
-    if event in (Event.BOOKED, Event.FOUND):
-        return Decision(Action.BOOK)
-    if event is Event.REJECTED:
-        return Decision(Action.REJECT)
-    if event is Event.NO_ADAPTER:
-        return Decision(Action.WAIT)
-    if event in _TRANSIENT:
-        # a create refused this way never reached the courier: a resend later is safe
-        reached = False if s.step in _SENDS else None
-        return Decision(Action.WAIT, may_exist=reached, alert_auth=event is Event.AUTH_FAILED)
-    if event is Event.UNKNOWN:
-        if not s.courier.dedupes:
-            # a second send could make a second order and nobody can be asked: only a person
-            return Decision(Action.ASK_PERSON, may_exist=True, why=Why.UNVERIFIABLE)
-        if s.step is Step.RESEND and s.courier.can_find:
-            # most likely the duplicate answer: the order exists, ask for its waybill
-            return Decision(Action.LOOK_UP, may_exist=True)
-        return _wait_unknown(s)
-    if event is Event.DUPLICATE:
-        if not s.courier.dedupes:
-            # a duplicate answer we only infer (Pos "102"): as unknown as any other
-            return Decision(Action.ASK_PERSON, may_exist=True, why=Why.UNVERIFIABLE)
-        if s.courier.can_find:
-            return Decision(Action.LOOK_UP, may_exist=True)
-        # the courier itself says the order exists: reconciled, but only its portal shows
-        # the waybill
-        return Decision(
-            Action.ASK_PERSON, unknown=True, counts=True, may_exist=True, why=Why.EXISTS
-        )
-    if event is Event.NOT_UNDERSTOOD:
-        return Decision(Action.ASK_PERSON, may_exist=True, why=Why.NOT_UNDERSTOOD)
-    if event is Event.FAULT:
-        # one try spent, whatever failed; after max_reconciliations of them, a person
-        if s.reconciliations + 1 >= s.max_reconciliations:
-            return Decision(Action.ASK_PERSON, counts=True, why=Why.FAULT)
-        return Decision(Action.WAIT, counts=True)
-    if event is Event.NO_LOOKUP:
-        return _resend_or_person(s)
-    if event is Event.STARTED:
-        if not s.may_exist:
-            # the last create certainly never reached the courier: nothing to look up
-            return Decision(Action.RESEND)
-        if s.courier.can_find:
-            return Decision(Action.LOOK_UP)
-        return _resend_or_person(s)
-    if event is Event.NOT_FOUND:
-        if s.step is Step.LOOKUP and _resend_is_safe(s):
-            return Decision(Action.RESEND)
-        # a lookup may lag behind a create it has not seen yet; after a resend in this job,
-        # resending again would only loop on the duplicate answer
-        return _wait_unknown(s)
-    raise ValueError(f"no rule for {s}")  # unreachable: every Event has a row above
+    return _RULES[s.event](s)  # every Event has a rule (a test checks each situation)

@@ -39,6 +39,9 @@ ROWS: list[tuple[Step, Event, Courier, bool, int, Decision]] = [
     # a refusal is final: booking_failed, a person fixes the data
     (Step.CREATE, Event.REJECTED, JNT, True, 0, Decision(Action.REJECT)),
     (Step.RESEND, Event.REJECTED, POS, False, 1, Decision(Action.REJECT)),
+    # a refused lookup says nothing about the order: never booking_failed for it
+    (Step.LOOKUP, Event.REJECTED, JNT, True, 1, Decision(Action.WAIT)),
+    (Step.CONFIRM, Event.REJECTED, JNT, True, 1, Decision(Action.WAIT)),
     # the first create's unknown outcome: J&T waits (not yet a reconciliation), Pos to a person
     (
         Step.CREATE,

@@ -534,7 +534,7 @@ class _Intent:
     shipment_id: int
     reference: str
     courier_code: str
-    order: ShipmentOrder
+    order: ShipmentOrder | None  # None only when a failed job is settled without calling
     may_exist: bool = True  # the last create may have reached the courier
     reconciliations: int = 0  # spent so far (the lease makes this the current count)
     started_at: datetime | None = None  # the intent's time: the booking deadline runs from it
@@ -698,6 +698,7 @@ async def book_delivery(ctx: AppContext, delivery_id: int, worker_id: str) -> Ou
         return intent
     _crash_point("before_book")
     adapter = ctx.couriers[intent.courier_code]
+    assert intent.order is not None
     answer = await _create(adapter, intent.order)
     return await _carry_out(ctx, intent, worker_id, adapter, Step.CREATE, answer)
 
@@ -888,6 +889,7 @@ async def _carry_out(
             return Outcome("lost_lease", sid, intent.reference)
         intent = replace(intent, may_exist=True)
         step = Step.RESEND
+        assert intent.order is not None
         answer = await _create(adapter, intent.order)
 
 
@@ -915,3 +917,77 @@ async def _auth_exception(
             detail=f"{err.courier}: credentials refused ({err.message})",
             dedupe_key=f"courier_auth:{err.courier}:{office_id}",
         )
+
+
+# --------------------------------------------------------------------------------------------
+# A job that failed outside the courier call (the worker's last resort): never a hot loop
+
+
+async def shipment_job_failed(
+    ctx: AppContext, shipment_id: int, worker_id: str, err: Exception
+) -> Outcome:
+    """A reconciliation job raised where no courier answer explains it (loading, building the
+    order, recording the result): one try spent, backed off; at ``max_reconciliations`` (or
+    past the booking deadline) a ``booking_fault`` item asks a person."""
+    summary = fault_summary(err)
+    async with ctx.sessions() as session:
+        shipment = await _held_shipment(session, shipment_id, worker_id)
+        if shipment is None:
+            return Outcome("lost_lease", shipment_id)
+        intent = _Intent(
+            shipment.id,
+            shipment.client_reference,
+            shipment.courier_code,
+            order=None,
+            may_exist=shipment.create_may_exist,
+            reconciliations=shipment.reconcile_count,
+            started_at=shipment.created_at,
+        )
+    decision = decide(
+        _situation(ctx, intent, ctx.couriers.get(intent.courier_code), Step.RECLAIM, Event.FAULT)
+    )
+    note = f"unexpected error: {summary}"
+    if decision.action is Action.ASK_PERSON:
+        return await _settle_person(ctx, intent, worker_id, decision, note)
+    return await _settle_later(ctx, shipment_id, worker_id, decision, note=note)
+
+
+async def delivery_job_failed(
+    ctx: AppContext, delivery_id: int, worker_id: str, err: Exception
+) -> Outcome:
+    """Booking a queued delivery raised before its intent was committed: the delivery stays
+    queued and is tried again after a backoff; once it has failed ``max_reconciliations``
+    times it goes to needs_attention with a ``booking_fault`` item (nothing was sent)."""
+    now = ctx.clock.now()
+    summary = fault_summary(err)
+    async with transaction(ctx.sessions) as session:
+        delivery = await session.scalar(
+            select(Delivery).where(
+                Delivery.id == delivery_id,
+                Delivery.lease_owner == worker_id,
+                Delivery.state == DeliveryState.QUEUED.value,
+            )
+        )
+        if delivery is None:
+            return Outcome("lost_lease")
+        delivery.lease_owner = None
+        delivery.lease_until = None
+        tries = delivery.claim_count
+        if tries < ctx.settings.max_reconciliations:
+            delivery.next_attempt_at = now + timedelta(seconds=retry_delay(max(0, tries - 1)))
+            return Outcome("retry")
+        delivery.next_attempt_at = None
+        await _to_person(
+            session,
+            delivery,
+            shipment_id=None,
+            kind=ExceptionKind.BOOKING_FAULT,
+            reason=(
+                f"the booking failed {tries} times with an error in our code before anything "
+                f"was sent to the courier ({summary})"
+            ),
+            dedupe_key=f"booking_fault:d{delivery.id}:{tries}",
+            now=now,
+            actor=_actor(worker_id),
+        )
+    return Outcome("needs_attention")

@@ -21,6 +21,8 @@ Errors form one tree; the service decides what to do from the class alone::
     ├── CourierRejected               permanent: the courier refused (bad address, field too long,
     │                                 cancel after pickup). ``code`` and ``reason`` for a human
     ├── AuthFailed                    credentials or signature refused; needs configuration
+    ├── RequestNotBuilt               our request could not be built, signed or encoded (a lone
+    │                                 surrogate in a street name): nothing was sent
     └── NotSupported                  the courier has no such operation (Pos Indonesia cancel),
                                       or this account has not got it (a lookup that is not
                                       configured, or whose route answers 404/405)
@@ -106,6 +108,17 @@ class CourierRejected(CourierError):
 
 class AuthFailed(CourierError):
     """Credentials, token or signature refused."""
+
+
+class RequestNotBuilt(CourierError):
+    """Building, signing or encoding our own request failed: nothing reached the courier.
+    The message names the exception's type only (its text may quote the data)."""
+
+
+def not_built(courier: str, operation: str, exc: Exception) -> RequestNotBuilt:
+    return RequestNotBuilt(
+        courier, f"{operation}: the request could not be built ({type(exc).__name__})"
+    )
 
 
 class NotSupported(CourierError):

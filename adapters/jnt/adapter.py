@@ -30,6 +30,7 @@ from adapters.base import (
     ShipmentOrder,
     TrackingEvent,
     TrackOutcome,
+    not_built,
 )
 from adapters.http import CourierTransport, HttpReply, basic_auth
 from adapters.jnt import codec, push
@@ -70,7 +71,12 @@ class JntAdapter:
         return reply.json()
 
     async def book(self, order: ShipmentOrder) -> Booking:
-        form = codec.build_create(order, self.config, self.transport.clock.now())
+        try:
+            form = codec.build_create(order, self.config, self.transport.clock.now())
+        except CourierError:
+            raise
+        except Exception as exc:  # signing or encoding failed: nothing was sent
+            raise not_built(self.code, "create", exc) from exc
         reply = await self.transport.send(
             "create", "POST", self.urls["create"], data=form.form(), safe_to_repeat=False
         )

@@ -67,6 +67,8 @@ class Event(StrEnum):
     NOT_UNDERSTOOD = "not_understood"
     #: an exception the code did not foresee (building, signing, parsing the answer)
     FAULT = "fault"
+    #: our request could not be built, signed or encoded: nothing reached the courier
+    UNSENDABLE = "unsendable"
 
 
 class Action(StrEnum):
@@ -189,10 +191,12 @@ def _duplicate(s: Situation) -> Decision:
 
 
 def _fault(s: Situation) -> Decision:
-    """One try spent, whatever failed; after ``max_reconciliations`` of them, a person."""
+    """One try spent, whatever failed; after ``max_reconciliations`` of them, a person. A
+    request that could not even be built left nothing at the courier."""
+    sent = False if s.event is Event.UNSENDABLE and s.step in _SENDS else None
     if s.reconciliations + 1 >= s.max_reconciliations:
-        return Decision(Action.ASK_PERSON, counts=True, why=Why.FAULT)
-    return Decision(Action.WAIT, counts=True)
+        return Decision(Action.ASK_PERSON, counts=True, may_exist=sent, why=Why.FAULT)
+    return Decision(Action.WAIT, counts=True, may_exist=sent)
 
 
 def _started(s: Situation) -> Decision:
@@ -239,6 +243,7 @@ _RULES: dict[Event, Callable[[Situation], Decision]] = {
         Action.ASK_PERSON, may_exist=True, why=Why.NOT_UNDERSTOOD
     ),
     Event.FAULT: _fault,
+    Event.UNSENDABLE: _fault,
     Event.NO_LOOKUP: _resend_or_person,
     Event.STARTED: _started,
     Event.NOT_FOUND: _not_found,

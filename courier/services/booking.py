@@ -66,6 +66,7 @@ from adapters.base import (
     OutcomeUnknown,
     Party,
     RateLimited,
+    RequestNotBuilt,
     ShipmentOrder,
 )
 from core.backoff import exponential_backoff
@@ -743,6 +744,8 @@ def _event_of(err: CourierError) -> Event:
         return Event.UNAVAILABLE
     if isinstance(err, AuthFailed):
         return Event.AUTH_FAILED
+    if isinstance(err, RequestNotBuilt):
+        return Event.UNSENDABLE
     return Event.FAILED
 
 
@@ -819,6 +822,8 @@ def _note(answer: _Answer, reference: str) -> str:
     err = answer.error
     if answer.fault:
         return f"unexpected error: {answer.fault}"
+    if isinstance(err, RequestNotBuilt):
+        return err.message
     if err is None:
         return f"{reference} not found at the courier yet"
     if isinstance(err, OutcomeUnknown):
@@ -857,7 +862,7 @@ async def _carry_out(
                 raw = answer.error.raw
                 answer_text = json.dumps(raw, ensure_ascii=False, sort_keys=True)[:1000]
                 note = f"{answer.error.message}; the answer (redacted): {answer_text}"
-            elif decision.why is Why.OVERDUE or answer.fault:
+            elif decision.why in (Why.OVERDUE, Why.FAULT):
                 pass  # the note says what the last try ended in
             elif answer.event is Event.STARTED:
                 note = "the last create may have reached the courier"

@@ -146,6 +146,23 @@ ROWS: list[tuple[Step, Event, Courier, bool, int, Decision]] = [
         2,
         Decision(Action.ASK_PERSON, may_exist=True, why=Why.NOT_UNDERSTOOD),
     ),
+    # our request could not be built (a lone surrogate): nothing was sent; a try spent
+    (
+        Step.CREATE,
+        Event.UNSENDABLE,
+        POS,
+        True,
+        0,
+        Decision(Action.WAIT, counts=True, may_exist=False),
+    ),
+    (
+        Step.RESEND,
+        Event.UNSENDABLE,
+        POS,
+        False,
+        LIMIT - 1,
+        Decision(Action.ASK_PERSON, counts=True, may_exist=False, why=Why.FAULT),
+    ),
     # an exception the code did not foresee: a try spent, back off; a person at the limit
     (Step.CREATE, Event.FAULT, JNT, True, 0, Decision(Action.WAIT, counts=True)),
     (Step.RESEND, Event.FAULT, POS, False, LIMIT - 2, Decision(Action.WAIT, counts=True)),

@@ -160,7 +160,9 @@ async def test_lookup_route_404_is_a_capability_and_the_duplicate_answer_means_i
     }
     items = await _items(ctx.sessions)
     assert sorted(i.kind for i in items) == ["booking_exists", "booking_exists"]
-    for item, ship in zip(items, ships, strict=True):
+    by_shipment = {i.shipment_id: i for i in items}
+    for ship in ships:
+        item = by_shipment[ship.id]
         assert ship.client_reference in item.detail and "portal" in item.detail
         assert ship.reconcile_count >= 1  # the reconciliation is counted
     orders = await sims["jnt"].orders()

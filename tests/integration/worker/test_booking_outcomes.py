@@ -8,6 +8,7 @@ simulator (``/_sim/orders`` ``calls``), orders per reference too.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -260,10 +261,10 @@ async def test_a_lone_surrogate_backs_off_and_opens_an_item_never_a_hot_loop(
     [d] = await seed.deliveries(ctx.sessions, office, 1)
     await _set_street(ctx.sessions, d, "Jl. Mawar \ud800 No. 5")  # signing/encoding fails
     claimed = 0
-    for _ in range(24 * 6):  # a day of service-clock time in ten-minute steps
+    for _ in range(24 * 2):  # a day of service-clock time in half-hour steps
         while n := await book.once(ctx, "w1"):
             claimed += n
-        clock.advance(timedelta(minutes=10))
+        clock.advance(timedelta(minutes=30))
     assert claimed <= LIMIT + 1  # a few tries, then a person: not 417 claims
     [ship] = await seed.shipments(ctx.sessions)
     assert ship.status == "booking" and ship.next_poll_at is None
@@ -448,3 +449,26 @@ async def test_no_lookup_with_create_faults_every_booking_ends_in_few_calls_and_
             assert states[ship.delivery_id] == "needs_attention"
             assert ship.id in items and ship.client_reference in items[ship.id].detail
     assert calls / n <= 3
+
+
+async def test_a_booking_that_fails_before_its_intent_backs_off_and_asks_a_person(
+    ctx: AppContext, sims: dict[str, Sim], clock: ManualClock
+) -> None:
+    # a setting the order cannot be built from (the schema refuses it at start; here it is set
+    # past validation): the intent's transaction fails every time, before anything is sent
+    jnt = {**ctx.settings.couriers["jnt"], "weight_kg": "one envelope"}
+    ctx.settings = dataclasses.replace(ctx.settings, couriers={**ctx.settings.couriers, "jnt": jnt})
+    office = await seed.office(ctx.sessions)
+    [d] = await seed.deliveries(ctx.sessions, office, 1)
+    claimed = 0
+    for _ in range(24 * 2):  # a day in half-hour steps
+        while n := await book.once(ctx, "w1"):
+            claimed += n
+        clock.advance(timedelta(minutes=30))
+    assert claimed == LIMIT  # a few tries, then a person
+    assert await seed.delivery_states(ctx.sessions) == {d: "needs_attention"}
+    assert await seed.shipments(ctx.sessions) == []
+    [item] = await _items(ctx.sessions)
+    assert item.kind == "booking_fault" and "before anything was sent" in item.detail
+    assert "InvalidOperation" in item.detail
+    assert (await sims["jnt"].orders())["calls"] == {}

@@ -12,17 +12,26 @@ Errors form one tree; the service decides what to do from the class alone::
     │   └── ResponseInvalid           the courier answered with a shape we do not understand;
     │                                 ``path`` names where (the payload itself is never logged)
     ├── OutcomeUnknown                a create that may or may not have happened (timeout after
-    │                                 sending, duplicate reference): reconcile by reference,
-    │                                 never book again with a new one
+    │   │                             sending): reconcile by reference, never book again with a
+    │   │                             new one
+    │   ├── DuplicateReference        the courier refused the reference as already used: for a
+    │   │                             courier known to dedupe, the order exists
+    │   └── NotUnderstood             a create answered in a shape we do not know: the order may
+    │                                 exist; ``raw`` keeps the answer redacted for a person
     ├── CourierRejected               permanent: the courier refused (bad address, field too long,
     │                                 cancel after pickup). ``code`` and ``reason`` for a human
     ├── AuthFailed                    credentials or signature refused; needs configuration
-    └── NotSupported                  the courier has no such operation (Pos Indonesia cancel)
+    ├── RequestNotBuilt               our request could not be built, signed or encoded (a lone
+    │                                 surrogate in a street name): nothing was sent
+    └── NotSupported                  the courier has no such operation (Pos Indonesia cancel),
+                                      or this account has not got it (a lookup that is not
+                                      configured, or whose route answers 404/405)
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -68,6 +77,29 @@ class OutcomeUnknown(CourierError):
     """A create that may have happened. Reconcile by the same reference; never mint a new one."""
 
 
+class DuplicateReference(OutcomeUnknown):
+    """The courier refused our reference as already used (J&T "Orderid tidak boleh sama").
+    From a courier known to refuse a reused reference, this means the order exists."""
+
+
+class NotUnderstood(OutcomeUnknown):
+    """The courier answered a create in a shape we do not know: the order may exist.
+
+    ``raw`` is the answer with every value that could carry personal data masked
+    (:func:`redact_answer`), kept for the person who checks ``reference`` in the portal.
+    """
+
+    def __init__(self, courier: str, reference: str, path: str, raw: Any) -> None:
+        super().__init__(
+            courier,
+            "the courier's answer was not understood; the order may exist: check reference "
+            f"{reference} in the portal",
+        )
+        self.reference = reference
+        self.path = path
+        self.raw = redact_answer(raw)
+
+
 class CourierRejected(CourierError):
     def __init__(self, courier: str, code: str, reason: str) -> None:
         super().__init__(courier, f"rejected ({code}): {reason}")
@@ -79,8 +111,45 @@ class AuthFailed(CourierError):
     """Credentials, token or signature refused."""
 
 
+class RequestNotBuilt(CourierError):
+    """Building, signing or encoding our own request failed: nothing reached the courier.
+    The message names the exception's type only (its text may quote the data)."""
+
+
+def not_built(courier: str, operation: str, exc: Exception) -> RequestNotBuilt:
+    return RequestNotBuilt(
+        courier, f"{operation}: the request could not be built ({type(exc).__name__})"
+    )
+
+
 class NotSupported(CourierError):
     """The courier's API has no such operation."""
+
+
+# Keys whose values are codes, messages and identifiers of ours or the courier's: kept. Every
+# other string (it could echo a name, a phone, an address) is masked.
+_SAFE_KEY = re.compile(
+    r"(code|status|msg|message|desc|result|success|error|reason|barcode|awb|awb_no|orderid|id)$",
+    re.IGNORECASE,
+)
+MASK = "[redacted]"
+
+
+def redact_answer(value: Any, key: str = "", depth: int = 0) -> Any:
+    """A courier answer's structure with only safe values left (codes, messages, identifiers;
+    numbers and booleans); strings under other keys masked, long texts cut to 200 characters.
+    What is kept of an answer we did not understand, for the person who checks it."""
+    if depth > 6:
+        return MASK
+    if isinstance(value, Mapping):
+        return {str(k): redact_answer(v, str(k), depth + 1) for k, v in list(value.items())[:50]}
+    if isinstance(value, list):
+        return [redact_answer(v, key, depth + 1) for v in value[:20]]
+    if isinstance(value, str):
+        return value[:200] if key and _SAFE_KEY.search(key) else MASK
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return MASK
 
 
 # --------------------------------------------------------------------------------------------

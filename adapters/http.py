@@ -58,6 +58,7 @@ from adapters.base import (
     OutcomeUnknown,
     RateLimited,
     ResponseInvalid,
+    not_built,
 )
 from core.backoff import exponential_backoff
 from core.clock import WIB, Clock
@@ -402,7 +403,10 @@ class CourierTransport:
             send_headers["Authorization"] = auth.encode()
         if json_body is not None:
             # our own encoding: UTF-8 as is, no slash escaping, the same bytes every attempt
-            body = json.dumps(json_body, ensure_ascii=False, separators=(",", ":")).encode()
+            try:
+                body = json.dumps(json_body, ensure_ascii=False, separators=(",", ":")).encode()
+            except (TypeError, ValueError) as exc:  # a lone surrogate, a value JSON cannot hold
+                raise not_built(self.courier, operation, exc) from exc
             send_headers.setdefault("Content-Type", "application/json")
         try:
             reply: HttpReply = await retrying(

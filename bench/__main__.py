@@ -3,7 +3,8 @@ run on the same machine, on PostgreSQL.
 
 Baselines: ``pgbench -N``, an aiohttp hello-world driven by our own load generator, pgqueuer
 draining no-op jobs. Ours: claim + complete with a no-op courier, booking with an instant
-courier, intake and push ingestion through one `courier serve`, peak memory per process. Every
+courier, intake and push ingestion through one `courier serve`, peak memory per process, and
+courier calls per booking against a faulty J&T without a lookup (bench/reconcile.py). Every
 database is created here and dropped after. Prints a table, saves bench/results/latest.json and
 a dated copy. Bounded: 2½ minutes on 2 cores under a load average of 13 (each drain and
 load has a fixed duration or deadline; setup is the rest).
@@ -33,7 +34,7 @@ from typing import Any
 from rich.console import Console
 from sqlalchemy.engine import make_url
 
-from bench import api, baselines, booking, machine
+from bench import api, baselines, booking, machine, reconcile
 from bench.common import admin_url, fresh_pg_db, scratch_pg_db
 from bench.verdict import Row, Target, markdown, table
 from courier.config import Settings
@@ -120,6 +121,10 @@ async def measure(pg_url: str, plan: Plan, say: Console) -> dict[str, Any]:
         async with fresh_pg_db(pg_url, "booking") as url:
             await booking.seed_queue(url, plan.jobs)
             out["booking_instant"] = await _in_worker(pool, url, default, plan.drain_seconds)
+
+        say.print("ours: booking against a J&T whose lookup answers 404, 20% create faults")
+        async with fresh_pg_db(pg_url, "reconcile") as url:
+            out["reconcile"] = await reconcile.measure(url, quiet=True)
     out["pgqueuer"] = {str(b): f for b, f in pgq.items()}
     out["claim_complete"] = {str(b): f for b, f in ours.items()}
     return out
@@ -154,6 +159,18 @@ def rows(m: dict[str, Any]) -> list[Row]:
             Target(min_ratio=0.40),
         )
     )
+    faulty = m.get("reconcile")
+    if faulty is not None:
+        out.append(
+            Row(
+                "courier calls per booking: lookup 404, 20% create faults",
+                faulty["calls_per_booking"],
+                "calls",
+                target=Target(max_value=3),
+                note=f"{faulty['deliveries']} bookings, {faulty['duplicate_orders']} duplicate "
+                f"orders, {faulty['in_booking_without_item']} in booking without an item",
+            )
+        )
     intake, pushed = serve["intake"], serve["push"]
     out.append(
         Row(

@@ -72,6 +72,9 @@ class Settings:
     concurrency_per_courier: int = 4
     grace_seconds: float = 20.0
     max_reconciliations: int = 5
+    #: every booking has an outcome (booked, rejected) or a person asked within this much
+    #: service-clock time of its intent (``worker.booking_deadline_minutes``, default 60)
+    booking_deadline_seconds: float = 3600.0
     couriers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     offices: tuple[Mapping[str, Any], ...] = ()
 
@@ -209,6 +212,8 @@ def from_mapping(data: Mapping[str, Any], source: str = "mapping") -> Settings:
         concurrency_per_courier=work.get("concurrency_per_courier", 4),
         grace_seconds=float(work.get("grace_seconds", defaults.grace_seconds)),
         max_reconciliations=work.get("max_reconciliations", defaults.max_reconciliations),
+        booking_deadline_seconds=60.0
+        * work.get("booking_deadline_minutes", defaults.booking_deadline_seconds / 60),
         couriers=data.get("couriers", {}),
         offices=tuple(data.get("offices", ())),
     )

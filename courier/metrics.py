@@ -107,6 +107,14 @@ LEASE_EXPIRIES = Counter(
     ["kind"],
     registry=REGISTRY,
 )
+BOOKING_RECONCILIATIONS = Counter(
+    "courier_booking_reconciliations",
+    "Bookings whose outcome was settled by reference after an unknown or refused create, by "
+    "courier and how (found: the lookup found it; resent: booked on a resend; duplicate: the "
+    "courier refused the reused reference, so the order exists and a person records its waybill)",
+    ["courier", "how"],
+    registry=REGISTRY,
+)
 DELIVERIES = Gauge(
     "courier_deliveries",
     "Deliveries by state (read from the database at scrape time)",
@@ -156,6 +164,10 @@ def count_claims(kind: str, n: int) -> None:
 def count_lease_expiry(kind: str, n: int = 1) -> None:
     if n > 0:
         LEASE_EXPIRIES.labels(kind).inc(n)
+
+
+def count_reconciliation(courier: str, how: str) -> None:
+    BOOKING_RECONCILIATIONS.labels(courier, how).inc()
 
 
 class PrometheusObserver:

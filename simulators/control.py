@@ -58,6 +58,7 @@ def control_routes(state: SimState) -> list[web.RouteDef]:
                 "now": now.isoformat(),
                 "orders": [order_json(o, now) for o in state.orders.values()],
                 "create_counts": dict(state.create_counts),
+                "calls": dict(state.calls),
             }
         )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Protocol
@@ -19,7 +20,8 @@ from aiohttp import web
 @dataclass
 class EndpointFaults:
     """Fault settings for one endpoint. Rates are probabilities per call, drawn in this order:
-    expired_token, rate_limit, error, timeout, timeout_processed, malformed."""
+    expired_token, rate_limit, error, timeout, malformed (before processing), then
+    timeout_processed, unknown_shape (after)."""
 
     latency_ms: tuple[int, int] = (0, 0)
     error_rate: float = 0.0  # 5xx
@@ -29,6 +31,9 @@ class EndpointFaults:
     timeout_processed_rate: float = 0.0  # process it, then hold the answer (a lost reply)
     timeout_seconds: float = 2.0  # wall seconds to hold: longer than the client waits
     malformed_rate: float = 0.0  # 200 with a body that is not the courier's JSON
+    #: process it, then answer 200 with JSON in a shape no courier documents (an answer the
+    #: client cannot understand while the order exists)
+    unknown_shape_rate: float = 0.0
     expired_token_rate: float = 0.0  # Pos: 401 as if the Bearer token had expired
 
     @classmethod
@@ -65,9 +70,20 @@ class EndpointFaults:
         return out
 
 
-FAULT_KINDS = ("error", "rate_limit", "timeout", "timeout_processed", "malformed", "expired_token")
-# Kinds that are decided before the request is processed; timeout_processed comes after.
+FAULT_KINDS = (
+    "error",
+    "rate_limit",
+    "timeout",
+    "timeout_processed",
+    "malformed",
+    "expired_token",
+    "unknown_shape",
+)
+# Kinds that are decided before the request is processed; the others come after.
 _PRE_KINDS = ("expired_token", "rate_limit", "error", "timeout", "malformed")
+_POST_KINDS = ("timeout_processed", "unknown_shape")
+#: what an ``unknown_shape`` fault answers: JSON, but neither courier's documented shape
+UNKNOWN_SHAPE_BODY = {"result": "OK", "data": {"accepted": True, "ticket": "Q-7731"}}
 
 
 @dataclass
@@ -146,7 +162,7 @@ class FaultTable:
     def draw(self, endpoint: str, *, phase: str = "pre") -> str | None:
         """The fault kind for this call (or None). ``phase`` "pre": before processing; "post":
         after (only ``timeout_processed``). Forced faults come first, then the rates."""
-        kinds = _PRE_KINDS if phase == "pre" else ("timeout_processed",)
+        kinds = _PRE_KINDS if phase == "pre" else _POST_KINDS
         forced = self._take_forced(endpoint, kinds)
         if forced:
             return forced
@@ -173,6 +189,7 @@ class Faulted(Protocol):
 
     faults: FaultTable
     closing: asyncio.Event
+    calls: Counter[str]  # every request that reached an endpoint, by endpoint
 
 
 MALFORMED_BODY = b'{"rs_tnt": {"r_tnt": [{"barcode": '  # cut short: not JSON at all
@@ -235,11 +252,17 @@ async def run_with_faults(
     state: Faulted, endpoint: str, handler: Callable[[], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
     """:func:`apply_faults`, then the handler, then maybe hold its answer (``timeout_processed``:
-    the order exists but the client never hears so; the case invariant 1 is about)."""
+    the order exists but the client never hears so; the case invariant 1 is about) or replace
+    it with JSON of an unknown shape (``unknown_shape``). Every call is counted, faulted or not,
+    so tests measure the courier calls a booking costs."""
+    state.calls[endpoint] += 1
     early = await apply_faults(state, endpoint)
     if early is not None:
         return early
     response = await handler()
-    if state.faults.draw(endpoint, phase="post") == "timeout_processed":
+    late = state.faults.draw(endpoint, phase="post")
+    if late == "timeout_processed":
         await _hold(state, state.faults.settings(endpoint).timeout_seconds)
+    elif late == "unknown_shape":
+        return web.json_response(UNKNOWN_SHAPE_BODY)
     return response

@@ -170,6 +170,9 @@ def adapter_settings(base_url: str, options: Mapping[str, Any] | None = None) ->
         "cancel_url": base + CANCEL_PATH,
         "track_url": base + TRACK_PATHS[0],
         "find_url": base + FIND_PATH,
+        # the simulator serves getOrders (unless its no_lookup variation is on: then the
+        # adapter learns from the 404 that the account has none)
+        "lookup": True,
         "username": o["username"],
         "api_key": o["api_key"],
         "order_key": o["order_key"],

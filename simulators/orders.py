@@ -45,6 +45,7 @@ class SimState:
     clock: Clock
     orders: dict[str, SimOrder] = field(default_factory=dict)  # by our reference
     create_counts: Counter[str] = field(default_factory=Counter)  # every create attempt
+    calls: Counter[str] = field(default_factory=Counter)  # every request, by endpoint
     faults: FaultTable = field(default_factory=FaultTable)
     variations: Variations = field(default_factory=Variations)
     forced_outcomes: dict[str, str] = field(default_factory=dict)  # reference -> outcome

@@ -147,6 +147,11 @@ async def _job_delivery(ctx: AppContext, worker_id: str, delivery_id: int) -> st
             return (await booking.book_delivery(ctx, delivery_id, worker_id)).result
         except Exception as err:
             _job_failed(err)
+            if not is_db_outage(err):
+                # a bug, not an outage: counted and backed off, a person after a few tries
+                with contextlib.suppress(Exception):
+                    await booking.delivery_job_failed(ctx, delivery_id, worker_id, err)
+                    return "error"
             with contextlib.suppress(Exception):
                 await queue.release_deliveries(
                     ctx.sessions,
@@ -163,8 +168,18 @@ async def _job_shipment(ctx: AppContext, worker_id: str, shipment_id: int) -> st
             return (await booking.reconcile_shipment(ctx, shipment_id, worker_id)).result
         except Exception as err:
             _job_failed(err)
+            if not is_db_outage(err):
+                with contextlib.suppress(Exception):
+                    await booking.shipment_job_failed(ctx, shipment_id, worker_id, err)
+                    return "error"
+            # never straight back into the queue: a job that fails every time would loop hot
             with contextlib.suppress(Exception):
-                await queue.release_shipments(ctx.sessions, [shipment_id], owner=worker_id)
+                await queue.release_shipments(
+                    ctx.sessions,
+                    [shipment_id],
+                    owner=worker_id,
+                    next_poll_at=ctx.clock.now() + JOB_ERROR_DELAY,
+                )
             return "error"
 
 

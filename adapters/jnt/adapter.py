@@ -2,7 +2,11 @@
 
 Wire details live in :mod:`adapters.jnt.codec` and :mod:`adapters.jnt.push`. ``find`` uses the
 JMS-style ``/api/order/getOrders`` lookup by ``orderid``: the legacy Indonesian API documents
-none, so production must confirm this endpoint (or an equivalent) under the contract.
+none, so production must confirm this endpoint (or an equivalent) under the contract. It is its
+own setting (``lookup``), independent of the push credentials; an account whose lookup route
+answers HTTP 404/405 (the route itself is missing, not "no such order") has no lookup: the
+adapter says so from then on (``capabilities.find`` False) and booking reconciles by resending
+the same orderid, which J&T refuses as a duplicate when the order exists.
 """
 
 from __future__ import annotations
@@ -11,20 +15,27 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import structlog
+
 from adapters.base import (
     AuthFailed,
     Booking,
     Capabilities,
     CourierError,
+    NotSupported,
+    NotUnderstood,
     OutcomeUnknown,
     PushReply,
     ResponseInvalid,
     ShipmentOrder,
     TrackingEvent,
     TrackOutcome,
+    not_built,
 )
 from adapters.http import CourierTransport, HttpReply, basic_auth
 from adapters.jnt import codec, push
+
+log = structlog.get_logger()
 
 
 class JntAdapter:
@@ -32,14 +43,21 @@ class JntAdapter:
 
     def __init__(self, settings: Mapping[str, Any], transport: CourierTransport) -> None:
         self.config = codec.JntConfig.from_settings(settings)
-        self.urls = {k: str(settings[f"{k}_url"]) for k in ("create", "cancel", "track", "find")}
+        self.urls = {
+            k: str(settings.get(f"{k}_url") or "") for k in ("create", "cancel", "track", "find")
+        }
         self.transport = transport
+        # set when the lookup route answered 404/405: a fact about the account, not an outage
+        self.lookup_missing = False
 
     @property
     def capabilities(self) -> Capabilities:
         # push only when the JMS account is configured (J&T switches it on per contract)
-        has_push = bool(self.config.api_account and self.config.private_key)
-        has_find = bool(self.config.api_account and self.config.private_key)
+        jms = bool(self.config.api_account and self.config.private_key)
+        has_push = jms
+        has_find = (
+            self.config.lookup and jms and bool(self.urls["find"]) and not self.lookup_missing
+        )
         # dedupes: the legacy create answers a reused orderid with "Orderid tidak boleh sama"
         return Capabilities(
             cancel=True, push=has_push, find=has_find, track_batch_size=1, dedupes_reference=True
@@ -53,19 +71,30 @@ class JntAdapter:
         return reply.json()
 
     async def book(self, order: ShipmentOrder) -> Booking:
-        form = codec.build_create(order, self.config, self.transport.clock.now())
+        try:
+            form = codec.build_create(order, self.config, self.transport.clock.now())
+        except CourierError:
+            raise
+        except Exception as exc:  # signing or encoding failed: nothing was sent
+            raise not_built(self.code, "create", exc) from exc
         reply = await self.transport.send(
             "create", "POST", self.urls["create"], data=form.form(), safe_to_repeat=False
         )
         if 200 <= reply.status < 300:
+            # a 2xx we cannot read may still have created the order: reconcile, never rebook
             try:
-                return codec.parse_create(reply.json(), order.reference)
-            except ResponseInvalid as exc:
-                # a 2xx we cannot read may still have created the order: reconcile, never rebook
+                body = reply.json()
+            except ResponseInvalid as exc:  # not JSON at all: a cut answer, like a lost reply
                 raise OutcomeUnknown(self.code, f"create: unreadable answer ({exc.path})") from exc
+            try:
+                return codec.parse_create(body, order.reference)
+            except ResponseInvalid as exc:  # JSON, neither success nor a known error
+                raise NotUnderstood(self.code, order.reference, exc.path, body) from exc
         return codec.parse_create(self._json(reply, "create"), order.reference)
 
     async def find(self, reference: str) -> Booking | None:
+        if not self.capabilities.find:
+            raise NotSupported(self.code, "no order lookup on this account")
         request = codec.build_find(reference, self.config, self.transport.clock.now())
         reply = await self.transport.send(
             "find",
@@ -75,6 +104,12 @@ class JntAdapter:
             headers=request.headers,
             safe_to_repeat=True,
         )
+        if reply.status in (404, 405):
+            # the route itself is missing (an unknown order is an answer inside HTTP 200)
+            if not self.lookup_missing:
+                log.warning("jnt.lookup_missing", status=reply.status)
+            self.lookup_missing = True
+            raise NotSupported(self.code, f"find: the lookup route answered HTTP {reply.status}")
         return codec.parse_find(self._json(reply, "find"), reference)
 
     async def cancel(self, booking: Booking, reason: str) -> None:

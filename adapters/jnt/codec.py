@@ -17,7 +17,8 @@ Requests (legacy e-commerce API, couriers.md §1A):
 Responses are checked against ``schemas/couriers/jnt/*`` at the boundary: a shape we do not
 know raises :class:`ResponseInvalid` naming the JSON path (never the payload). Business errors
 arrive inside HTTP 200 (``success`` true, ``detail[0].status == "Error"``) and are classified
-here: a duplicate ``orderid`` is :class:`OutcomeUnknown` (the order may exist: look it up),
+here: a duplicate ``orderid`` is :class:`DuplicateReference` (J&T refuses a reused orderid, so
+the order exists: look it up, or ask a person to read its waybill),
 "Status pesanan adalah : GOT" is ``CourierRejected(code="picked_up")``, signature or username
 trouble is :class:`AuthFailed`.
 """
@@ -41,7 +42,7 @@ from adapters.base import (
     Booking,
     CourierError,
     CourierRejected,
-    OutcomeUnknown,
+    DuplicateReference,
     Party,
     ResponseInvalid,
     ShipmentOrder,
@@ -90,6 +91,9 @@ class JntConfig:
     origin_code: str  # J&T city code of the office, e.g. "BLT"
     city_codes: Mapping[str, str]  # our regency code "35.73" -> J&T city code
     area_codes: Mapping[str, str] = field(default_factory=dict)  # district (or regency) -> area
+    #: the JMS getOrders lookup is switched on for this account (its own setting: push
+    #: credentials do not imply it; J&T must confirm it under the contract)
+    lookup: bool = False
     customer_code: str = ""  # JMS getOrders
     api_account: str = ""  # JMS getOrders and push
     private_key: str = ""
@@ -309,7 +313,7 @@ def business_error(reason: str, operation: str) -> CourierError:
     """What a J&T refusal means for us, from its (Indonesian) wording."""
     folded = reason.casefold()
     if DUPLICATE_ORDERID in folded:
-        return OutcomeUnknown(CODE, f"{operation}: orderid already used; look the order up")
+        return DuplicateReference(CODE, f"{operation}: orderid already used; the order exists")
     if any(word in folded for word in _AUTH_WORDS):
         return AuthFailed(CODE, f"{operation}: credentials or signature refused")
     if STATUS_IS in folded:
@@ -326,8 +330,12 @@ def _first_item(body: Mapping[str, Any], reference: str, operation: str) -> Mapp
     if not body.get("detail"):
         raise ResponseInvalid(CODE, f"{operation}: no order item", "$.detail")
     item: Mapping[str, Any] = body["detail"][0]
-    if str(item.get("status", "")).casefold() != "sukses":
+    status = str(item.get("status", "")).casefold()
+    if status == "error":
         raise business_error(str(item.get("reason", "")), operation)
+    if status != "sukses":
+        # neither success nor a known error: never guessed to be a refusal
+        raise ResponseInvalid(CODE, f"{operation}: unknown item status", "$.detail[0].status")
     if item.get("orderid") not in (None, reference):
         raise ResponseInvalid(CODE, f"{operation}: orderid not echoed", "$.detail[0].orderid")
     return item

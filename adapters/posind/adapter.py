@@ -29,6 +29,7 @@ from adapters.base import (
     CourierError,
     CourierRejected,
     NotSupported,
+    NotUnderstood,
     OutcomeUnknown,
     PushReply,
     ResponseInvalid,
@@ -115,6 +116,9 @@ class PosIndonesiaAdapter:
             raise CourierRejected(COURIER, f"HTTP {reply.status}", "AddPostingDoc refused")
         try:
             booking = codec.parse_posting(reply.json(), order.reference)
+        except codec.AnswerNotUnderstood as err:
+            # JSON in a shape we do not know: the posting may exist; a person checks the portal
+            raise NotUnderstood(COURIER, order.reference, err.path, err.raw) from err
         except ResponseInvalid as err:
             # a 2xx we cannot read may still mean the posting exists: do not call it failed
             raise OutcomeUnknown(COURIER, f"create answer unreadable ({err.message})") from err

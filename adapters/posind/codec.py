@@ -17,10 +17,10 @@ from functools import cache
 from typing import Any
 
 import schemas
+from adapters import base
 from adapters.base import (
     Booking,
     CourierRejected,
-    OutcomeUnknown,
     Party,
     ResponseInvalid,
     ShipmentOrder,
@@ -193,28 +193,9 @@ def posting_namings() -> tuple[PostingNaming, ...]:
     )
 
 
-# Keys whose values are codes, messages and identifiers of ours or the courier's: kept. Every
-# other string (it could echo a name, a phone, an address) is masked.
-_SAFE_KEY = re.compile(
-    r"(code|status|msg|message|desc|result|success|error|barcode|awb|orderid|id)$", re.IGNORECASE
-)
-MASK = "[redacted]"
-
-
-def redact_answer(value: Any, key: str = "", depth: int = 0) -> Any:
-    """The answer's structure with only safe values left (codes, messages, identifiers;
-    numbers and booleans); strings under other keys masked, long texts cut to 200 characters."""
-    if depth > 6:
-        return MASK
-    if isinstance(value, Mapping):
-        return {str(k): redact_answer(v, str(k), depth + 1) for k, v in list(value.items())[:50]}
-    if isinstance(value, list):
-        return [redact_answer(v, key, depth + 1) for v in value[:20]]
-    if isinstance(value, str):
-        return value[:200] if key and _SAFE_KEY.search(key) else MASK
-    if value is None or isinstance(value, bool | int | float):
-        return value
-    return MASK
+# The answer's redaction is the one every courier shares (adapters/base.py).
+MASK = base.MASK
+redact_answer = base.redact_answer
 
 
 def parse_posting(body: Any, reference: str) -> Booking:
@@ -233,7 +214,7 @@ def parse_posting(body: Any, reference: str) -> Booking:
     code = str(body[naming.code]).strip()
     desc = str(body.get(naming.message) or "")
     if code == DUPLICATE_CODE or _DUPLICATE_TEXT.search(desc):
-        raise OutcomeUnknown(COURIER, f"orderid already used (code {code})")
+        raise base.DuplicateReference(COURIER, f"orderid already used (code {code})")
     if code != SUCCESS_CODE:
         raise CourierRejected(COURIER, code, desc or "no reason given")
     barcode = str(body.get(naming.barcode) or "").strip()

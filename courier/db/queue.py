@@ -213,15 +213,23 @@ async def release_deliveries(
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-async def release_shipments(sessions: SessionFactory, ids: Sequence[int], *, owner: str) -> int:
+async def release_shipments(
+    sessions: SessionFactory,
+    ids: Sequence[int],
+    *,
+    owner: str,
+    next_poll_at: datetime | None = None,
+) -> int:
+    """Give claimed shipments back; optionally not claimable before ``next_poll_at``."""
     if not ids:
         return 0
     s = _SHIPMENTS
+    values: dict[str, object] = {"lease_owner": None, "lease_until": None}
+    if next_poll_at is not None:
+        values["next_poll_at"] = next_poll_at
     async with transaction(sessions) as session:
         result = await session.execute(
-            update(s)
-            .where(s.c.id.in_(list(ids)), s.c.lease_owner == owner)
-            .values(lease_owner=None, lease_until=None)
+            update(s).where(s.c.id.in_(list(ids)), s.c.lease_owner == owner).values(**values)
         )
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
 

@@ -18,6 +18,9 @@ from courier.domain.states import DeliveryState
 class ExceptionKind(enum.StrEnum):
     BOOKING_REJECTED = "booking_rejected"
     BOOKING_UNKNOWN = "booking_unknown"
+    BOOKING_EXISTS = "booking_exists"
+    ANSWER_NOT_UNDERSTOOD = "answer_not_understood"
+    BOOKING_FAULT = "booking_fault"
     COURIER_AUTH = "courier_auth"
     ROUTING = "routing"
     ADDRESS_INCOMPLETE = "address_incomplete"
@@ -62,6 +65,30 @@ NEXT_STEPS: dict[ExceptionKind, Text] = {
         "ada, lepaskan untuk percobaan baru. Jangan pesan ulang sebelum diperiksa.",
         "Look the shipment's reference up in the courier's portal: if it is there, record its "
         "waybill; if not, release it for a new attempt. Do not book again before checking.",
+    ),
+    ExceptionKind.BOOKING_EXISTS: Text(
+        "Kurir menyatakan pesanan dengan referensi ini sudah ada: cari referensinya di portal "
+        "kurir dan catat nomor resinya. Jangan pesan ulang.",
+        "The courier says an order with this reference exists: find the reference in the "
+        "courier's portal and record its waybill. Do not book again.",
+    ),
+    ExceptionKind.ANSWER_NOT_UNDERSTOOD: Text(
+        "Jawaban kurir tidak dipahami; pesanan mungkin sudah ada: cari referensinya di portal "
+        "kurir. Jika ada, catat nomor resinya; jika tidak, lepaskan untuk percobaan baru. "
+        "Teruskan jawaban yang tersimpan (tanpa data pribadi) ke tim dukungan.",
+        "The courier's answer was not understood; the order may exist: look the reference up "
+        "in the courier's portal. If it is there, record its waybill; if not, release it for a "
+        "new attempt. Pass the stored answer (personal data removed) on to support.",
+    ),
+    ExceptionKind.BOOKING_FAULT: Text(
+        "Pemesanan gagal berulang kali karena kesalahan program: periksa data alamat dan "
+        "pemohon (mis. karakter yang tidak lazim), laporkan ke tim dukungan, lalu cari "
+        "referensinya di portal kurir: jika ada, catat nomor resinya; jika tidak, lepaskan "
+        "untuk percobaan baru.",
+        "The booking failed on every try with an error in our code: check the address and the "
+        "applicant's data (unusual characters, for one), tell support, then look the reference "
+        "up in the courier's portal: if it is there, record its waybill; if not, release it "
+        "for a new attempt.",
     ),
     ExceptionKind.COURIER_AUTH: Text(
         "Periksa kredensial API kurir di konfigurasi; pemesanan menunggu sampai diperbaiki.",

@@ -38,7 +38,9 @@ courier not called) or ``after_book`` (courier answered, result not committed) t
 
 from __future__ import annotations
 
+import json
 import os
+import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -58,14 +60,18 @@ from adapters.base import (
     CourierError,
     CourierRejected,
     CourierUnavailable,
+    DuplicateReference,
     NotSupported,
+    NotUnderstood,
     OutcomeUnknown,
     Party,
     RateLimited,
+    RequestNotBuilt,
     ShipmentOrder,
 )
 from core.backoff import exponential_backoff
 from core.status import Status
+from courier import metrics
 from courier.context import AppContext
 from courier.db.engine import transaction
 from courier.db.models import Application, Delivery, Office, Shipment
@@ -288,6 +294,9 @@ async def _settle_booked(
             reason=how,
         )
         reference = shipment.client_reference
+        courier_code = shipment.courier_code
+    if how != _HOW[Step.CREATE]:
+        metrics.count_reconciliation(courier_code, "found" if "found" in how else "resent")
     log.info(
         "booking.booked",
         shipment_id=shipment_id,
@@ -344,24 +353,55 @@ async def _settle_rejected(
     return Outcome("rejected", shipment_id, reference)
 
 
+_PERSON_KINDS = {
+    Why.EXISTS: ExceptionKind.BOOKING_EXISTS,
+    Why.NOT_UNDERSTOOD: ExceptionKind.ANSWER_NOT_UNDERSTOOD,
+    Why.FAULT: ExceptionKind.BOOKING_FAULT,
+}
+
+
 def _person_reason(why: Why, courier: str, reference: str, count: int, note: str) -> str:
-    """The item's reason (the next step is the kind's, courier/domain/exception_kinds.py)."""
+    """The item's reason, saying exactly what to check (the next step is the kind's,
+    courier/domain/exception_kinds.py)."""
+    name = registry.name(courier)
     if why is Why.UNVERIFIABLE:
-        name = registry.name(courier)
         return (
             f"{name}: order {reference} may exist ({note}); the courier cannot be asked "
             "and a second send could make a second order"
+        )
+    if why is Why.EXISTS:
+        return (
+            f"{name} refused reference {reference} as already used, so the order exists; "
+            f"read its waybill in the {name} portal and record it"
+        )
+    if why is Why.NOT_UNDERSTOOD:
+        return f"{name}: {note}"
+    if why is Why.FAULT:
+        return (
+            f"{reference}: the booking failed {count} times with an error in our code "
+            f"({note}); check reference {reference} in the {name} portal"
+        )
+    if why is Why.OVERDUE:
+        return (
+            f"{reference}: no booking outcome within the booking deadline ({note}); check "
+            f"reference {reference} in the {name} portal"
         )
     return f"{reference}: outcome of the booking still unknown after {count} reconciliations"
 
 
 async def _settle_person(
-    ctx: AppContext, intent: _Intent, worker_id: str, decision: Decision, note: str
+    ctx: AppContext,
+    intent: _Intent,
+    worker_id: str,
+    decision: Decision,
+    note: str,
+    raw: Any = None,
 ) -> Outcome:
     """Park a shipment whose outcome only a person can settle: it stays in ``booking`` (the
     order may exist), is never claimed again (``reconcile_count`` at the limit, no
-    ``next_poll_at``), and its delivery goes to needs_attention with a ``booking_unknown``
-    item."""
+    ``next_poll_at``), and its delivery goes to needs_attention with an item saying what to
+    check (``booking_unknown``, ``booking_exists``, ``answer_not_understood``,
+    ``booking_fault``). Staff settle it with :func:`courier.services.stuck_booking`."""
     now = ctx.clock.now()
     actor = _actor(worker_id)
     why = decision.why or Why.STILL_UNKNOWN
@@ -382,16 +422,24 @@ async def _settle_person(
         _let_go(shipment, now, reason=reason)
         delivery = await session.get(Delivery, shipment.delivery_id)
         assert delivery is not None
+        kind = _PERSON_KINDS.get(why, ExceptionKind.BOOKING_UNKNOWN)
         await _to_person(
             session,
             delivery,
             shipment_id=shipment.id,
-            kind=ExceptionKind.BOOKING_UNKNOWN,
+            kind=kind,
             reason=reason,
-            dedupe_key=f"booking_unknown:{shipment.id}",
+            dedupe_key=f"{kind.value}:{shipment.id}",
             now=now,
             actor=actor,
         )
+        after: dict[str, Any] = {
+            "reconcile_count": shipment.reconcile_count,
+            "parked": True,
+            "why": why.value,
+        }
+        if raw is not None:
+            after["courier_answer"] = raw  # redacted by the adapter (adapters.base)
         audit.record(
             session,
             at=now,
@@ -400,9 +448,12 @@ async def _settle_person(
             entity="shipment",
             entity_id=shipment.id,
             office_id=delivery.office_id,
-            after={"reconcile_count": shipment.reconcile_count, "parked": True},
+            after=after,
             reason=reason,
         )
+        courier_code = shipment.courier_code
+    if why is Why.EXISTS:
+        metrics.count_reconciliation(courier_code, "duplicate")
     log.warning(
         "booking.to_person", shipment_id=intent.shipment_id, reference=reference, why=why.value
     )
@@ -433,8 +484,14 @@ async def _settle_later(
         if decision.may_exist is not None:
             shipment.create_may_exist = decision.may_exist
         _let_go(shipment, now, reason=note)
-        attempt = shipment.reconcile_count if unknown else shipment.claim_count - 1
-        shipment.next_poll_at = now + timedelta(seconds=retry_delay(attempt, retry_after))
+        attempt = (
+            shipment.reconcile_count if unknown or decision.counts else shipment.claim_count - 1
+        )
+        # never later than the booking deadline: the try at the deadline ends it either way
+        shipment.next_poll_at = min(
+            now + timedelta(seconds=retry_delay(attempt, retry_after)),
+            booking_deadline(ctx, shipment.created_at),
+        )
         office_id = await session.scalar(
             select(Delivery.office_id).where(Delivery.id == shipment.delivery_id)
         )
@@ -487,9 +544,10 @@ class _Intent:
     shipment_id: int
     reference: str
     courier_code: str
-    order: ShipmentOrder
+    order: ShipmentOrder | None  # None only when a failed job is settled without calling
     may_exist: bool = True  # the last create may have reached the courier
     reconciliations: int = 0  # spent so far (the lease makes this the current count)
+    started_at: datetime | None = None  # the intent's time: the booking deadline runs from it
 
 
 def _address_problem(delivery: Delivery) -> str | None:
@@ -607,7 +665,7 @@ async def _commit_intent(ctx: AppContext, delivery_id: int, worker_id: str) -> _
         courier=courier_code,
         attempt=attempt_no,
     )
-    return _Intent(shipment_id, reference, courier_code, order)
+    return _Intent(shipment_id, reference, courier_code, order, started_at=now)
 
 
 async def _load_for_reconcile(ctx: AppContext, shipment_id: int, worker_id: str) -> _Intent | None:
@@ -635,6 +693,7 @@ async def _load_for_reconcile(ctx: AppContext, shipment_id: int, worker_id: str)
             order,
             may_exist=shipment.create_may_exist,
             reconciliations=shipment.reconcile_count,
+            started_at=shipment.created_at,
         )
 
 
@@ -649,6 +708,7 @@ async def book_delivery(ctx: AppContext, delivery_id: int, worker_id: str) -> Ou
         return intent
     _crash_point("before_book")
     adapter = ctx.couriers[intent.courier_code]
+    assert intent.order is not None
     answer = await _create(adapter, intent.order)
     return await _carry_out(ctx, intent, worker_id, adapter, Step.CREATE, answer)
 
@@ -675,9 +735,14 @@ class _Answer:
     event: Event
     booking: Booking | None = None
     error: CourierError | None = None
+    fault: str = ""  # an unforeseen exception: its type and where it was raised (no message)
 
 
 def _event_of(err: CourierError) -> Event:
+    if isinstance(err, NotUnderstood):
+        return Event.NOT_UNDERSTOOD
+    if isinstance(err, DuplicateReference):
+        return Event.DUPLICATE
     if isinstance(err, OutcomeUnknown):
         return Event.UNKNOWN
     if isinstance(err, CourierRejected):
@@ -688,7 +753,23 @@ def _event_of(err: CourierError) -> Event:
         return Event.UNAVAILABLE
     if isinstance(err, AuthFailed):
         return Event.AUTH_FAILED
+    if isinstance(err, RequestNotBuilt):
+        return Event.UNSENDABLE
     return Event.FAILED
+
+
+def fault_summary(err: BaseException) -> str:
+    """An unforeseen exception as staff and logs may see it: its type and the innermost place
+    it was raised. Never its message: it may quote the data (a name, a street)."""
+    frames = traceback.extract_tb(err.__traceback__)
+    where = f" at {os.path.basename(frames[-1].filename)}:{frames[-1].lineno}" if frames else ""
+    return f"{type(err).__name__}{where}"
+
+
+def _fault(err: Exception, step: str) -> _Answer:
+    summary = fault_summary(err)
+    log.error("booking.fault", step=step, fault=summary)
+    return _Answer(Event.FAULT, fault=summary)
 
 
 async def _create(adapter: CourierAdapter, order: ShipmentOrder) -> _Answer:
@@ -696,6 +777,8 @@ async def _create(adapter: CourierAdapter, order: ShipmentOrder) -> _Answer:
         booking = await adapter.book(order)
     except CourierError as err:
         return _Answer(_event_of(err), error=err)
+    except Exception as err:  # building, signing or parsing failed in a way nobody foresaw
+        return _fault(err, "create")
     _crash_point("after_book")
     return _Answer(Event.BOOKED, booking)
 
@@ -703,11 +786,18 @@ async def _create(adapter: CourierAdapter, order: ShipmentOrder) -> _Answer:
 async def _look_up(adapter: CourierAdapter, reference: str) -> _Answer:
     try:
         found = await adapter.find(reference)
-    except NotSupported:
-        found = None
+    except NotSupported as err:  # not configured, or the route is missing: a capability fact
+        return _Answer(Event.NO_LOOKUP, error=err)
     except CourierError as err:
         return _Answer(_event_of(err), error=err)
+    except Exception as err:
+        return _fault(err, "find")
     return _Answer(Event.NOT_FOUND) if found is None else _Answer(Event.FOUND, found)
+
+
+def booking_deadline(ctx: AppContext, started_at: datetime) -> datetime:
+    """When a booking begun at ``started_at`` must have an outcome or a person asked."""
+    return started_at + timedelta(seconds=ctx.settings.booking_deadline_seconds)
 
 
 def _situation(
@@ -724,6 +814,8 @@ def _situation(
         reconciliations=intent.reconciliations,
         max_reconciliations=ctx.settings.max_reconciliations,
         first_create=step is Step.CREATE,
+        overdue=intent.started_at is not None
+        and ctx.clock.now() >= booking_deadline(ctx, intent.started_at),
     )
 
 
@@ -737,6 +829,10 @@ _HOW = {
 
 def _note(answer: _Answer, reference: str) -> str:
     err = answer.error
+    if answer.fault:
+        return f"unexpected error: {answer.fault}"
+    if isinstance(err, RequestNotBuilt):
+        return err.message
     if err is None:
         return f"{reference} not found at the courier yet"
     if isinstance(err, OutcomeUnknown):
@@ -770,11 +866,18 @@ async def _carry_out(
             return await _settle_rejected(ctx, sid, worker_id, answer.error)
         note = _note(answer, intent.reference)
         if action is Action.ASK_PERSON:
-            if answer.event is Event.STARTED:
+            raw = None
+            if isinstance(answer.error, NotUnderstood):
+                raw = answer.error.raw
+                answer_text = json.dumps(raw, ensure_ascii=False, sort_keys=True)[:1000]
+                note = f"{answer.error.message}; the answer (redacted): {answer_text}"
+            elif decision.why in (Why.OVERDUE, Why.FAULT):
+                pass  # the note says what the last try ended in
+            elif answer.event is Event.STARTED:
                 note = "the last create may have reached the courier"
             elif answer.error is not None:
                 note = f"create outcome unknown: {answer.error.message}"
-            return await _settle_person(ctx, intent, worker_id, decision, note)
+            return await _settle_person(ctx, intent, worker_id, decision, note, raw)
         if action is Action.WAIT:
             err = answer.error
             if isinstance(err, AuthFailed) and decision.alert_auth:
@@ -800,6 +903,7 @@ async def _carry_out(
             return Outcome("lost_lease", sid, intent.reference)
         intent = replace(intent, may_exist=True)
         step = Step.RESEND
+        assert intent.order is not None
         answer = await _create(adapter, intent.order)
 
 
@@ -827,3 +931,77 @@ async def _auth_exception(
             detail=f"{err.courier}: credentials refused ({err.message})",
             dedupe_key=f"courier_auth:{err.courier}:{office_id}",
         )
+
+
+# --------------------------------------------------------------------------------------------
+# A job that failed outside the courier call (the worker's last resort): never a hot loop
+
+
+async def shipment_job_failed(
+    ctx: AppContext, shipment_id: int, worker_id: str, err: Exception
+) -> Outcome:
+    """A reconciliation job raised where no courier answer explains it (loading, building the
+    order, recording the result): one try spent, backed off; at ``max_reconciliations`` (or
+    past the booking deadline) a ``booking_fault`` item asks a person."""
+    summary = fault_summary(err)
+    async with ctx.sessions() as session:
+        shipment = await _held_shipment(session, shipment_id, worker_id)
+        if shipment is None:
+            return Outcome("lost_lease", shipment_id)
+        intent = _Intent(
+            shipment.id,
+            shipment.client_reference,
+            shipment.courier_code,
+            order=None,
+            may_exist=shipment.create_may_exist,
+            reconciliations=shipment.reconcile_count,
+            started_at=shipment.created_at,
+        )
+    decision = decide(
+        _situation(ctx, intent, ctx.couriers.get(intent.courier_code), Step.RECLAIM, Event.FAULT)
+    )
+    note = f"unexpected error: {summary}"
+    if decision.action is Action.ASK_PERSON:
+        return await _settle_person(ctx, intent, worker_id, decision, note)
+    return await _settle_later(ctx, shipment_id, worker_id, decision, note=note)
+
+
+async def delivery_job_failed(
+    ctx: AppContext, delivery_id: int, worker_id: str, err: Exception
+) -> Outcome:
+    """Booking a queued delivery raised before its intent was committed: the delivery stays
+    queued and is tried again after a backoff; once it has failed ``max_reconciliations``
+    times it goes to needs_attention with a ``booking_fault`` item (nothing was sent)."""
+    now = ctx.clock.now()
+    summary = fault_summary(err)
+    async with transaction(ctx.sessions) as session:
+        delivery = await session.scalar(
+            select(Delivery).where(
+                Delivery.id == delivery_id,
+                Delivery.lease_owner == worker_id,
+                Delivery.state == DeliveryState.QUEUED.value,
+            )
+        )
+        if delivery is None:
+            return Outcome("lost_lease")
+        delivery.lease_owner = None
+        delivery.lease_until = None
+        tries = delivery.claim_count
+        if tries < ctx.settings.max_reconciliations:
+            delivery.next_attempt_at = now + timedelta(seconds=retry_delay(max(0, tries - 1)))
+            return Outcome("retry")
+        delivery.next_attempt_at = None
+        await _to_person(
+            session,
+            delivery,
+            shipment_id=None,
+            kind=ExceptionKind.BOOKING_FAULT,
+            reason=(
+                f"the booking failed {tries} times with an error in our code before anything "
+                f"was sent to the courier ({summary})"
+            ),
+            dedupe_key=f"booking_fault:d{delivery.id}:{tries}",
+            now=now,
+            actor=_actor(worker_id),
+        )
+    return Outcome("needs_attention")

@@ -33,7 +33,8 @@ from courier.db.models import (
 )
 from courier.domain import regions
 from courier.domain.exception_kinds import NEXT_STEPS, ExceptionKind
-from courier.services import handover, watch
+from courier.domain.states import DeliveryState
+from courier.services import handover, lifecycle, stuck_booking, watch
 from courier.services.errors import Kind, ServiceError
 from courier.services.handover import AWAITING
 from courier.services.staff import Caller
@@ -422,18 +423,54 @@ async def review_handover(
         )
 
 
+async def _close_booking_in_doubt(
+    session: AsyncSession, caller: Caller, delivery_id: int, now: datetime, why: str
+) -> Delivery | None:
+    """A delivery whose shipment was left in ``booking`` (the outcome only the portal can
+    tell): close that attempt first, so re-ship and collection are not refused for it. The
+    delivery when an attempt was closed, else None."""
+    delivery = await session.get(Delivery, delivery_id, with_for_update=True)
+    if delivery is None or delivery.office_id != caller.office_id:
+        return None  # the step that follows answers "not found"
+    closed = await stuck_booking.close_open_booking(
+        session, delivery, actor=caller.actor, now=now, reason=f"closed by staff: {why}"
+    )
+    return delivery if closed is not None else None
+
+
 async def reship(ctx: AppContext, caller: Caller, delivery_id: int) -> str:
     """Re-ship a returned passport, or keep it at the counter when time is short: the outcome
-    (``queued`` or ``collect_at_counter``) as :func:`courier.services.watch.reship` decides."""
+    (``queued`` or ``collect_at_counter``) as :func:`courier.services.watch.reship` decides.
+    A delivery whose booking was left in doubt is released for a new attempt (``queued``)."""
+    now = ctx.clock.now()
     async with transaction(ctx.sessions) as session:
+        delivery = await _close_booking_in_doubt(session, caller, delivery_id, now, "re-ship")
+        if delivery is not None:
+            await stuck_booking.requeue(session, delivery, actor=caller.actor, now=now)
+            return "queued"
         return await watch.reship(
-            session, delivery_id, caller.actor, now=ctx.clock.now(), office_id=caller.office_id
+            session, delivery_id, caller.actor, now=now, office_id=caller.office_id
         )
 
 
 async def collected_at_counter(ctx: AppContext, caller: Caller, delivery_id: int) -> Collected:
-    """The applicant collected the passport at the counter (final)."""
+    """The applicant collected the passport at the counter (final). A booking left in doubt
+    is closed first (the passport never left the office)."""
+    now = ctx.clock.now()
     async with transaction(ctx.sessions) as session:
+        delivery = await _close_booking_in_doubt(
+            session, caller, delivery_id, now, "collected at the counter"
+        )
+        if delivery is not None and delivery.state == DeliveryState.SHIPPING.value:
+            # the attempt is closed: the delivery no longer ships
+            lifecycle.move_delivery(
+                session,
+                delivery,
+                DeliveryState.NEEDS_ATTENTION,
+                actor=caller.actor,
+                now=now,
+                reason="booking closed by staff",
+            )
         await watch.collected_at_counter(
             session, delivery_id, caller.actor, now=ctx.clock.now(), office_id=caller.office_id
         )

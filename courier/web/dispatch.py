@@ -5,6 +5,9 @@
 ``POST /api/v1/handovers/{id}/review``      approve or refuse a handover under review
 ``POST /api/v1/deliveries/{id}/reship``     re-ship a returned passport, or keep it at the counter
 ``POST /api/v1/deliveries/{id}/collected``  the applicant collected the passport at the counter
+``POST /api/v1/deliveries/{id}/booking/waybill``  a booking left in doubt was found in the
+                                            courier's portal: record its waybill
+``POST /api/v1/deliveries/{id}/booking/release``  it was not: close the attempt, book anew
 
 Every id outside the caller's office is 404, exactly like one that does not exist (invariant 5).
 Each route parses, calls one use case of :mod:`courier.services.dispatch` and renders its view.
@@ -22,7 +25,7 @@ from typing import Any
 from aiohttp import web
 
 import schemas
-from courier.services import dispatch
+from courier.services import dispatch, stuck_booking
 from courier.services.errors import invalid
 from courier.web.auth import require
 from courier.web.body import read_json
@@ -284,3 +287,47 @@ async def post_collected(request: web.Request) -> web.Response:
     await read_json(request, "api/dispatch_action")
     done = await dispatch.collected_at_counter(context_of(request), caller, delivery_id)
     return json_ok({"delivery_id": done.delivery_id, "state": done.state})
+
+
+@routes.post("/api/v1/deliveries/{id}/booking/waybill")
+async def post_booking_waybill(request: web.Request) -> web.Response:
+    caller = await require(request, ROLE)
+    delivery_id = path_id(request)
+    body = await read_json(request, "api/dispatch_booking_waybill")
+    done = await stuck_booking.record_waybill(
+        context_of(request),
+        caller,
+        delivery_id,
+        waybill=str(body["waybill"]),
+        note=str(body.get("note", "")).strip(),
+    )
+    return json_ok(
+        {
+            "delivery_id": done.delivery_id,
+            "shipment_id": done.shipment_id,
+            "reference": done.reference,
+            "shipment_status": done.status,
+            "waybill": done.waybill,
+            "delivery_state": done.delivery_state,
+        }
+    )
+
+
+@routes.post("/api/v1/deliveries/{id}/booking/release")
+async def post_booking_release(request: web.Request) -> web.Response:
+    caller = await require(request, ROLE)
+    delivery_id = path_id(request)
+    body = await read_json(request, "api/dispatch_booking_release")
+    done = await stuck_booking.release_booking(
+        context_of(request), caller, delivery_id, reason=str(body["reason"]).strip()
+    )
+    return json_ok(
+        {
+            "delivery_id": done.delivery_id,
+            "shipment_id": done.shipment_id,
+            "reference": done.reference,
+            "shipment_status": "booking_failed",
+            "waybill": None,
+            "delivery_state": done.delivery_state,
+        }
+    )

@@ -287,7 +287,9 @@ CATALOGUE: tuple[Operation, ...] = (
         errors=(404, 409),
         description="Records the passport back in the office's custody; queues it for a new "
         "shipment attempt when there is time before the deadline, else keeps it at the counter "
-        "and tells the applicant. 409 when the delivery is not returned. " + _OFFICE_SCOPED,
+        "and tells the applicant. A delivery whose booking was left in doubt is released for "
+        "a new attempt (queued). 409 when the delivery is neither returned nor has a booking "
+        "in doubt. " + _OFFICE_SCOPED,
     ),
     Operation(
         "POST",
@@ -302,7 +304,43 @@ CATALOGUE: tuple[Operation, ...] = (
         params=(RECORD_ID,),
         errors=(404, 409),
         description="Final. 409 when the delivery cannot be collected at the counter (e.g. it "
-        "is with the courier or already handed over). " + _OFFICE_SCOPED,
+        "is with the courier or already handed over). A booking left in doubt is closed "
+        "first. " + _OFFICE_SCOPED,
+    ),
+    Operation(
+        "POST",
+        "/api/v1/deliveries/{id}/booking/waybill",
+        "recordBookingWaybill",
+        "A booking left in doubt was found in the courier's portal: record its waybill",
+        "dispatch",
+        auth="staff",
+        roles=("dispatcher",),
+        request="api/dispatch_booking_waybill",
+        response="api/dispatch_booking_result",
+        params=(RECORD_ID,),
+        errors=(404, 409),
+        description="For a delivery whose shipment rests in booking (an item of kind "
+        "booking_unknown, booking_exists, answer_not_understood or booking_fault asks for it): "
+        "the shipment is booked with this waybill and tracked from now on; the items are "
+        "resolved. 409 when no shipment of the delivery is in booking, a worker is settling "
+        "it right now, or the waybill is recorded for another shipment. " + _OFFICE_SCOPED,
+    ),
+    Operation(
+        "POST",
+        "/api/v1/deliveries/{id}/booking/release",
+        "releaseBooking",
+        "A booking left in doubt is not in the courier's portal: book a new attempt",
+        "dispatch",
+        auth="staff",
+        roles=("dispatcher",),
+        request="api/dispatch_booking_release",
+        response="api/dispatch_booking_result",
+        params=(RECORD_ID,),
+        errors=(404, 409),
+        description="Closes the attempt (booking_failed; its reference is never sent again) "
+        "and queues the delivery for a new attempt under a new reference; the items are "
+        "resolved. 409 when no shipment of the delivery is in booking or a worker is settling "
+        "it right now. " + _OFFICE_SCOPED,
     ),
     Operation(
         "POST",

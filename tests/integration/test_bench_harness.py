@@ -4,19 +4,22 @@ loopback. No figure is asserted: only that what is measured is counted and judge
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from aiohttp import web
 from rich.console import Console
 
-from bench import hello, machine
+from bench import hello, machine, reconcile
 from bench.__main__ import rows
 from bench.baselines import parse_pgbench
 from bench.load import Request, drive, percentile, summarise
 from bench.procs import server
 from bench.verdict import NO_TARGET, Row, Target, markdown, met, table
+from courier.db.migrate import upgrade
 
 
 def test_a_ratio_target_is_met_at_or_above_the_ratio() -> None:
@@ -189,3 +192,20 @@ def test_a_server_process_is_found_on_its_port_and_measured() -> None:
         assert rss is not None and rss > 0
         pid = s.process.pid
     assert s.process.poll() is not None, f"process {pid} still running after the block"
+
+
+async def test_the_faulty_courier_figure_counts_calls_at_the_simulator(tmp_path: Path) -> None:
+    # the bench figure's own run, small and on a SQLite file: what it reports is what the
+    # simulator counted, and every booking ended
+    url = f"sqlite+aiosqlite:///{tmp_path / 'reconcile.sqlite3'}"
+    await asyncio.to_thread(upgrade, url)
+    figures = await reconcile.measure(url, deliveries=30)
+    assert figures["deliveries"] == 30
+    assert figures["calls"]["create"] >= 30  # each delivery at least once
+    assert figures["calls_per_booking"] == sum(figures["calls"].values()) / 30
+    assert figures["duplicate_orders"] == 0
+    assert figures["in_booking_without_item"] == 0
+    assert figures["booked"] + sum(figures["to_person"].values()) == 30
+    faulty = {**_measured(), "reconcile": figures}
+    [row] = [r for r in rows(faulty) if r.figure.startswith("courier calls per booking")]
+    assert row.ours == figures["calls_per_booking"] and row.met is (row.ours <= 3)

@@ -39,6 +39,9 @@ ROWS: list[tuple[Step, Event, Courier, bool, int, Decision]] = [
     # a refusal is final: booking_failed, a person fixes the data
     (Step.CREATE, Event.REJECTED, JNT, True, 0, Decision(Action.REJECT)),
     (Step.RESEND, Event.REJECTED, POS, False, 1, Decision(Action.REJECT)),
+    # a refused lookup says nothing about the order: never booking_failed for it
+    (Step.LOOKUP, Event.REJECTED, JNT, True, 1, Decision(Action.WAIT)),
+    (Step.CONFIRM, Event.REJECTED, JNT, True, 1, Decision(Action.WAIT)),
     # the first create's unknown outcome: J&T waits (not yet a reconciliation), Pos to a person
     (
         Step.CREATE,
@@ -97,6 +100,80 @@ ROWS: list[tuple[Step, Event, Courier, bool, int, Decision]] = [
     (Step.CONFIRM, Event.NOT_FOUND, JNT, True, LIMIT - 1, PERSON_UNKNOWN),
     # the shipment's courier is not configured in this process: wait, count nothing
     (Step.RECLAIM, Event.NO_ADAPTER, POS, True, 2, Decision(Action.WAIT)),
+    # a create refused before it reached the courier (429, refused, circuit, 401): resend,
+    # no lookup needed (nothing can exist), whatever the courier
+    (Step.RECLAIM, Event.STARTED, JNT, False, 0, Decision(Action.RESEND)),
+    (Step.RECLAIM, Event.STARTED, FINDS_ONLY, False, 0, Decision(Action.RESEND)),
+    # the lookup route is missing (404/405) or not configured: a capability fact, not an
+    # outage; reconcile by resending when the courier dedupes (or nothing can exist)
+    (Step.LOOKUP, Event.NO_LOOKUP, JNT, True, 0, Decision(Action.RESEND)),
+    (Step.LOOKUP, Event.NO_LOOKUP, JNT_NO_LOOKUP, True, 3, Decision(Action.RESEND)),
+    (Step.LOOKUP, Event.NO_LOOKUP, FINDS_ONLY, False, 1, Decision(Action.RESEND)),
+    (
+        Step.LOOKUP,
+        Event.NO_LOOKUP,
+        FINDS_ONLY,
+        True,
+        1,
+        Decision(Action.ASK_PERSON, why=Why.UNVERIFIABLE),
+    ),
+    # the duplicate answer: the order exists. Look its waybill up when the courier can be
+    # asked; else a person reads it in the portal (one reconciliation counted)
+    (Step.RESEND, Event.DUPLICATE, JNT, True, 1, Decision(Action.LOOK_UP, may_exist=True)),
+    (
+        Step.RESEND,
+        Event.DUPLICATE,
+        JNT_NO_LOOKUP,
+        True,
+        0,
+        Decision(Action.ASK_PERSON, unknown=True, counts=True, may_exist=True, why=Why.EXISTS),
+    ),
+    (Step.CREATE, Event.DUPLICATE, POS, True, 0, PERSON_UNVERIFIABLE),
+    # an answer we do not understand: the order may exist; a person checks the portal
+    (
+        Step.CREATE,
+        Event.NOT_UNDERSTOOD,
+        POS,
+        True,
+        0,
+        Decision(Action.ASK_PERSON, may_exist=True, why=Why.NOT_UNDERSTOOD),
+    ),
+    (
+        Step.RESEND,
+        Event.NOT_UNDERSTOOD,
+        JNT,
+        True,
+        2,
+        Decision(Action.ASK_PERSON, may_exist=True, why=Why.NOT_UNDERSTOOD),
+    ),
+    # our request could not be built (a lone surrogate): nothing was sent; a try spent
+    (
+        Step.CREATE,
+        Event.UNSENDABLE,
+        POS,
+        True,
+        0,
+        Decision(Action.WAIT, counts=True, may_exist=False),
+    ),
+    (
+        Step.RESEND,
+        Event.UNSENDABLE,
+        POS,
+        False,
+        LIMIT - 1,
+        Decision(Action.ASK_PERSON, counts=True, may_exist=False, why=Why.FAULT),
+    ),
+    # an exception the code did not foresee: a try spent, back off; a person at the limit
+    (Step.CREATE, Event.FAULT, JNT, True, 0, Decision(Action.WAIT, counts=True)),
+    (Step.RESEND, Event.FAULT, POS, False, LIMIT - 2, Decision(Action.WAIT, counts=True)),
+    (
+        Step.RESEND,
+        Event.FAULT,
+        JNT,
+        True,
+        LIMIT - 1,
+        Decision(Action.ASK_PERSON, counts=True, why=Why.FAULT),
+    ),
 ]
 
 
@@ -114,6 +191,84 @@ def test_row(
         first_create=step is Step.CREATE,
     )
     assert decide(situation) == expected
+
+
+# Past the booking deadline, what would wait goes to a person; everything else is unchanged
+OVERDUE_ROWS: list[tuple[Step, Event, Courier, bool, int, Decision]] = [
+    (
+        Step.CREATE,
+        Event.RATE_LIMITED,
+        JNT,
+        True,
+        0,
+        Decision(Action.ASK_PERSON, may_exist=False, why=Why.OVERDUE),
+    ),
+    (Step.LOOKUP, Event.UNAVAILABLE, JNT, True, 1, Decision(Action.ASK_PERSON, why=Why.OVERDUE)),
+    (
+        Step.LOOKUP,
+        Event.NOT_FOUND,
+        FINDS_ONLY,
+        True,
+        1,
+        Decision(Action.ASK_PERSON, unknown=True, counts=True, may_exist=True, why=Why.OVERDUE),
+    ),
+    (Step.RECLAIM, Event.NO_ADAPTER, POS, True, 0, Decision(Action.ASK_PERSON, why=Why.OVERDUE)),
+    (
+        Step.CREATE,
+        Event.FAULT,
+        JNT,
+        True,
+        0,
+        Decision(Action.ASK_PERSON, counts=True, why=Why.OVERDUE),
+    ),
+    # a step that ends the booking or asks the courier again is not held back
+    (Step.LOOKUP, Event.FOUND, JNT, True, 1, Decision(Action.BOOK)),
+    (Step.RECLAIM, Event.STARTED, JNT, True, 1, Decision(Action.LOOK_UP)),
+    (Step.CREATE, Event.REJECTED, POS, True, 0, Decision(Action.REJECT)),
+]
+
+
+@pytest.mark.parametrize(
+    ("step", "event", "courier", "may_exist", "tried", "expected"), OVERDUE_ROWS
+)
+def test_overdue_row(
+    step: Step, event: Event, courier: Courier, may_exist: bool, tried: int, expected: Decision
+) -> None:
+    situation = Situation(
+        step=step,
+        event=event,
+        courier=courier,
+        may_exist=may_exist,
+        reconciliations=tried,
+        max_reconciliations=LIMIT,
+        first_create=step is Step.CREATE,
+        overdue=True,
+    )
+    assert decide(situation) == expected
+
+
+def test_nothing_waits_past_the_deadline() -> None:
+    for s in _every_situation():
+        late = Situation(
+            s.step,
+            s.event,
+            s.courier,
+            s.may_exist,
+            s.reconciliations,
+            LIMIT,
+            s.first_create,
+            overdue=True,
+        )
+        assert decide(late).action is not Action.WAIT, late
+
+
+def test_faults_end_with_a_person_after_the_limit() -> None:
+    # never a hot loop: each fault is a try spent, and the last one asks a person
+    for tried in range(LIMIT):
+        s = Situation(Step.RESEND, Event.FAULT, JNT, True, tried, LIMIT)
+        d = decide(s)
+        assert d.counts
+        assert (d.action is Action.ASK_PERSON) == (tried + 1 >= LIMIT)
 
 
 COURIERS = (JNT, JNT_NO_LOOKUP, POS, FINDS_ONLY)

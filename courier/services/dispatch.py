@@ -132,6 +132,7 @@ class EventView:
     location: str
     source: str
     applied: bool
+    sources: tuple[str, ...] = ()  # every source that reported this scan, the first first
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,6 +360,7 @@ async def _delivery_view(
                 e.location,
                 e.source,
                 e.applied,
+                (e.source, *(str(o.get("source", "")) for o in e.other_raws)),
             )
             for e in events
         ),

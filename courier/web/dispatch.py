@@ -192,6 +192,7 @@ def delivery_json(found: dispatch.DeliveryView) -> dict[str, Any]:
                 "raw_text": e.raw_text,
                 "location": e.location,
                 "source": e.source,
+                "sources": list(e.sources),
                 "applied": e.applied,
             }
             for e in found.events

@@ -253,7 +253,8 @@ async def _status_changed(
     )
     # a failed attempt asks staff to reach the applicant while the courier tries again; once
     # the attempts are over (delivered, or on the way back) the item has nothing left to ask
-    settled = ("stuck", "delivery_failed") if target in _ATTEMPTS_OVER else ("stuck",)
+    moving = ("stuck", "return_overdue")
+    settled = (*moving, "delivery_failed") if target in _ATTEMPTS_OVER else moving
     await items.resolve_exceptions(
         session,
         delivery_id=delivery.id,

@@ -130,8 +130,6 @@ async def _open_shipment(session: AsyncSession, delivery_id: int) -> Shipment | 
     found: Shipment | None = await session.scalar(
         select(Shipment)
         .where(Shipment.delivery_id == delivery_id, Shipment.status.in_(OPEN_SHIPMENT_STATUSES))
-        .with_for_update()
-        .execution_options(populate_existing=True)
     )
     return found
 

@@ -123,6 +123,13 @@ async def test_jnt_cancel_before_pickup_then_rebook_as_attempt_two(kit: kit_.Kit
     assert status == 422
     assert {d["path"] for d in bad["error"]["details"]} == {"$.reason", "$.then"}
     assert kit.jnt_sim.state.orders[first.client_reference].cancelled_at is None
+    faults = kit.jnt_sim.state.faults
+    faults.configure({"endpoints": {"cancel": {"error_rate": 1}}})  # the courier is down
+    status, down = await desk.call(CANCEL.format(delivery_id), body)
+    assert status == 503 and down["error"]["code"] == "courier_unavailable"
+    assert (await desk.shipments(delivery_id))[0].status == "booked"
+    assert await desk.audits("shipment.cancel") == 0
+    faults.configure({"endpoints": {"cancel": {"error_rate": 0}}})
 
     status, done = await desk.call(CANCEL.format(delivery_id), body)
     assert status == 200, done

@@ -39,7 +39,14 @@ from adapters.base import (
 from core.status import Status
 from courier.context import AppContext
 from courier.db.engine import transaction
-from courier.db.models import OPEN_SHIPMENT_STATUSES, Delivery, Shipment
+from courier.db.models import (
+    OPEN_SHIPMENT_STATUSES,
+    CustodyEvent,
+    Delivery,
+    Manifest,
+    ManifestItem,
+    Shipment,
+)
 from courier.domain.exception_kinds import ExceptionKind
 from courier.domain.states import CANCELLABLE_BY_STAFF, DeliveryState, check_status_move
 from courier.services import audit, items, lifecycle
@@ -114,6 +121,7 @@ async def _check(ctx: AppContext, caller: Caller, delivery_id: int) -> _Target:
             raise ServiceError(Kind.NOT_FOUND, "unknown_delivery", "no such delivery")
         shipment = await _open_shipment(session, delivery.id)
         _check_cancellable(delivery, shipment)
+        await _check_at_office(session, delivery.id)
         assert shipment is not None
         return _Target(
             shipment.id,
@@ -128,8 +136,9 @@ async def _check(ctx: AppContext, caller: Caller, delivery_id: int) -> _Target:
 
 async def _open_shipment(session: AsyncSession, delivery_id: int) -> Shipment | None:
     found: Shipment | None = await session.scalar(
-        select(Shipment)
-        .where(Shipment.delivery_id == delivery_id, Shipment.status.in_(OPEN_SHIPMENT_STATUSES))
+        select(Shipment).where(
+            Shipment.delivery_id == delivery_id, Shipment.status.in_(OPEN_SHIPMENT_STATUSES)
+        )
     )
     return found
 
@@ -160,6 +169,53 @@ def _check_cancellable(delivery: Delivery, shipment: Shipment | None) -> None:
             "not_cancellable",
             f"a delivery in state {delivery.state} cannot be cancelled and re-routed",
         )
+
+
+async def _check_at_office(session: AsyncSession, delivery_id: int) -> None:
+    """The passport must still be at the office: once a manifest is signed the courier holds it
+    even before its first scan, and bringing it back is a return, not a cancel."""
+    holder = await session.scalar(
+        select(CustodyEvent.holder)
+        .where(CustodyEvent.delivery_id == delivery_id)
+        .order_by(CustodyEvent.occurred_at.desc(), CustodyEvent.id.desc())
+        .limit(1)
+    )
+    if holder is not None and holder != "office":
+        raise ServiceError(
+            Kind.CONFLICT,
+            "picked_up",
+            "the passport was handed to the courier (the pickup manifest is signed): it can no "
+            "longer be cancelled; wait for the delivery or a return",
+        )
+
+
+async def _off_open_manifest(
+    session: AsyncSession, shipment: Shipment, actor: str, now: datetime
+) -> None:
+    """A cancelled shipment leaves the pickup manifest still being prepared (nobody signed it
+    yet), so the others on it can still be handed over; the line is kept in the audit log."""
+    found = (
+        await session.execute(
+            select(ManifestItem, Manifest)
+            .join(Manifest, Manifest.id == ManifestItem.manifest_id)
+            .where(ManifestItem.shipment_id == shipment.id, Manifest.state == "open")
+        )
+    ).first()
+    if found is None:
+        return
+    item, manifest = found
+    audit.record(
+        session,
+        at=now,
+        actor=actor,
+        action="manifest.item_removed",
+        entity="manifest",
+        entity_id=manifest.id,
+        office_id=manifest.office_id,
+        before={"shipment_id": shipment.id, "seal_number": item.seal_number},
+        reason="the shipment was cancelled before pickup",
+    )
+    await session.delete(item)
 
 
 def _refusal(refused: CourierRejected) -> ServiceError:
@@ -215,6 +271,7 @@ async def _record(
         # only the courier's own word may override what happened meanwhile: a poll that saw
         # the pickup since the check wins over a cancel that was only requested
         _check_cancellable(delivery, shipment)
+        await _check_at_office(session, delivery.id)
     elif before is not Status.CANCELLED:
         check_status_move(before, Status.CANCELLED)
     actor = caller.actor
@@ -252,6 +309,7 @@ async def _record(
             dedupe_key=f"cancel_at_courier:{shipment.id}",
             now=now,
         )
+    await _off_open_manifest(session, shipment, actor, now)
     await items.resolve_exceptions(
         session,
         delivery_id=delivery.id,

@@ -14,6 +14,7 @@ courier simulators on loopback with one ManualClock, both backends.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -103,6 +104,7 @@ async def kit(
         yield made
 
 
+SIGNATURE = base64.b64encode(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(64))).decode()
 CANCEL = "/api/v1/deliveries/{}/cancel"
 RETURNED = "/api/v1/deliveries/{}/returned-to-office"
 
@@ -175,6 +177,38 @@ async def test_jnt_cancel_after_pickup_is_refused_with_409_and_changes_nothing(
     status, refused = await desk.call(CANCEL.format(delivery_id), body)
     assert status == 409 and refused["error"]["code"] == "picked_up"
     assert await kit_.delivery_state(kit, delivery_id) == "shipping"
+
+
+async def test_a_cancelled_shipment_leaves_the_open_manifest_and_none_after_its_signature(
+    kit: kit_.Kit,
+) -> None:
+    desk = await _desk(kit, "jnt")
+    _, first = await kit_.seed_delivery(kit, courier="jnt", office_id=desk.office_id, i=1)
+    _, second = await kit_.seed_delivery(kit, courier="jnt", office_id=desk.office_id, i=2)
+    _, third = await kit_.seed_delivery(kit, courier="jnt", office_id=desk.office_id, i=3)
+    assert await book.once(kit.ctx, "w1") == 3
+    status, made = await desk.call("/api/v1/manifests", {"courier": "jnt"})
+    assert status == 201 and len(made["items"]) == 3
+    body = {"reason": "pemohon ambil sendiri", "then": "counter"}
+    status, done = await desk.call(CANCEL.format(first), body)
+    assert status == 200 and done["courier_confirmed"] is True, done
+    status, shown = await desk.call(f"/api/v1/manifests/{made['id']}", None, method="GET")
+    kept = [i["shipment_id"] for i in shown["items"]]
+    assert len(kept) == 2 and done["shipment_id"] not in kept
+    assert await desk.audits("manifest.item_removed") == 1
+
+    seals = {"items": [{"shipment_id": s, "seal_number": f"SEAL-{s:04d}"} for s in kept]}
+    status, _ = await desk.call(f"/api/v1/manifests/{made['id']}/seals", seals)
+    assert status == 200
+    signed = {"courier_agent_name": "Budi (J&T Blitar)", "courier_signature": SIGNATURE}
+    status, handed = await desk.call(f"/api/v1/manifests/{made['id']}/handover", signed)
+    assert status == 200, handed
+    # the courier holds the others now, before any scan: no cancel, whatever we last polled
+    for delivery_id in (second, third):
+        status, refused = await desk.call(CANCEL.format(delivery_id), body)
+        assert status == 409 and refused["error"]["code"] == "picked_up"
+        assert "manifest" in refused["error"]["message"]
+    assert await desk.audits("shipment.cancel") == 1
 
 
 async def test_pos_cancel_is_requested_with_an_item_and_the_passport_waits_at_the_counter(

@@ -191,6 +191,10 @@ class TrackingEventRow(Base):
     location: Mapped[str] = mapped_column(String(120), default="")
     applied: Mapped[bool] = mapped_column(Boolean, default=False)  # moved the status
     raw: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # the same scan as another source reported it (push beside poll): one entry per further
+    # source, {source, raw_code, raw_text, raw, received_at}; the row above is the first copy
+    other_raws: Mapped[list[Any]] = mapped_column(JSON, server_default=text("'[]'"))
+    # courier.domain.scans.scan_key: shipment, status, time and place, not the raw words
     dedupe_key: Mapped[str] = mapped_column(String(64), unique=True)
 
 

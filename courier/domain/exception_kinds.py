@@ -29,7 +29,9 @@ class ExceptionKind(enum.StrEnum):
     SHIPMENT_LOST = "shipment_lost"
     SHIPMENT_CANCELLED = "shipment_cancelled"
     STUCK = "stuck"
+    RETURN_OVERDUE = "return_overdue"
     RETURNED = "returned"
+    CANCEL_AT_COURIER = "cancel_at_courier"
     POD_MISSING = "pod_missing"
     HANDOVER_REVIEW = "handover_review"
     HANDOVER_EXCEPTION = "handover_exception"
@@ -133,11 +135,27 @@ NEXT_STEPS: dict[ExceptionKind, Text] = {
         "Ask the courier where the parcel is; if it cannot be found, mark it lost and arrange "
         "a replacement or a counter pickup.",
     ),
+    ExceptionKind.RETURN_OVERDUE: Text(
+        "Paket sedang diretur tetapi kurir tidak mengirim kabar lagi: periksa apakah amplop "
+        "sudah tiba di kantor; jika sudah, tandai diterima kembali di kantor (periksa segel); "
+        "jika belum, tanyakan posisinya ke kurir.",
+        "The parcel is on its way back but the courier has sent nothing more: check whether "
+        "the envelope has reached the office; if it has, mark it returned to the office "
+        "(check the seal); if not, ask the courier where it is.",
+    ),
     ExceptionKind.RETURNED: Text(
         "Terima paspor di loket (periksa segel), lalu kirim ulang atau minta pemohon mengambil "
         "di kantor sebelum batas waktu.",
         "Receive the passport at the counter (check the seal), then re-ship it or ask the "
         "applicant to collect it before the deadline.",
+    ),
+    ExceptionKind.CANCEL_AT_COURIER: Text(
+        "Kurir ini tidak menyediakan pembatalan lewat API: batalkan pesanan dengan referensi "
+        "dan nomor resi di rincian ini di loket atau portal kurir, lalu tutup item ini. Paspor "
+        "tetap di kantor.",
+        "This courier offers no cancel through its API: cancel the order with the reference "
+        "and waybill in the detail at the courier's counter or portal, then close this item. "
+        "The passport stays at the office.",
     ),
     ExceptionKind.POD_MISSING: Text(
         "Minta foto/tanda tangan bukti serah terima kepada kurir sesuai kontrak.",

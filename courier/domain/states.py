@@ -167,6 +167,17 @@ def next_status(current: Status, incoming: Status | None) -> Status:
     return incoming if incoming in STATUS_MOVES[current] else current
 
 
+#: Where a shipment may be when a dispatcher receives its envelope back at the office: the courier
+#: took it (picked up) and it is not settled. The envelope in hand is the evidence; the courier's
+#: final return scan may never come (issue 9: returns without a final scan).
+RETURNABLE_BY_STAFF: frozenset[Status] = frozenset(
+    {_S.PICKED_UP, _S.IN_TRANSIT, _S.OUT_FOR_DELIVERY, _S.DELIVERY_FAILED, _S.RETURNING}
+)
+
+#: Where a shipment may be when a dispatcher cancels it: booked, not yet picked up.
+CANCELLABLE_BY_STAFF: frozenset[Status] = frozenset({_S.BOOKED})
+
+
 def check_status_move(current: Status, target: Status) -> None:
     """For deliberate moves (a dispatcher marks a shipment lost or cancelled): refuse what
     :func:`next_status` would ignore."""

@@ -133,6 +133,7 @@ class EventView:
     location: str
     source: str
     applied: bool
+    sources: tuple[str, ...] = ()  # every source that reported this scan, the first first
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +201,13 @@ class ReviewedHandover:
 class Collected:
     delivery_id: int
     state: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnedToOffice:
+    delivery_id: int
+    shipment_id: int
+    delivery_state: str
 
 
 # --------------------------------------------------------------------------------------------
@@ -360,6 +368,7 @@ async def _delivery_view(
                 e.location,
                 e.source,
                 e.applied,
+                (e.source, *(str(o.get("source", "")) for o in e.other_raws)),
             )
             for e in events
         ),
@@ -475,6 +484,25 @@ async def collected_at_counter(ctx: AppContext, caller: Caller, delivery_id: int
             session, delivery_id, caller.actor, now=ctx.clock.now(), office_id=caller.office_id
         )
     return Collected(delivery_id, "collected_at_office")
+
+
+async def returned_to_office(
+    ctx: AppContext, caller: Caller, delivery_id: int, *, seal_intact: bool, note: str
+) -> ReturnedToOffice:
+    """The envelope is back at the office without the courier's final return scan
+    (:func:`courier.services.watch.returned_to_office` owns the rules)."""
+    async with transaction(ctx.sessions) as session:
+        shipment = await watch.returned_to_office(
+            session,
+            delivery_id,
+            caller.actor,
+            now=ctx.clock.now(),
+            office_id=caller.office_id,
+            seal_intact=seal_intact,
+            note=note,
+        )
+        delivery = await session.get_one(Delivery, delivery_id)
+        return ReturnedToOffice(delivery_id, shipment.id, delivery.state)
 
 
 # --------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ class Kind(enum.StrEnum):
     RATE_LIMITED = "rate_limited"  # 429
     INELIGIBLE = "ineligible"  # 422: valid, identified, but not a case for delivery
     FORBIDDEN = "forbidden"  # 403: the caller may not do this (e.g. a token held by no person)
+    UNAVAILABLE = "unavailable"  # 503: a courier did not answer; nothing changed, try again
 
 
 class ServiceError(Exception):

@@ -1,8 +1,10 @@
 """Recording courier tracking events: the one idempotent path that polls and pushes both feed.
 
-:func:`apply_events` keeps every event raw beside its normalised status (deduplicated by a unique
-key, so a re-sent push or an overlapping poll is stored once), and moves the shipment's status
-only forward (invariant 2):
+:func:`apply_events` keeps every event raw beside its normalised status, and moves the shipment's
+status only forward (invariant 2). One scan is one row: events are deduplicated on the normalised
+scan (:func:`courier.domain.scans.scan_key`: shipment, status, time, place), so a re-sent push, an
+overlapping poll and the push and poll copies of one scan are stored once; a copy from another
+source keeps its raw form beside the first (``other_raws``).
 
 * events are folded in ``occurred_at`` order through :func:`courier.domain.states.next_status`,
   which never lowers the rank (delivered never becomes in transit);
@@ -34,6 +36,7 @@ from core.status import Status
 from courier.db.models import Application, Delivery, Office, Shipment, TrackingEventRow
 from courier.domain import text
 from courier.domain.exception_kinds import ExceptionKind
+from courier.domain.scans import scan_key
 from courier.domain.states import STATUS_RANK, DeliveryState, next_status
 from courier.domain.watch import next_pickup_slot, next_poll_at
 from courier.services import audit, handover, items, lifecycle, pod, watch
@@ -73,8 +76,16 @@ class Applied:
 
 
 def event_key(shipment: Shipment, event: TrackingEvent) -> str:
-    """The event's own key, scoped to the shipment: couriers may reuse waybills over years."""
-    return hashlib.sha256(f"{shipment.id}|{event.dedupe_key}".encode()).hexdigest()
+    """The scan's key, scoped to the shipment (couriers may reuse waybills over years): the
+    same for the push and the poll copy of one scan, whatever words each used."""
+    return scan_key(
+        shipment.id,
+        event.status,
+        event.occurred_at,
+        event.location,
+        raw_code=event.raw_code,
+        raw_text=event.raw_text,
+    )
 
 
 _ATTEMPTS_OVER = frozenset(
@@ -123,11 +134,11 @@ async def apply_events(
         late = last_seen is not None and event.occurred_at < last_seen
         if target is not current and late and STATUS_RANK[target] <= STATUS_RANK[current]:
             target = current  # an older scan may not flip between equal ranks
-        row_id = await items.insert_ignore(
-            session, TrackingEventRow, _row(shipment, event, source, now, target is not current)
-        )
+        values = _row(shipment, event, source, now, target is not current)
+        row_id = await items.insert_ignore(session, TrackingEventRow, values)
         if row_id is None:
             applied.duplicates += 1
+            await _keep_other_copy(session, values)
             continue
         applied.stored += 1
         if last_seen is None or event.occurred_at > last_seen:
@@ -205,8 +216,25 @@ def _row(
         "location": event.location[:120],
         "applied": moved,
         "raw": dict(event.raw),
+        "other_raws": [],
         "dedupe_key": event_key(shipment, event),
     }
+
+
+async def _keep_other_copy(session: AsyncSession, values: dict[str, Any]) -> None:
+    """A scan already stored came again: keep its raw form when this source is new for it (the
+    poll copy beside the push copy), once per source, so re-sent pushes do not grow the row."""
+    row = await session.scalar(
+        select(TrackingEventRow).where(TrackingEventRow.dedupe_key == values["dedupe_key"])
+    )
+    if row is None:  # pragma: no cover - the insert just found it
+        return
+    seen = {row.source, *(str(o.get("source")) for o in row.other_raws)}
+    if values["source"] in seen:
+        return
+    copy = {k: values[k] for k in ("source", "raw_code", "raw_text", "raw", "location")}
+    copy["received_at"] = values["received_at"].isoformat()
+    row.other_raws = [*row.other_raws, copy]
 
 
 async def _unmapped(
@@ -258,7 +286,8 @@ async def _status_changed(
     )
     # a failed attempt asks staff to reach the applicant while the courier tries again; once
     # the attempts are over (delivered, or on the way back) the item has nothing left to ask
-    settled = ("stuck", "delivery_failed") if target in _ATTEMPTS_OVER else ("stuck",)
+    moving = ("stuck", "return_overdue")
+    settled = (*moving, "delivery_failed") if target in _ATTEMPTS_OVER else moving
     await items.resolve_exceptions(
         session,
         delivery_id=delivery.id,

@@ -27,6 +27,7 @@ from core.status import Status
 from courier.db.engine import SessionFactory, transaction
 from courier.db.models import (
     OPEN_SHIPMENT_STATUSES,
+    CustodyEvent,
     Delivery,
     ExceptionItem,
     Handover,
@@ -35,7 +36,7 @@ from courier.db.models import (
 )
 from courier.domain.deadlines import WARNING_DAYS, days_left, deadline_passed, deadline_warnings
 from courier.domain.exception_kinds import ExceptionKind
-from courier.domain.states import DeliveryState
+from courier.domain.states import RETURNABLE_BY_STAFF, DeliveryState
 from courier.domain.watch import stuck_after, unconfirmed_after
 from courier.services import audit, items, lifecycle
 from courier.services.errors import Kind, ServiceError
@@ -99,6 +100,14 @@ async def _delivery_for_staff(session: AsyncSession, delivery_id: int, office_id
 async def _back_at_counter(
     session: AsyncSession, delivery: Delivery, actor: str, now: datetime
 ) -> None:
+    last = await session.scalar(
+        select(CustodyEvent.holder)
+        .where(CustodyEvent.delivery_id == delivery.id)
+        .order_by(CustodyEvent.occurred_at.desc(), CustodyEvent.id.desc())
+        .limit(1)
+    )
+    if last == "office":  # received back already (returned_to_office): one entry, not two
+        return
     await lifecycle.record_custody(
         session,
         delivery_id=delivery.id,
@@ -202,6 +211,85 @@ async def reship(
         now=now,
     )
     return outcome
+
+
+async def returned_to_office(
+    session: AsyncSession,
+    delivery_id: int,
+    actor: str,
+    *,
+    now: datetime,
+    office_id: int,
+    seal_intact: bool,
+    note: str = "",
+) -> Shipment:
+    """The envelope is back at the office although the courier never said so (no final return
+    scan, or a parcel sent back silently): the dispatcher records it. The shipment becomes
+    ``returned``, custody goes back to the office, the delivery becomes ``returned`` and, as for a
+    return the courier reports, an item asks to re-ship or keep it for the counter
+    (:func:`reship`). Conflict when no shipment of the delivery is with the courier."""
+    delivery = await _delivery_for_staff(session, delivery_id, office_id)
+    shipment = await session.scalar(
+        select(Shipment)
+        .where(Shipment.delivery_id == delivery.id, Shipment.status.in_(OPEN_SHIPMENT_STATUSES))
+        .with_for_update()
+    )
+    if shipment is None or Status(shipment.status) not in RETURNABLE_BY_STAFF:
+        raise ServiceError(
+            Kind.CONFLICT,
+            "not_with_courier",
+            "no shipment of this delivery is with the courier: only a parcel the courier "
+            "picked up can come back"
+            + (f" (the shipment is {shipment.status})" if shipment is not None else ""),
+        )
+    before = shipment.status
+    shipment.status = Status.RETURNED.value
+    shipment.status_reason = "received back at the office by staff" + (
+        "" if seal_intact else "; the seal was NOT intact"
+    )
+    shipment.next_poll_at = None
+    shipment.updated_at = now
+    audit.record(
+        session,
+        at=now,
+        actor=actor,
+        action="shipment.returned_to_office",
+        entity="shipment",
+        entity_id=shipment.id,
+        office_id=delivery.office_id,
+        before={"status": before},
+        after={"status": shipment.status, "seal_intact": seal_intact},
+        reason=note or None,
+    )
+    await lifecycle.record_custody(
+        session,
+        delivery_id=delivery.id,
+        shipment_id=shipment.id,
+        holder="office",
+        holder_ref=actor,
+        occurred_at=now,
+        evidence={"event": "returned_to_office", "seal_intact": seal_intact},
+        recorded_by=actor,
+        now=now,
+    )
+    lifecycle.move_delivery(
+        session,
+        delivery,
+        DeliveryState.RETURNED,
+        actor=actor,
+        now=now,
+        reason="received back at the office without the courier's final return scan",
+    )
+    await items.resolve_exceptions(
+        session,
+        delivery_id=delivery.id,
+        kinds=("stuck", "return_overdue", "delivery_failed"),
+        by=actor,
+        resolution="received back at the office",
+        now=now,
+    )
+    await on_returned(session, delivery, shipment, now=now)
+    return shipment
 
 
 async def collected_at_counter(
@@ -337,13 +425,16 @@ async def scan_stuck(sessions: SessionFactory, *, now: datetime) -> int:
         limit = stuck_after(status, since, lifecycle.pickup_slots(offices.get(office_id)))
         if limit is None or limit > now:
             continue
+        # a return that never gets its final scan is the usual silent shipment: the envelope
+        # may well be at the office already, and only a person can tell
+        returning = status is Status.RETURNING
         async with transaction(sessions) as session:
             item = await items.open_exception(
                 session,
                 office_id=office_id,
                 delivery_id=shipment.delivery_id,
                 shipment_id=shipment.id,
-                kind=ExceptionKind.STUCK,
+                kind=ExceptionKind.RETURN_OVERDUE if returning else ExceptionKind.STUCK,
                 detail=f"no courier event since {since.isoformat()} while {status.value}",
                 dedupe_key=f"stuck:{shipment.id}:{status.value}:{int(since.timestamp())}",
                 now=now,

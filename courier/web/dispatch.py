@@ -8,6 +8,8 @@
 ``POST /api/v1/deliveries/{id}/booking/waybill``  a booking left in doubt was found in the
                                             courier's portal: record its waybill
 ``POST /api/v1/deliveries/{id}/booking/release``  it was not: close the attempt, book anew
+``POST /api/v1/deliveries/{id}/cancel``     cancel a booked shipment, then re-book or counter
+``POST /api/v1/deliveries/{id}/returned-to-office``  the envelope is back without a return scan
 
 Every id outside the caller's office is 404, exactly like one that does not exist (invariant 5).
 Each route parses, calls one use case of :mod:`courier.services.dispatch` and renders its view.
@@ -25,7 +27,7 @@ from typing import Any
 from aiohttp import web
 
 import schemas
-from courier.services import dispatch, stuck_booking
+from courier.services import cancel, dispatch, stuck_booking
 from courier.services.errors import invalid
 from courier.web.auth import require
 from courier.web.body import read_json
@@ -195,6 +197,7 @@ def delivery_json(found: dispatch.DeliveryView) -> dict[str, Any]:
                 "raw_text": e.raw_text,
                 "location": e.location,
                 "source": e.source,
+                "sources": list(e.sources),
                 "applied": e.applied,
             }
             for e in found.events
@@ -287,6 +290,50 @@ async def post_collected(request: web.Request) -> web.Response:
     await read_json(request, "api/dispatch_action")
     done = await dispatch.collected_at_counter(context_of(request), caller, delivery_id)
     return json_ok({"delivery_id": done.delivery_id, "state": done.state})
+
+
+@routes.post("/api/v1/deliveries/{id}/cancel")
+async def post_cancel(request: web.Request) -> web.Response:
+    caller = await require(request, ROLE)
+    delivery_id = path_id(request)
+    body = await read_json(request, "api/dispatch_cancel")
+    done = await cancel.cancel_shipment(
+        context_of(request),
+        caller,
+        delivery_id,
+        reason=str(body["reason"]).strip(),
+        then=str(body["then"]),
+    )
+    return json_ok(
+        {
+            "delivery_id": done.delivery_id,
+            "shipment_id": done.shipment_id,
+            "courier_confirmed": done.courier_confirmed,
+            "then": done.then,
+            "delivery_state": done.delivery_state,
+        }
+    )
+
+
+@routes.post("/api/v1/deliveries/{id}/returned-to-office")
+async def post_returned_to_office(request: web.Request) -> web.Response:
+    caller = await require(request, ROLE)
+    delivery_id = path_id(request)
+    body = await read_json(request, "api/dispatch_returned")
+    done = await dispatch.returned_to_office(
+        context_of(request),
+        caller,
+        delivery_id,
+        seal_intact=bool(body["seal_intact"]),
+        note=str(body.get("note", "")).strip(),
+    )
+    return json_ok(
+        {
+            "delivery_id": done.delivery_id,
+            "shipment_id": done.shipment_id,
+            "delivery_state": done.delivery_state,
+        }
+    )
 
 
 @routes.post("/api/v1/deliveries/{id}/booking/waybill")

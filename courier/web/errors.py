@@ -40,6 +40,7 @@ _KIND_STATUS = {
     Kind.RATE_LIMITED: 429,
     Kind.INELIGIBLE: 422,
     Kind.FORBIDDEN: 403,
+    Kind.UNAVAILABLE: 503,
 }
 
 

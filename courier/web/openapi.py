@@ -344,6 +344,44 @@ CATALOGUE: tuple[Operation, ...] = (
     ),
     Operation(
         "POST",
+        "/api/v1/deliveries/{id}/cancel",
+        "cancelShipment",
+        "Cancel a booked shipment before pickup, then re-book or keep it for the counter",
+        "dispatch",
+        auth="staff",
+        roles=("dispatcher",),
+        request="api/dispatch_cancel",
+        response="api/dispatch_cancel_result",
+        params=(RECORD_ID,),
+        errors=(404, 409, 503),
+        description="Cancels the order at the courier (J&T's signed cancel); a courier without "
+        "a cancel API (Pos Indonesia) gets the cancel requested here and an item of kind "
+        "cancel_at_courier telling staff to cancel it at the courier's counter or portal. Then "
+        "the delivery is queued for a new attempt (rebook) or kept for collection at the "
+        "counter (counter; the applicant is told). 409 with the reason when there is no booked "
+        "shipment, the booking is still in progress, or the courier has picked the parcel up; "
+        "503 when the courier did not answer (nothing changed; cancelling again is harmless). "
+        + _OFFICE_SCOPED,
+    ),
+    Operation(
+        "POST",
+        "/api/v1/deliveries/{id}/returned-to-office",
+        "returnedToOffice",
+        "The envelope came back to the office without the courier's final return scan",
+        "dispatch",
+        auth="staff",
+        roles=("dispatcher",),
+        request="api/dispatch_returned",
+        response="api/dispatch_returned_result",
+        params=(RECORD_ID,),
+        errors=(404, 409),
+        description="The shipment becomes returned, the passport goes back into the office's "
+        "custody (the seal's state recorded), the delivery becomes returned with an item to "
+        "re-ship it or keep it for the counter (/reship). 409 when no shipment of the delivery "
+        "is with the courier. " + _OFFICE_SCOPED,
+    ),
+    Operation(
+        "POST",
         "/api/v1/manifests",
         "openManifest",
         "Open the day's pickup manifest of one courier",

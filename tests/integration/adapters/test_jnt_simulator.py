@@ -411,6 +411,19 @@ async def test_rate_limit_spaces_calls_on_the_clock(sim: Sim) -> None:
     assert sim.clock.now() - start >= timedelta(seconds=3)
 
 
+async def test_the_simulator_counts_api_requests_per_second_and_per_wib_day(sim: Sim) -> None:
+    adapter = sim.adapter()
+    booking = await adapter.book(order())
+    await adapter.track([booking.waybill])
+    sim.advance(hours=24)
+    await adapter.track([booking.waybill])
+    traffic = await sim.control("GET", "/_sim/traffic")  # the control API is not counted
+    assert traffic["total"] == 3 and traffic["max_per_second"] == 2
+    assert sorted(traffic["per_day"].values()) == [1, 2]
+    assert sorted(traffic["per_second"].values()) == [1, 2]
+    assert (await sim.control("DELETE", "/_sim/traffic"))["total"] == 0
+
+
 # --------------------------------------------------------------------------------------------
 # Credentials and signatures
 

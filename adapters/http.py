@@ -8,8 +8,12 @@ Every courier adapter sends through a :class:`CourierTransport`. It owns, per co
   A create is never repeated here: the service re-sends it with the same reference instead
   (DESIGN §5.1). Backoff is exponential with jitter; a ``Retry-After`` on 429/503 is honoured.
   Every wait goes through ``clock.sleep`` so tests on a ManualClock never wait on the wall;
-* a **token-bucket rate limit** (requests per second) and an optional **daily quota** that
-  resets at midnight WIB;
+* the courier account's **rate limit** (requests per second) and optional **daily quota**
+  (resets at midnight WIB), asked of a :class:`RateGate` before every attempt. The gate is a
+  port: :class:`MemoryGate` (this process only) is the default; the service wires in the
+  database's gate (courier/db/limits.py) so every process of a deployment shares one account's
+  limits and a restart does not give the day's quota back. A spent quota is a
+  :class:`RateLimited` whose ``retry_after`` reaches the next WIB day (nothing is sent);
 * a **circuit breaker**: after ``failures_to_open`` consecutive failed attempts (connection
   error, timeout, 5xx) calls fail fast with :class:`CircuitOpen` until ``open_seconds`` of clock
   time have passed; then one probe is let through (half-open) and its result closes or re-opens it.
@@ -42,7 +46,7 @@ import time
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -83,6 +87,10 @@ class TransportPolicy:
     backoff_max: float = 10  # also the longest Retry-After waited for inside one send()
     requests_per_second: float = 10
     daily_quota: int | None = None  # requests per WIB calendar day; None = unlimited
+    # Requests are spaced (1 + margin) / rate apart: one that leaves up to ``rate_margin``
+    # seconds after its slot (a busy event loop, a new connection) still cannot make the
+    # courier count more than ``rate`` in any second.
+    rate_margin: float = 0.1
     failures_to_open: int = 5
     open_seconds: float = 30
 
@@ -91,8 +99,19 @@ class TransportPolicy:
             raise ValueError("max_attempts must be at least 1")
         if self.requests_per_second <= 0:
             raise ValueError("requests_per_second must be positive")
+        if self.rate_margin < 0:
+            raise ValueError("rate_margin may not be negative")
+        if self.daily_quota is not None and self.daily_quota < 1:
+            raise ValueError("daily_quota must be at least 1 (or unset: unlimited)")
         if self.failures_to_open < 1:
             raise ValueError("failures_to_open must be at least 1")
+
+    @property
+    def limits(self) -> RateLimits:
+        return RateLimits(
+            interval=(1 + self.rate_margin) / self.requests_per_second,
+            daily_quota=self.daily_quota,
+        )
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> TransportPolicy:
@@ -138,6 +157,11 @@ class CallObserver(Protocol):
 
     def on_rate_wait(self, courier: str, seconds: float) -> None: ...
 
+    def on_quota(self, courier: str, remaining: int, refused: bool) -> None:
+        """The gate answered for a courier with a daily quota: ``remaining`` requests left
+        today (after this one); ``refused``: none were left, the call was not sent."""
+        ...
+
 
 class NullObserver:
     def on_call(self, courier: str, operation: str, outcome: str, seconds: float) -> None:
@@ -150,6 +174,9 @@ class NullObserver:
         return None
 
     def on_rate_wait(self, courier: str, seconds: float) -> None:
+        return None
+
+    def on_quota(self, courier: str, remaining: int, refused: bool) -> None:
         return None
 
 
@@ -193,57 +220,77 @@ async def close_shared_session() -> None:
 # Rate limit, quota, circuit
 
 
-class _TokenBucket:
-    """``rate`` tokens per second, bursts up to ``max(1, rate)``. Waits on the clock."""
+@dataclass(frozen=True)
+class RateLimits:
+    """One courier account's limits as a gate applies them."""
 
-    def __init__(self, rate: float, clock: Clock) -> None:
-        self.rate = rate
-        self.capacity = max(1.0, rate)
-        self.tokens = self.capacity
-        self.clock = clock
-        self.stamp = clock.now()
-        self.lock = asyncio.Lock()
-
-    def _refill(self) -> None:
-        now = self.clock.now()
-        elapsed = (now - self.stamp).total_seconds()
-        if elapsed > 0:
-            self.tokens = min(self.capacity, self.tokens + elapsed * self.rate)
-            self.stamp = now
-
-    async def take(self) -> float:
-        """Take one token; returns the clock seconds waited for it."""
-        waited = 0.0
-        async with self.lock:  # one waiter at a time keeps the order fair
-            while True:
-                self._refill()
-                if self.tokens >= 1:
-                    self.tokens -= 1
-                    return waited
-                need = (1 - self.tokens) / self.rate
-                waited += need
-                await self.clock.sleep(need)
+    interval: float  # seconds between two requests' slots
+    daily_quota: int | None  # requests per WIB day; None: unlimited
 
 
-class _DailyQuota:
-    def __init__(self, limit: int | None, clock: Clock) -> None:
-        self.limit = limit
-        self.clock = clock
-        self.day = clock.now().astimezone(WIB).date()
-        self.used = 0
+@dataclass(frozen=True)
+class Admission:
+    """A gate's answer. ``refused_for`` set: the day's quota is spent, nothing was reserved,
+    try again in that many seconds (the next WIB day). Otherwise a slot is reserved: send
+    after ``wait`` seconds. ``remaining``: today's quota left after this request (None: no
+    quota)."""
 
-    def take(self) -> float | None:
-        """None when a request may go; else seconds until the quota resets (WIB midnight)."""
-        if self.limit is None:
-            return None
-        now = self.clock.now().astimezone(WIB)
-        if now.date() != self.day:
-            self.day, self.used = now.date(), 0
-        if self.used >= self.limit:
-            midnight = datetime.combine(self.day + timedelta(days=1), datetime.min.time(), WIB)
-            return max(1.0, (midnight - now).total_seconds())
-        self.used += 1
-        return None
+    wait: float = 0.0
+    refused_for: float | None = None
+    remaining: int | None = None
+
+
+class RateGate(Protocol):
+    """Where the courier account's rate and daily quota are kept: asked once per attempt."""
+
+    async def acquire(self, courier: str, limits: RateLimits, now: datetime) -> Admission:
+        """Reserve the next slot and count one request against today's quota, atomically for
+        every caller sharing this gate; or refuse when today's quota is spent. Raise a
+        :class:`~adapters.base.CourierUnavailable` when the gate cannot answer."""
+        ...
+
+
+#: A reserved slot further ahead than this means the clocks of the processes sharing a gate
+#: disagree (a test running a worker in the future): the schedule starts again from now.
+MAX_QUEUE_SECONDS = 300.0
+
+
+def next_wib_day(now: datetime) -> float:
+    """Seconds from ``now`` to the next midnight WIB (at least 1)."""
+    local = now.astimezone(WIB)
+    midnight = datetime.combine(local.date() + timedelta(days=1), datetime.min.time(), WIB)
+    return max(1.0, (midnight - local).total_seconds())
+
+
+def wib_day(now: datetime) -> date:
+    return now.astimezone(WIB).date()
+
+
+class MemoryGate:
+    """This process's limits only (the default; tests, the simulators' own clients). Same
+    arithmetic as the database's gate: each request reserves the slot ``interval`` after the
+    previous one (never earlier than now), so requests leave evenly spaced, in order."""
+
+    def __init__(self) -> None:
+        self._next_slot: dict[str, float] = {}
+        self._used: dict[str, tuple[date, int]] = {}
+
+    async def acquire(self, courier: str, limits: RateLimits, now: datetime) -> Admission:
+        today = wib_day(now)
+        remaining: int | None = None
+        if limits.daily_quota is not None:
+            day, used = self._used.get(courier, (today, 0))
+            used = used if day == today else 0
+            if used >= limits.daily_quota:
+                return Admission(refused_for=next_wib_day(now), remaining=0)
+            self._used[courier] = (today, used + 1)
+            remaining = limits.daily_quota - used - 1
+        t = now.timestamp()
+        slot = self._next_slot.get(courier, t)
+        if slot < t or slot > t + MAX_QUEUE_SECONDS:
+            slot = t
+        self._next_slot[courier] = slot + limits.interval
+        return Admission(wait=slot - t, remaining=remaining)
 
 
 class _Circuit:
@@ -347,14 +394,15 @@ class CourierTransport:
         policy: TransportPolicy = TransportPolicy(),
         session: aiohttp.ClientSession | None = None,
         observer: CallObserver | None = None,
+        gate: RateGate | None = None,
     ) -> None:
         self.courier = courier
         self.clock = clock
         self.policy = policy
         self._session = session
         self._observer: CallObserver = observer or NullObserver()
-        self._bucket = _TokenBucket(policy.requests_per_second, clock)
-        self._quota = _DailyQuota(policy.daily_quota, clock)
+        self._gate: RateGate = gate if gate is not None else MemoryGate()
+        self._limits = policy.limits
         self._circuit = _Circuit(courier, policy, clock, self._observer)
         self._timeout = aiohttp.ClientTimeout(
             total=policy.total_timeout,
@@ -464,13 +512,7 @@ class CourierTransport:
         headers: Mapping[str, str],
         safe_to_repeat: bool,
     ) -> HttpReply:
-        reset_in = self._quota.take()
-        if reset_in is not None:
-            spent = RateLimited(self.courier, "daily quota used up", retry_after=reset_in)
-            raise _Failed(spent, retryable=False)
-        waited = await self._bucket.take()
-        if waited > 0:
-            self._observer.on_rate_wait(self.courier, waited)
+        await self._admit(operation)
 
         path = urlsplit(url).path
         started = time.perf_counter()
@@ -513,6 +555,32 @@ class CourierTransport:
 
         log.debug("courier.http", **trace, status=reply.status, ms=_ms(started))
         return self._judge(operation, reply, safe_to_repeat)
+
+    async def _admit(self, operation: str) -> None:
+        """Wait for this attempt's slot, or refuse it when the day's quota is spent."""
+        try:
+            admission = await self._gate.acquire(self.courier, self._limits, self.clock.now())
+        except CourierError as err:  # nothing was sent: the caller may try again later
+            raise _Failed(err, retryable=False) from err
+        if admission.remaining is not None:
+            refused = admission.refused_for is not None
+            self._observer.on_quota(self.courier, admission.remaining, refused)
+        if admission.refused_for is not None:
+            # not an error and not a hot loop: the caller schedules the retry for the next day
+            log.warning(
+                "courier.quota_exhausted",
+                courier=self.courier,
+                operation=operation,
+                daily_quota=self._limits.daily_quota,
+                resets_in_seconds=round(admission.refused_for),
+            )
+            spent = RateLimited(
+                self.courier, "daily quota used up", retry_after=admission.refused_for
+            )
+            raise _Failed(spent, retryable=False)
+        if admission.wait > 0:
+            self._observer.on_rate_wait(self.courier, admission.wait)
+            await self.clock.sleep(admission.wait)
 
     def _judge(self, operation: str, reply: HttpReply, safe_to_repeat: bool) -> HttpReply:
         status = reply.status

@@ -24,7 +24,7 @@ import adapters.jnt
 import adapters.posind
 import schemas
 from adapters.base import CourierAdapter, CourierDescriptor
-from adapters.http import CallObserver, CourierTransport, TransportPolicy
+from adapters.http import CallObserver, CourierTransport, RateGate, TransportPolicy
 from core.clock import Clock
 
 DESCRIPTORS: dict[str, CourierDescriptor] = {
@@ -94,10 +94,13 @@ def create(
     clock: Clock,
     session: aiohttp.ClientSession | None = None,
     observer: CallObserver | None = None,
+    gate: RateGate | None = None,
 ) -> CourierAdapter:
+    """``gate``: where the account's rate and daily quota are kept (default: this process's
+    memory; the service passes the database's, shared by all its processes)."""
     validate(code, settings)
     policy = TransportPolicy.from_settings(settings.get("transport") or {})
     transport = CourierTransport(
-        code, clock=clock, policy=policy, session=session, observer=observer
+        code, clock=clock, policy=policy, session=session, observer=observer, gate=gate
     )
     return descriptor(code).adapter(settings, transport)

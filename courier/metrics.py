@@ -15,7 +15,7 @@ alert watches it.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -25,6 +25,7 @@ from sqlalchemy import func, select
 
 from core.clock import Clock
 from courier.db.engine import SessionFactory
+from courier.db.limits import quota_left
 from courier.db.models import (
     OPEN_SHIPMENT_STATUSES,
     Delivery,
@@ -92,6 +93,20 @@ RATE_LIMIT_WAITS = Counter(
 RATE_LIMIT_WAIT_SECONDS = Counter(
     "courier_rate_limit_wait_seconds",
     "Seconds spent waiting for the courier's rate limit",
+    ["courier"],
+    registry=REGISTRY,
+)
+QUOTA_REMAINING = Gauge(
+    "courier_quota_remaining",
+    "Requests left today (WIB) in the courier account's daily quota, shared by every process "
+    "(read from the database at scrape time; a worker's own port shows its last answer)",
+    ["courier"],
+    registry=REGISTRY,
+)
+QUOTA_REFUSALS = Counter(
+    "courier_quota_refusals",
+    "Calls not sent because the courier account's daily quota was spent (they wait for the "
+    "next WIB day)",
     ["courier"],
     registry=REGISTRY,
 )
@@ -187,6 +202,11 @@ class PrometheusObserver:
         RATE_LIMIT_WAITS.labels(courier).inc()
         RATE_LIMIT_WAIT_SECONDS.labels(courier).inc(max(0.0, seconds))
 
+    def on_quota(self, courier: str, remaining: int, refused: bool) -> None:
+        QUOTA_REMAINING.labels(courier).set(remaining)
+        if refused:
+            QUOTA_REFUSALS.labels(courier).inc()
+
 
 def _age(now: datetime, oldest: datetime | None) -> float:
     if oldest is None:
@@ -209,6 +229,7 @@ class DbFigures:
     inbox_lag: float
     outbox_lag: float
     poll_lag: float
+    quota_remaining: dict[str, int] = field(default_factory=dict)
 
 
 async def read_db_figures(sessions: SessionFactory, now: datetime) -> DbFigures:
@@ -236,7 +257,9 @@ async def read_db_figures(sessions: SessionFactory, now: datetime) -> DbFigures:
                 Shipment.status.in_(OPEN_SHIPMENT_STATUSES), Shipment.next_poll_at <= now
             )
         )
+        quotas = await quota_left(session, now)
         return DbFigures(
+            quota_remaining={q.courier: q.remaining for q in quotas},
             deliveries={str(row[0]): int(row[1]) for row in states},
             exceptions={str(row[0]): int(row[1]) for row in exceptions},
             inbox_lag=_age(now, _as_datetime(inbox_oldest)),
@@ -258,6 +281,8 @@ def apply_db_figures(figures: DbFigures) -> None:
     INBOX_LAG.set(figures.inbox_lag)
     OUTBOX_LAG.set(figures.outbox_lag)
     POLL_LAG.set(figures.poll_lag)
+    for courier, remaining in figures.quota_remaining.items():
+        QUOTA_REMAINING.labels(courier).set(remaining)
 
 
 async def refresh_from_db(sessions: SessionFactory, clock: Clock) -> bool:

@@ -1,5 +1,7 @@
 """The ``/_sim/`` control API: read the order book, move the clock, set faults, force outcomes,
-switch real-world variations. Not part of any courier's API; never exposed by the real couriers."""
+switch real-world variations, read the traffic counts (``GET /_sim/traffic``: API requests per
+second and per WIB day, as a courier enforcing a rate and a daily quota counts them).
+Not part of any courier's API; never exposed by the real couriers."""
 
 from __future__ import annotations
 
@@ -118,6 +120,7 @@ def control_routes(state: SimState) -> list[web.RouteDef]:
         web.delete("/_sim/faults", faults_clear),
         web.post("/_sim/outcomes", outcome_set),
         *variation_routes(state),
+        *traffic_routes(state),
     ]
 
 
@@ -146,11 +149,35 @@ def variation_routes(state: SimState) -> list[web.RouteDef]:
     ]
 
 
+def traffic_routes(state: SimState) -> list[web.RouteDef]:
+    """Read and reset the API request counts (:class:`simulators.orders.Traffic`)."""
+
+    async def traffic_get(request: web.Request) -> web.Response:
+        return web.json_response(state.traffic.as_dict())
+
+    async def traffic_clear(request: web.Request) -> web.Response:
+        state.traffic.clear()
+        return web.json_response(state.traffic.as_dict())
+
+    return [
+        web.get("/_sim/traffic", traffic_get),
+        web.delete("/_sim/traffic", traffic_clear),
+    ]
+
+
 def install(app: web.Application, state: SimState) -> None:
-    """Add the control routes and release held replies on shutdown."""
+    """Add the control routes, count the API's traffic and release held replies on shutdown."""
 
     async def release(_: web.Application) -> None:
         state.closing.set()
 
+    @web.middleware
+    async def count_traffic(request: web.Request, handler: Any) -> web.StreamResponse:
+        if not request.path.startswith("/_sim/"):  # counted on arrival, faulted or not
+            state.traffic.count(state.clock.now())
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    app.middlewares.insert(0, count_traffic)
     app.add_routes(control_routes(state))
     app.on_shutdown.append(release)

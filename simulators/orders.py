@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, time
 from typing import Any
 
-from core.clock import Clock
+from core.clock import WIB, Clock
 from simulators.faults import FaultTable
 from simulators.lifecycle import DEFAULT_ORIGIN_REGENCY, Step, StepKind, plan_lifecycle
 from simulators.variations import Variations
@@ -41,11 +41,38 @@ class SimOrder:
 
 
 @dataclass
+class Traffic:
+    """Every courier API request the simulator received (the control API not included), counted
+    per second and per WIB day of its clock: what a courier enforcing a contracted rate and a
+    daily quota would count."""
+
+    per_second: Counter[int] = field(default_factory=Counter)  # epoch second -> requests
+    per_day: Counter[str] = field(default_factory=Counter)  # WIB date (ISO) -> requests
+
+    def count(self, now: datetime) -> None:
+        self.per_second[int(now.timestamp())] += 1
+        self.per_day[now.astimezone(WIB).date().isoformat()] += 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "total": sum(self.per_day.values()),
+            "max_per_second": max(self.per_second.values(), default=0),
+            "per_second": {str(k): v for k, v in sorted(self.per_second.items())},
+            "per_day": dict(sorted(self.per_day.items())),
+        }
+
+    def clear(self) -> None:
+        self.per_second.clear()
+        self.per_day.clear()
+
+
+@dataclass
 class SimState:
     clock: Clock
     orders: dict[str, SimOrder] = field(default_factory=dict)  # by our reference
     create_counts: Counter[str] = field(default_factory=Counter)  # every create attempt
     calls: Counter[str] = field(default_factory=Counter)  # every request, by endpoint
+    traffic: Traffic = field(default_factory=Traffic)  # every API request, per second and day
     faults: FaultTable = field(default_factory=FaultTable)
     variations: Variations = field(default_factory=Variations)
     forced_outcomes: dict[str, str] = field(default_factory=dict)  # reference -> outcome

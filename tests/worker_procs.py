@@ -92,6 +92,11 @@ class Simulator:
         with urllib.request.urlopen(req, timeout=5) as resp:
             return json.loads(resp.read())
 
+    def traffic(self) -> dict[str, Any]:
+        """API requests the simulator received, per second and per WIB day of its clock."""
+        result: dict[str, Any] = self.call("GET", "/_sim/traffic")
+        return result
+
     def orders(self) -> dict[str, Any]:
         result: dict[str, Any] = self.call("GET", "/_sim/orders")
         return result
@@ -108,9 +113,22 @@ class Simulator:
         await wait_for(lambda: asyncio.to_thread(up), "simulator up", within=20)
 
 
-def write_config(tmp: Path, db_url: str, sim_url: str, **worker: Any) -> Path:
+def write_config(
+    tmp: Path,
+    db_url: str,
+    sim_url: str,
+    *,
+    transport: Mapping[str, Any] | None = None,
+    **worker: Any,
+) -> Path:
+    """``transport``: more of the J&T transport policy (rate, daily quota…)."""
     jnt = jnt_sim.adapter_settings(sim_url)
-    jnt["transport"] = {"connect_timeout": 2, "read_timeout": 30, "total_timeout": 40}
+    jnt["transport"] = {
+        "connect_timeout": 2,
+        "read_timeout": 30,
+        "total_timeout": 40,
+        **(transport or {}),
+    }
     config = {
         "database_url": db_url,
         "log": {"level": "info", "format": "json"},

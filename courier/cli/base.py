@@ -19,6 +19,7 @@ from courier import config, logging
 from courier.config import Settings
 from courier.context import AppContext
 from courier.db.engine import is_sqlite, make_engine, make_sessions
+from courier.db.limits import DatabaseGate
 from courier.db.migrate import current_revision, head_revision
 from courier.metrics import PrometheusObserver
 
@@ -77,8 +78,11 @@ def build_context(settings: Settings) -> AppContext:
     clock = settings.clock()
     engine = make_engine(settings.database_url)
     observer = PrometheusObserver()
+    # one account's rate and daily quota for every process of the deployment, kept across
+    # restarts (courier/db/limits.py)
+    gate = DatabaseGate(engine)
     couriers: dict[str, CourierAdapter] = {
-        code: registry.create(code, courier_settings, clock=clock, observer=observer)
+        code: registry.create(code, courier_settings, clock=clock, observer=observer, gate=gate)
         for code, courier_settings in settings.couriers.items()
     }
     return AppContext(

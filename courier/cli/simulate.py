@@ -57,6 +57,7 @@ control API (not part of any courier's API):
   POST /_sim/clock/advance    {"seconds": N}
   GET|POST|DELETE /_sim/faults   e.g. {"endpoint": "create", "kind": "timeout", "count": 1}
   POST /_sim/outcomes         {"reference": R, "outcome": "returned"}
+  GET|DELETE /_sim/traffic    API requests counted per second and per WIB day
 
 faults (--faults or POST /_sim/faults), per endpoint (posind: token, create, track;
 jnt: create, cancel, track, find, pod) or "*":

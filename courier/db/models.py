@@ -15,6 +15,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -379,3 +380,17 @@ class ManifestItem(Base):
     shipment_id: Mapped[int] = mapped_column(ForeignKey("shipments.id"), unique=True)
     seal_number: Mapped[str | None] = mapped_column(String(40))
     sealed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class CourierLimit(Base):
+    """One courier account's rate and daily quota, shared by every process of the deployment
+    (courier/db/limits.py): the slot the next request may leave at, and today's count."""
+
+    __tablename__ = "courier_limits"
+    courier: Mapped[str] = mapped_column(String(16), primary_key=True)
+    # epoch seconds (a float: the same arithmetic on SQLite and PostgreSQL)
+    next_slot: Mapped[float] = mapped_column(Double)
+    day: Mapped[date] = mapped_column(Date)  # the WIB day ``used`` counts
+    used: Mapped[int] = mapped_column(Integer)
+    daily_quota: Mapped[int | None] = mapped_column(Integer)  # as last configured; /metrics
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -269,6 +269,7 @@ async def test_track_unknown_awb_is_empty_and_one_call_per_awb(sim: Sim) -> None
         def on_retry(self, courier: str, operation: str) -> None: ...
         def on_circuit(self, courier: str, state: str) -> None: ...
         def on_rate_wait(self, courier: str, seconds: float) -> None: ...
+        def on_quota(self, courier: str, remaining: int, refused: bool) -> None: ...
 
     settings = {**simulator.adapter_settings(sim.url())}
     adapter = registry.create(
@@ -408,6 +409,19 @@ async def test_rate_limit_spaces_calls_on_the_clock(sim: Sim) -> None:
         await adapter.track([b.waybill for b in bookings])
     # 6 calls at 2/s after the initial burst was spent on the 2 creates: >= 3 s of clock time
     assert sim.clock.now() - start >= timedelta(seconds=3)
+
+
+async def test_the_simulator_counts_api_requests_per_second_and_per_wib_day(sim: Sim) -> None:
+    adapter = sim.adapter()
+    booking = await adapter.book(order())
+    await adapter.track([booking.waybill])
+    sim.advance(hours=24)
+    await adapter.track([booking.waybill])
+    traffic = await sim.control("GET", "/_sim/traffic")  # the control API is not counted
+    assert traffic["total"] == 3 and traffic["max_per_second"] == 2
+    assert sorted(traffic["per_day"].values()) == [1, 2]
+    assert sorted(traffic["per_second"].values()) == [1, 2]
+    assert (await sim.control("DELETE", "/_sim/traffic"))["total"] == 0
 
 
 # --------------------------------------------------------------------------------------------

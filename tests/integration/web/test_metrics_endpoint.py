@@ -1,8 +1,8 @@
 """/metrics: requests by route template (never the raw path), courier calls through the
 observer, and the database gauges read at scrape time (deliveries by state, open exceptions,
-inbox / outbox / poll lag) on the service's clock, at most every db_refresh_seconds of it; served
-only to the configured bearer token, or on the separate metrics.listen address, never open by
-default (issue 10)."""
+inbox / outbox / poll lag, the couriers' daily quota left) on the service's clock, at most every
+db_refresh_seconds of it; served only to the configured bearer token, or on the separate
+metrics.listen address, never open by default (issue 10)."""
 
 from __future__ import annotations
 
@@ -20,10 +20,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.http import RateLimits
 from core.clock import ManualClock
 from courier import config, metrics
 from courier.context import AppContext
 from courier.db.engine import SessionFactory, make_engine, make_sessions, transaction
+from courier.db.limits import DatabaseGate
 from courier.db.models import (
     Application,
     Delivery,
@@ -280,6 +282,32 @@ async def test_database_gauges_are_read_at_scrape_time(
     assert seen[("courier_inbox_lag_seconds", ())] == 600 + 30
     assert seen[("courier_outbox_lag_seconds", ())] == 30 + 30
     assert seen[("courier_poll_lag_seconds", ())] == 90 + 30
+
+
+async def test_the_daily_quota_left_is_read_from_the_shared_gate_at_scrape_time(
+    db_url: str, engine: AsyncEngine, sessions: SessionFactory
+) -> None:
+    # what the workers' transports spent: 3 of the account's 10 requests today
+    gate = DatabaseGate(engine)
+    for _ in range(3):
+        await gate.acquire("jnt", RateLimits(interval=0.1, daily_quota=10), NOW)
+    ctx = _ctx(db_url, engine, sessions)
+    async with TestClient(TestServer(_app(ctx))) as client:
+        seen = _scraped(await (await client.get("/metrics")).text())
+        assert seen[("courier_quota_remaining", (("courier", "jnt"),))] == 7
+        ctx.clock.advance(timedelta(days=1))  # type: ignore[attr-defined]
+        tomorrow = _scraped(await (await client.get("/metrics")).text())
+    assert tomorrow[("courier_quota_remaining", (("courier", "jnt"),))] == 10
+
+
+def test_the_observer_shows_the_quota_and_counts_refusals() -> None:
+    observer = metrics.PrometheusObserver()
+    refusals = _sample("courier_quota_refusals_total", courier="posind")
+    observer.on_quota("posind", 4, False)
+    assert _sample("courier_quota_remaining", courier="posind") == 4
+    observer.on_quota("posind", 0, True)
+    assert _sample("courier_quota_remaining", courier="posind") == 0
+    assert _sample("courier_quota_refusals_total", courier="posind") == refusals + 1
 
 
 async def test_a_scrape_answers_when_the_database_is_gone() -> None:

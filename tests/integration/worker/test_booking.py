@@ -157,7 +157,9 @@ async def test_books_each_delivery_exactly_once(ctx: AppContext, sims: dict[str,
     ships = await seed.shipments(ctx.sessions)
     assert [s.status for s in ships] == ["booked"] * 5
     assert all(s.waybill and s.waybill.startswith("JO") for s in ships)
-    assert all(s.lease_owner is None and s.next_poll_at == seed.T0 for s in ships)
+    # due for tracking from its booking (the clock moved only by the courier's rate spacing)
+    now = ctx.clock.now()
+    assert all(s.lease_owner is None and seed.T0 <= s.next_poll_at <= now for s in ships)
     assert {s.client_reference for s in ships} == {f"BLT2026{i:08d}01" for i in range(1, 6)}
     assert set((await seed.delivery_states(ctx.sessions)).values()) == {"shipping"}
     # nothing left to claim: a second pass books nothing more

@@ -21,6 +21,7 @@ from adapters.http import (
     CircuitOpen,
     CourierTransport,
     HttpReply,
+    MemoryGate,
     TransportPolicy,
     backoff,
     basic_auth,
@@ -68,6 +69,7 @@ class Observed:
     retries: int = 0
     circuit: list[str] = field(default_factory=list)
     waits: list[float] = field(default_factory=list)
+    quota: list[tuple[int, bool]] = field(default_factory=list)
 
     def on_call(self, courier: str, operation: str, outcome: str, seconds: float) -> None:
         self.calls.append((operation, outcome))
@@ -80,6 +82,9 @@ class Observed:
 
     def on_rate_wait(self, courier: str, seconds: float) -> None:
         self.waits.append(seconds)
+
+    def on_quota(self, courier: str, remaining: int, refused: bool) -> None:
+        self.quota.append((remaining, refused))
 
 
 @dataclass
@@ -333,13 +338,37 @@ async def test_half_open_lets_a_single_probe_through(rig: Rig) -> None:
 
 
 async def test_rate_limit_spaces_requests_on_the_clock(rig: Rig) -> None:
-    transport = rig.transport(requests_per_second=2)
+    transport = rig.transport(requests_per_second=2, rate_margin=0)
     before = rig.clock.now()
     for _ in range(6):
         await transport.send("t", "GET", rig.url, safe_to_repeat=True)
-    # a burst of 2, then 4 more at 2/s
-    assert rig.clock.now() - before == timedelta(seconds=2)
-    assert len(rig.observed.waits) == 4
+    # the first at once, then one every half second: never a burst past the rate
+    assert rig.clock.now() - before == timedelta(seconds=2.5)
+    assert rig.observed.waits == [0.5] * 5
+
+
+async def test_the_rate_margin_spaces_requests_further(rig: Rig) -> None:
+    transport = rig.transport(requests_per_second=4, rate_margin=0.2)
+    before = rig.clock.now()
+    for _ in range(3):
+        await transport.send("t", "GET", rig.url, safe_to_repeat=True)
+    assert rig.clock.now() - before == timedelta(seconds=0.6)  # 1.2 s / 4 apart
+
+
+async def test_transports_sharing_a_gate_share_the_rate_and_the_quota(rig: Rig) -> None:
+    gate = MemoryGate()
+    policy = TransportPolicy(requests_per_second=1, rate_margin=0, daily_quota=3)
+    two = [
+        CourierTransport("test", clock=rig.clock, policy=policy, session=rig.session, gate=gate)
+        for _ in range(2)
+    ]
+    before = rig.clock.now()
+    await asyncio.gather(*(t.send("t", "GET", rig.url, safe_to_repeat=True) for t in two))
+    assert rig.clock.now() - before == timedelta(seconds=1)  # one waited for the other's slot
+    await two[0].send("t", "GET", rig.url, safe_to_repeat=True)
+    with pytest.raises(RateLimited, match="daily quota"):
+        await two[1].send("t", "GET", rig.url, safe_to_repeat=True)
+    assert rig.script.hits == 3
 
 
 async def test_daily_quota_resets_at_wib_midnight(rig: Rig) -> None:
@@ -351,6 +380,8 @@ async def test_daily_quota_resets_at_wib_midnight(rig: Rig) -> None:
         await transport.send("t", "GET", rig.url, safe_to_repeat=True)
     assert limited.value.retry_after == pytest.approx(3600, abs=1)
     assert rig.script.hits == 2
+    assert rig.observed.quota == [(1, False), (0, False), (0, True)]
+    assert rig.observed.calls[-1] == ("t", "rate_limited")
     rig.clock.advance(timedelta(hours=1))
     await transport.send("t", "GET", rig.url, safe_to_repeat=True)
     assert rig.script.hits == 3

@@ -76,12 +76,21 @@ def processes(tmp: Path) -> Iterator[Procs]:
 
 
 class Simulator:
-    def __init__(self, procs: Procs, faults: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        procs: Procs,
+        faults: Mapping[str, Any] | None = None,
+        *,
+        epoch: datetime | None = None,
+    ) -> None:
+        """``epoch``: the simulator's clock starts there (default: now)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         args = [COURIER, "simulate", "jnt", "--host", "127.0.0.1", "--port", str(self.port)]
         if faults:
             args += ["--faults", json.dumps(faults)]
+        if epoch is not None:
+            args += ["--epoch", epoch.isoformat()]
         self.proc = procs.spawn(args, {}, "simulator")
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
@@ -119,9 +128,11 @@ def write_config(
     sim_url: str,
     *,
     transport: Mapping[str, Any] | None = None,
+    clock: Mapping[str, Any] | None = None,
     **worker: Any,
 ) -> Path:
-    """``transport``: more of the J&T transport policy (rate, daily quota…)."""
+    """``transport``: more of the J&T transport policy (rate, daily quota…); ``clock``: the
+    service clock's settings (epoch, started, speed)."""
     jnt = jnt_sim.adapter_settings(sim_url)
     jnt["transport"] = {
         "connect_timeout": 2,
@@ -142,6 +153,8 @@ def write_config(
         "couriers": {"jnt": jnt},
         "security": {"passport_pepper": "chaos-test-pepper-0123456789-abcdefgh"},
     }
+    if clock:
+        config["clock"] = dict(clock)
     path = tmp / f"courier-{len(list(tmp.glob('courier-*.toml')))}.toml"
     path.write_bytes(tomli_w.dumps(config).encode())
     return path

@@ -2,8 +2,8 @@
 `courier work` processes booking against one J&T simulator that counts every API request per
 second and per WIB day. The courier never sees more than the configured rate, the day's quota is
 one count for all four, and it holds when they are replaced by a new process: bookings
-past it wait for the next WIB day (a shipment left in ``booking`` due after midnight WIB), they
-are neither errors nor retried in a loop.
+past it are not sent (a shipment left in ``booking``, due at the next WIB day or, sooner, at the
+booking deadline, where a person takes over), neither errors nor retried in a loop.
 
 Every assertion is on what the simulator counted or what the database holds, never on how fast
 anything ran: the test's length is process start-up (seconds each on a busy machine) plus
@@ -23,7 +23,7 @@ import worker_procs as wp
 import worker_seed as seed
 from sqlalchemy import select
 
-from adapters.http import next_wib_day
+from core.clock import ScaledClock
 from courier.db.engine import SessionFactory
 from courier.db.limits import quota_left
 from courier.db.models import Shipment
@@ -41,15 +41,23 @@ QUOTA = 16  # requests per WIB day
 WORKERS = 4
 
 
+# Every process of the test runs one clock that starts at noon WIB: the whole test lies inside
+# one WIB day whatever the hour it runs at (a run crossing midnight WIB would see two days).
+NOON_WIB = datetime(2026, 11, 3, 5, 0, tzinfo=UTC)  # the day after the seed's T0
+CLOCK = ScaledClock(NOON_WIB)
+
+
 async def _statuses(sessions: SessionFactory) -> dict[str, int]:
-    """Shipments by status, with ``booking`` split into due today and waiting for tomorrow."""
-    tomorrow = datetime.now(UTC).timestamp() + next_wib_day(datetime.now(UTC)) - 60
+    """Shipments by status, with ``booking`` split into due now and deferred (not to be sent
+    before a later time: the next WIB day, or the booking deadline where a person takes over,
+    whichever comes first)."""
+    soon = CLOCK.now().timestamp() + 600
     counts: dict[str, int] = {}
     async with sessions() as session:
         for status, due in await session.execute(select(Shipment.status, Shipment.next_poll_at)):
             key = str(status)
-            if key == "booking" and due is not None and due.timestamp() >= tomorrow:
-                key = "booking:tomorrow"
+            if key == "booking" and due is not None and due.timestamp() >= soon:
+                key = "booking:deferred"
             counts[key] = counts.get(key, 0) + 1
     return counts
 
@@ -67,12 +75,13 @@ async def test_four_workers_share_one_rate_and_one_daily_quota_across_restarts(
     first_batch = QUOTA + 6
     await seed.deliveries(sessions, office, first_batch)
     with wp.processes(tmp_path) as procs:
-        sim = wp.Simulator(procs)
+        sim = wp.Simulator(procs, epoch=NOON_WIB)
         await sim.ready()
         config = wp.write_config(
             tmp_path,
             db_url,
             sim.url,
+            clock={"epoch": NOON_WIB.isoformat(), "started": CLOCK.started},
             # two bookings at a time per worker: eight callers compete for every slot
             concurrency_per_courier=2,
             # a busy 2-core test machine may send a request a little after its slot: a wider
@@ -85,7 +94,7 @@ async def test_four_workers_share_one_rate_and_one_daily_quota_across_restarts(
             async def quota_spent() -> bool:
                 return await _statuses(sessions) == {
                     "booked": QUOTA,
-                    "booking:tomorrow": first_batch - QUOTA,
+                    "booking:deferred": first_batch - QUOTA,
                 }
 
             await wp.wait_for(quota_spent, "the day's quota to be spent", within=50)
@@ -94,7 +103,7 @@ async def test_four_workers_share_one_rate_and_one_daily_quota_across_restarts(
             assert _per_day(traffic) == QUOTA
             assert len(sim.orders()["orders"]) == QUOTA
             async with sessions() as session:
-                [left] = await quota_left(session, datetime.now(UTC))
+                [left] = await quota_left(session, CLOCK.now())
             assert (left.courier, left.remaining) == ("jnt", 0)
 
             # every worker replaced by a new process; more passports to send the same day
@@ -110,7 +119,7 @@ async def test_four_workers_share_one_rate_and_one_daily_quota_across_restarts(
             async def all_wait_for_tomorrow() -> bool:
                 return await _statuses(sessions) == {
                     "booked": QUOTA,
-                    "booking:tomorrow": first_batch - QUOTA + second_batch,
+                    "booking:deferred": first_batch - QUOTA + second_batch,
                 }
 
             await wp.wait_for(all_wait_for_tomorrow, "the new bookings to wait for tomorrow")

@@ -206,6 +206,10 @@ def _bodies(office: str, app_no: str) -> dict[tuple[str, str], Any]:
         ("POST", "/api/v1/handovers/{id}/review"): {"approve": False, "reason": "KK tidak cocok"},
         ("POST", "/api/v1/deliveries/{id}/reship"): {},
         ("POST", "/api/v1/deliveries/{id}/collected"): {},
+        ("POST", "/api/v1/deliveries/{id}/booking/waybill"): {"waybill": "JO0027364832"},
+        ("POST", "/api/v1/deliveries/{id}/booking/release"): {"reason": "tidak ada di portal"},
+        ("POST", "/api/v1/deliveries/{id}/cancel"): {"reason": "alamat salah", "then": "counter"},
+        ("POST", "/api/v1/deliveries/{id}/returned-to-office"): {"seal_intact": True},
         ("POST", "/api/v1/manifests"): {"courier": "jnt"},
         ("POST", "/api/v1/manifests/{id}/seals"): {
             "items": [{"shipment_id": 1, "seal_number": "SEAL-0001"}]

@@ -293,10 +293,10 @@ async def test_the_daily_quota_left_is_read_from_the_shared_gate_at_scrape_time(
         await gate.acquire("jnt", RateLimits(interval=0.1, daily_quota=10), NOW)
     ctx = _ctx(db_url, engine, sessions)
     async with TestClient(TestServer(_app(ctx))) as client:
-        seen = _scraped(await (await client.get("/metrics")).text())
+        seen = _scraped(await (await client.get("/metrics", headers=AUTH)).text())
         assert seen[("courier_quota_remaining", (("courier", "jnt"),))] == 7
         ctx.clock.advance(timedelta(days=1))  # type: ignore[attr-defined]
-        tomorrow = _scraped(await (await client.get("/metrics")).text())
+        tomorrow = _scraped(await (await client.get("/metrics", headers=AUTH)).text())
     assert tomorrow[("courier_quota_remaining", (("courier", "jnt"),))] == 10
 
 

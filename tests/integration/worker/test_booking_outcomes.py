@@ -171,7 +171,9 @@ async def test_lookup_route_404_is_a_capability_and_the_duplicate_answer_means_i
     assert sorted(o["reference"] for o in orders["orders"]) == sorted(
         s.client_reference for s in ships
     )
-    assert orders["calls"]["find"] == 1
+    # learned once per process: the two reconciliations run side by side, so each may have asked
+    # before the first 404 came back, never more than that
+    assert 1 <= orders["calls"]["find"] <= 2
     assert orders["calls"]["create"] == 4  # each: the lost create and one resend
     assert ctx.couriers["jnt"].capabilities.find is False
 

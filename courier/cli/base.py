@@ -20,7 +20,6 @@ from courier.config import Settings
 from courier.context import AppContext
 from courier.db.engine import is_sqlite, make_engine, make_sessions
 from courier.db.limits import DatabaseGate
-from courier.db.migrate import current_revision, head_revision
 from courier.metrics import PrometheusObserver
 
 
@@ -139,6 +138,8 @@ def schema_problem(database_url: str) -> str | None:
     file = sqlite_file(database_url)
     if file is not None and not file.exists():
         return f"database file {file} does not exist: {MIGRATE_HINT}"
+    # alembic on use: `courier --help` and check-config need none of it
+    from courier.db.migrate import current_revision, head_revision
 
     async def read() -> str | None:
         engine = make_engine(database_url)

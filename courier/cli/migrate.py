@@ -12,7 +12,6 @@ from adapters import registry
 from courier import config
 from courier.cli.base import require_lease_covers_calls, require_secrets, settings_from
 from courier.db.migrate import head_revision, migrate
-from courier.services.staff import office_problems
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -84,6 +83,8 @@ def _refusal(check: Callable[[config.Settings], None], settings: config.Settings
 
 def service_problems(settings: config.Settings) -> list[str]:
     """Everything beyond the schema that a valid-looking configuration can still get wrong."""
+    from courier.services.staff import office_problems  # on use: keeps `courier --help` quick
+
     out = _refusal(require_secrets, settings) + _refusal(require_lease_covers_calls, settings)
     for code, courier_settings in settings.couriers.items():
         try:

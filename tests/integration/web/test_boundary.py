@@ -15,7 +15,7 @@ import site_kit
 import tracking_kit as kit_
 import worker_seed as seed
 from site_kit import Site
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import schemas
@@ -293,9 +293,10 @@ async def test_two_manifests_sealed_with_one_number_at_once_is_a_409(
     site: Site, backend: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Both requests check the number (free), then both write it: the UNIQUE index refuses the
-    second write, and the use case answers 409 instead of a 500. The first request is held
-    after its write until the second has checked (on PostgreSQL; SQLite serialises writers, so
-    there the second sees the first and is refused by the check: 422)."""
+    second write, and the use case answers 409 instead of a 500. The first request holds its
+    transaction open after its write until the second, past its check, waits on that write
+    (PostgreSQL; SQLite serialises writers, so there the second sees the first and is refused
+    by the check: 422)."""
     blt = site.offices["BLT"]
     first_manifest = blt.manifest_id or 0
     # a second manifest of the same office: another booked shipment, opened now
@@ -315,22 +316,30 @@ async def test_two_manifests_sealed_with_one_number_at_once_is_a_409(
         lines[manifest_id] = view.lines[0].shipment_id
 
     original = manifests._record_seals
-    second_checking = asyncio.Event()
     calls = 0
+
+    async def blocked_on_our_write() -> None:
+        """Until another transaction waits on a lock: the second request, past its check, is
+        writing the same seal number and waits for ours to commit (PostgreSQL)."""
+        query = text(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        )
+        for _ in range(200):
+            async with site.kit.ctx.engine.connect() as conn:
+                if (await conn.execute(query)).scalar_one():
+                    return
+            await asyncio.sleep(0.05)
+        raise AssertionError("the second request never reached its write")
 
     async def held(session: Any, **kwargs: Any) -> Any:
         nonlocal calls
         calls += 1
-        if calls == 1:
-            written = await original(session, **kwargs)  # checked and flushed, not committed
-            try:
-                await asyncio.wait_for(second_checking.wait(), 5)
-                await asyncio.sleep(0.3)  # the second has read the numbers in use meanwhile
-            except TimeoutError:
-                pass  # SQLite: the second waits for our write lock
-            return written
-        second_checking.set()
-        return await original(session, **kwargs)
+        me = calls  # read before the await: the other request counts meanwhile
+        written = await original(session, **kwargs)  # checked and flushed, not committed
+        if me == 1 and backend == "postgresql":
+            await blocked_on_our_write()
+        return written
 
     monkeypatch.setattr(manifests, "_record_seals", held)
 
@@ -343,15 +352,15 @@ async def test_two_manifests_sealed_with_one_number_at_once_is_a_409(
         ) as resp:
             return resp.status, await resp.json()
 
-    first = asyncio.create_task(seal(first_manifest))
-    await asyncio.sleep(0.2)
-    (status_a, _), (status_b, body_b) = await asyncio.gather(first, seal(second_manifest))
-    assert status_a == 200
+    answers = await asyncio.gather(seal(first_manifest), seal(second_manifest))
+    [(won, _), (lost, refusal)] = sorted(answers, key=lambda a: a[0])
+    assert won == 200, answers
     if backend == "postgresql":
-        assert status_b == 409, body_b
-        assert body_b["error"]["code"] == "seal_number_taken"
+        assert lost == 409, refusal
+        assert refusal["error"]["code"] == "seal_number_taken"
+        assert [d["path"] for d in refusal["error"]["details"]] == ["$.items"]
     else:
-        assert status_b in (409, 422), body_b
+        assert lost == 422, refusal  # serialised: the check saw the other's seal
 
 
 # ---------------------------------------------------------------------------------------------

@@ -74,11 +74,12 @@ async def _swap_database(site: Site, url: str) -> AsyncEngine:
     return old
 
 
-async def test_every_route_answers_503_while_postgresql_is_cut(
-    site: Site, backend: str, db_url: str
+async def test_every_route_answers_503_while_the_database_is_away(
+    site: Site, backend: str, db_url: str, tmp_path: Path
 ) -> None:
-    if backend != "postgresql":
-        pytest.skip("the TCP proxy stands in front of PostgreSQL; SQLite: the test below")
+    if backend == "sqlite":
+        await _sqlite_file_gone(site, tmp_path)
+        return
     url = make_url(db_url)
     proxy = await TcpProxy(url.host or "127.0.0.1", url.port or 5432).start()
     through = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
@@ -99,11 +100,8 @@ async def test_every_route_answers_503_while_postgresql_is_cut(
         await proxy.close()
 
 
-async def test_every_route_answers_503_when_the_sqlite_file_cannot_be_opened(
-    site: Site, backend: str, tmp_path: Path
-) -> None:
-    if backend != "sqlite":
-        pytest.skip("SQLite's outage; PostgreSQL: the test above")
+async def _sqlite_file_gone(site: Site, tmp_path: Path) -> None:
+    """SQLite's outage: the database file's folder is gone, so no connection opens."""
     gone = tmp_path / "no-such-folder" / "courier.sqlite3"
     old = await _swap_database(site, f"sqlite+aiosqlite:///{gone}")
     try:

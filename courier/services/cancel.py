@@ -52,7 +52,6 @@ from courier.domain.states import CANCELLABLE_BY_STAFF, DeliveryState, check_sta
 from courier.services import audit, items, lifecycle
 from courier.services.errors import Kind, ServiceError
 from courier.services.staff import Caller
-from courier.services.wakeups import notify_queued
 from courier.services.watch import AT_COUNTER_REASON
 
 log = structlog.get_logger()
@@ -331,18 +330,13 @@ async def _record(
 
 
 async def _rebook(session: AsyncSession, delivery: Delivery, actor: str, now: datetime) -> str:
-    lifecycle.move_delivery(
+    await lifecycle.requeue(
         session,
         delivery,
-        DeliveryState.QUEUED,
         actor=actor,
         now=now,
         reason="re-booking after the office cancelled the shipment",
     )
-    delivery.next_attempt_at = now
-    delivery.lease_owner = None
-    delivery.lease_until = None
-    await notify_queued(session)
     return "queued"
 
 

@@ -14,6 +14,7 @@ from courier.db.models import CustodyEvent, Delivery, Office
 from courier.domain.states import DeliveryState, TransitionRefused, check_delivery_move
 from courier.domain.watch import DEFAULT_PICKUP_SLOTS
 from courier.services import audit
+from courier.services.wakeups import notify_queued
 
 log = structlog.get_logger()
 
@@ -120,3 +121,15 @@ def pickup_slots(office: Office | None) -> tuple[time, ...]:
         except ValueError:
             continue
     return tuple(slots) or DEFAULT_PICKUP_SLOTS
+
+
+async def requeue(
+    session: AsyncSession, delivery: Delivery, *, actor: str, now: datetime, reason: str
+) -> None:
+    """Back to the booking queue for a new attempt (a new reference), due at once, and wake the
+    workers."""
+    move_delivery(session, delivery, DeliveryState.QUEUED, actor=actor, now=now, reason=reason)
+    delivery.next_attempt_at = now
+    delivery.lease_owner = None
+    delivery.lease_until = None
+    await notify_queued(session)

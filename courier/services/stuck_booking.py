@@ -35,7 +35,6 @@ from courier.domain.states import DeliveryState
 from courier.services import audit, items, lifecycle
 from courier.services.errors import Kind, ServiceError
 from courier.services.staff import Caller
-from courier.services.wakeups import notify_queued
 
 #: the items a settled booking answers
 BOOKING_ITEM_KINDS: tuple[str, ...] = tuple(
@@ -219,18 +218,9 @@ async def close_open_booking(
 
 async def requeue(session: AsyncSession, delivery: Delivery, *, actor: str, now: datetime) -> None:
     """Back to the booking queue for a new attempt (a new reference)."""
-    lifecycle.move_delivery(
-        session,
-        delivery,
-        DeliveryState.QUEUED,
-        actor=actor,
-        now=now,
-        reason="released for a new booking attempt",
+    await lifecycle.requeue(
+        session, delivery, actor=actor, now=now, reason="released for a new booking attempt"
     )
-    delivery.next_attempt_at = now
-    delivery.lease_owner = None
-    delivery.lease_until = None
-    await notify_queued(session)
 
 
 async def release_booking(

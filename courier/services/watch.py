@@ -40,7 +40,6 @@ from courier.domain.states import RETURNABLE_BY_STAFF, DeliveryState
 from courier.domain.watch import stuck_after, unconfirmed_after
 from courier.services import audit, items, lifecycle
 from courier.services.errors import Kind, ServiceError
-from courier.services.wakeups import notify_queued
 
 AT_COUNTER_REASON = "awaiting collection at the counter"
 WATCH_ACTOR = "worker:watch"  # the audit log's name for the watchers
@@ -166,18 +165,9 @@ async def reship(
     if not refused:
         await _back_at_counter(session, delivery, actor, now)
     if reship_allowed(delivery.collect_by, now):
-        lifecycle.move_delivery(
-            session,
-            delivery,
-            DeliveryState.QUEUED,
-            actor=actor,
-            now=now,
-            reason="re-shipping after a return",
+        await lifecycle.requeue(
+            session, delivery, actor=actor, now=now, reason="re-shipping after a return"
         )
-        delivery.next_attempt_at = now
-        delivery.lease_owner = None
-        delivery.lease_until = None
-        await notify_queued(session)
         outcome = "queued"
     else:
         delivery.state_reason = AT_COUNTER_REASON

@@ -192,6 +192,24 @@ async def renew(
     return renewed
 
 
+async def _release(
+    sessions: SessionFactory, table: Table, ids: Sequence[int], owner: str, **later: object
+) -> int:
+    """Clear ``owner``'s leases on ``ids`` (a compare-and-set: a lease taken over stays), setting
+    the not-before column in ``later`` when it is given."""
+    if not ids:
+        return 0
+    values: dict[str, object] = {"lease_owner": None, "lease_until": None}
+    values.update({k: v for k, v in later.items() if v is not None})
+    async with transaction(sessions) as session:
+        result = await session.execute(
+            update(table)
+            .where(table.c.id.in_(list(ids)), table.c.lease_owner == owner)
+            .values(**values)
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
 async def release_deliveries(
     sessions: SessionFactory,
     ids: Sequence[int],
@@ -200,17 +218,7 @@ async def release_deliveries(
     next_attempt_at: datetime | None = None,
 ) -> int:
     """Give claimed deliveries back (not worked on); optionally not before ``next_attempt_at``."""
-    if not ids:
-        return 0
-    d = _DELIVERIES
-    values: dict[str, object] = {"lease_owner": None, "lease_until": None}
-    if next_attempt_at is not None:
-        values["next_attempt_at"] = next_attempt_at
-    async with transaction(sessions) as session:
-        result = await session.execute(
-            update(d).where(d.c.id.in_(list(ids)), d.c.lease_owner == owner).values(**values)
-        )
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return await _release(sessions, _DELIVERIES, ids, owner, next_attempt_at=next_attempt_at)
 
 
 async def release_shipments(
@@ -221,17 +229,7 @@ async def release_shipments(
     next_poll_at: datetime | None = None,
 ) -> int:
     """Give claimed shipments back; optionally not claimable before ``next_poll_at``."""
-    if not ids:
-        return 0
-    s = _SHIPMENTS
-    values: dict[str, object] = {"lease_owner": None, "lease_until": None}
-    if next_poll_at is not None:
-        values["next_poll_at"] = next_poll_at
-    async with transaction(sessions) as session:
-        result = await session.execute(
-            update(s).where(s.c.id.in_(list(ids)), s.c.lease_owner == owner).values(**values)
-        )
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return await _release(sessions, _SHIPMENTS, ids, owner, next_poll_at=next_poll_at)
 
 
 async def release_all(sessions: SessionFactory, *, owner: str) -> int:

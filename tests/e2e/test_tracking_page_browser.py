@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import accessibility
 import pytest
 import tracking_kit as kit_
 from playwright.async_api import Browser, Page, ViewportSize
@@ -96,3 +97,24 @@ async def test_an_applicant_confirms_receipt_on_a_phone(
         finally:
             await context.close()
         assert await kit_.delivery_state(kit, delivery_id) == "handed_over"
+
+
+async def test_the_tracking_page_passes_an_accessibility_check(
+    backend: str,
+    engine: AsyncEngine,
+    sessions: SessionFactory,
+    tmp_path: Path,
+    browser: Browser,
+) -> None:
+    async with kit_.make_kit(engine, sessions, tmp_path) as kit:
+        office_id, delivery_id = await kit_.seed_delivery(kit, outcome="delivered_self")
+        await kit_.drive(kit, kit_.state_is(kit, delivery_id, "delivered"))
+        context = await browser.new_context(viewport=PHONE, locale="id-ID")
+        try:
+            page = await context.new_page()
+            for path in (f"/t/{kit_.token(office_id, 1)}", "/t/not-a-real-link-0000000000"):
+                response = await page.goto(kit.url(path))
+                assert response is not None
+                assert await accessibility.violations(page) == [], path
+        finally:
+            await context.close()

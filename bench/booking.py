@@ -84,15 +84,17 @@ class InstantCourier:
         return None
 
 
-async def seed_queue(url: str, deliveries: int) -> None:
-    """The demo office and ``deliveries`` queued deliveries with complete addresses, inserted in
-    bulk (what intake and opt-in would have left behind; their cost is measured elsewhere)."""
+async def seed_queue(url: str, deliveries: int, *, courier: str = "jnt") -> None:
+    """The demo office (sending by ``courier``) and ``deliveries`` queued deliveries with complete
+    addresses, inserted in bulk (what intake and opt-in would have left behind; their cost is
+    measured elsewhere)."""
     engine = make_engine(url)
     sessions = make_sessions(engine)
     now = datetime.now(UTC)
     try:
         async with transaction(sessions) as session:
-            await staff.upsert_office(session, demo_seed.OFFICE, now=now, actor="bench")
+            office = {**demo_seed.OFFICE, "courier": courier}
+            await staff.upsert_office(session, office, now=now, actor="bench")
         async with transaction(sessions) as session:
             office_id = (await session.execute(select(Office.id))).scalar_one()
             collect_by = now + timedelta(days=30)

@@ -1,8 +1,9 @@
-"""Courier calls per booking when the courier misbehaves (issue 9): the J&T simulator's lookup
-answers HTTP 404 (an account without getOrders) and a fifth of the creates fail (lost replies,
-503, 429, gateway timeouts). The worker's real booking loop runs on a ManualClock that jumps to
-each next due retry, so a day of backoffs takes seconds; the courier calls are counted at the
-simulator, as the courier would count them.
+"""Courier calls per booking when the courier misbehaves (issue 9), for each courier: every
+real-world variation of the simulators on (J&T's lookup answers HTTP 404, an account without
+getOrders; Pos answers in either naming) and a fifth of the creates fail (lost replies, 503,
+429, gateway timeouts). The worker's real booking loop runs on a ManualClock that jumps to each
+next due retry, so a day of backoffs takes seconds; the courier calls are counted at the
+simulator, as the courier would count them (Pos's token requests included).
 
 Figures: calls per booking (the issue's target: at most 3 on average), duplicate orders (0),
 bookings left in ``booking`` without an item (0), and how each booking ended.
@@ -28,7 +29,14 @@ from courier.context import AppContext
 from courier.db.engine import make_engine, make_sessions
 from courier.db.models import ExceptionItem, Shipment
 from simulators import jnt as jnt_sim
+from simulators import posind as pos_sim
+from simulators.orders import SimState
+from simulators.variations import NAMES
 from worker import book
+
+COURIERS = ("jnt", "posind")
+#: every variation, always: the worst the simulators know how to be
+EVERY_VARIATION = {"seed": "bench", "rates": {name: 1 for name in NAMES}}
 
 #: the create faults, a fifth in all; lost replies are the case invariant 1 is about
 CREATE_FAULTS = {
@@ -67,28 +75,33 @@ async def _settle(ctx: AppContext, clock: ManualClock, horizon: timedelta) -> No
         clock.set(max(due, clock.now()))
 
 
-async def measure(url: str, deliveries: int = 200, *, quiet: bool = False) -> dict[str, Any]:
-    """Book ``deliveries`` on the database at ``url`` (migrated, empty) against the faulty
-    simulator; the figures above. ``quiet``: the service's log lines go nowhere meanwhile
-    (the bench's console is for its table), errors only afterwards."""
+async def measure(
+    url: str, deliveries: int = 200, *, courier: str = "jnt", quiet: bool = False
+) -> dict[str, Any]:
+    """Book ``deliveries`` by ``courier`` on the database at ``url`` (migrated, empty) against
+    its faulty simulator; the figures above. ``quiet``: the service's log lines go nowhere
+    meanwhile (the bench's console is for its table), errors only afterwards."""
+    if courier not in COURIERS:
+        raise ValueError(f"courier must be one of {COURIERS}, not {courier!r}")
     if not quiet:
-        return await _measure(url, deliveries)
+        return await _measure(url, deliveries, courier)
     with open(os.devnull, "w", encoding="utf-8") as devnull:  # noqa: ASYNC230 (once, at start)
         courier_logging.configure("warning", "json", stream=devnull)
         try:
-            return await _measure(url, deliveries)
+            return await _measure(url, deliveries, courier)
         finally:
             courier_logging.configure("error", "json")
 
 
-async def _measure(url: str, deliveries: int) -> dict[str, Any]:
-    await seed_queue(url, deliveries)
+async def _measure(url: str, deliveries: int, courier: str) -> dict[str, Any]:
+    await seed_queue(url, deliveries, courier=courier)
     clock = ManualClock(datetime.now(UTC))
     options = {
-        "variations": {"rates": {"no_lookup": 1}},
+        "variations": EVERY_VARIATION,
         "faults": {"seed": 14, "endpoints": {"create": CREATE_FAULTS}},
     }
-    app = jnt_sim.create_app(clock, options=options)
+    simulator = jnt_sim if courier == "jnt" else pos_sim
+    app = simulator.create_app(clock, options=options)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -96,10 +109,15 @@ async def _measure(url: str, deliveries: int) -> dict[str, Any]:
     port = runner.addresses[0][1]
     engine = make_engine(url)
     try:
-        jnt = {**jnt_sim.adapter_settings(f"http://127.0.0.1:{port}/"), "transport": TRANSPORT}
-        settings = settings_for(url, couriers={"jnt": jnt}, worker={"max_reconciliations": 3})
-        adapter = registry.create("jnt", jnt, clock=clock)
-        ctx = AppContext(settings, engine, make_sessions(engine), clock, {"jnt": adapter})
+        courier_settings = {
+            **simulator.adapter_settings(f"http://127.0.0.1:{port}/"),
+            "transport": TRANSPORT,
+        }
+        settings = settings_for(
+            url, couriers={courier: courier_settings}, worker={"max_reconciliations": 3}
+        )
+        adapter = registry.create(courier, courier_settings, clock=clock)
+        ctx = AppContext(settings, engine, make_sessions(engine), clock, {courier: adapter})
         started = clock.now()
         await _settle(ctx, clock, timedelta(days=1))
         async with ctx.sessions() as session:
@@ -114,11 +132,12 @@ async def _measure(url: str, deliveries: int) -> dict[str, Any]:
                     select(ExceptionItem.kind).where(ExceptionItem.resolved_at.is_(None))
                 )
             )
-        state = jnt_sim_state(app)
+        state = sim_state(app, courier)
         calls = dict(state.calls)
         # one order per application: the reference is office + application + attempt (2 digits)
         per_application = Counter(ref[:-2] for ref in state.orders)
         return {
+            "courier": courier,
             "deliveries": deliveries,
             "calls": calls,
             "calls_per_booking": sum(calls.values()) / deliveries,
@@ -136,6 +155,8 @@ async def _measure(url: str, deliveries: int) -> dict[str, Any]:
         await runner.cleanup()
 
 
-def jnt_sim_state(app: web.Application) -> Any:
+def sim_state(app: web.Application, courier: str) -> SimState:
     """The simulator's order book and call counts (``/_sim/orders`` without the HTTP)."""
-    return app[jnt_sim.SIM_KEY].state
+    if courier == "jnt":
+        return app[jnt_sim.SIM_KEY].state
+    return app[pos_sim.STATE_KEY].state

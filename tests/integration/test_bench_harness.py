@@ -194,18 +194,22 @@ def test_a_server_process_is_found_on_its_port_and_measured() -> None:
     assert s.process.poll() is not None, f"process {pid} still running after the block"
 
 
-async def test_the_faulty_courier_figure_counts_calls_at_the_simulator(tmp_path: Path) -> None:
-    # the bench figure's own run, small and on a SQLite file: what it reports is what the
-    # simulator counted, and every booking ended
+@pytest.mark.parametrize("courier", ["jnt", "posind"])
+async def test_the_faulty_courier_figure_counts_calls_at_the_simulator(
+    tmp_path: Path, courier: str
+) -> None:
+    # the bench figure's own run, small and on a SQLite file, for each courier with every
+    # variation on: what it reports is what the simulator counted, and every booking ended
     url = f"sqlite+aiosqlite:///{tmp_path / 'reconcile.sqlite3'}"
     await asyncio.to_thread(upgrade, url)
-    figures = await reconcile.measure(url, deliveries=30)
-    assert figures["deliveries"] == 30
+    figures = await reconcile.measure(url, deliveries=30, courier=courier)
+    assert figures["courier"] == courier and figures["deliveries"] == 30
     assert figures["calls"]["create"] >= 30  # each delivery at least once
     assert figures["calls_per_booking"] == sum(figures["calls"].values()) / 30
     assert figures["duplicate_orders"] == 0
     assert figures["in_booking_without_item"] == 0
     assert figures["booked"] + sum(figures["to_person"].values()) == 30
-    faulty = {**_measured(), "reconcile": figures}
+    faulty = {**_measured(), "reconcile": {courier: figures}}
     [row] = [r for r in rows(faulty) if r.figure.startswith("courier calls per booking")]
+    assert courier in row.figure
     assert row.ours == figures["calls_per_booking"] and row.met is (row.ours <= 3)

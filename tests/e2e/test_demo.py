@@ -1,6 +1,7 @@
-"""`courier demo --exit` as a user runs it: a subprocess at its default settings (the clock
-waits for the work and jumps when it is idle: no speed to tune), over a fresh SQLite file in its
-own folder. Every delivery ends final or waiting for a dispatcher (invariant 3), nothing is
+"""`courier demo --exit` as a user runs it: a subprocess at its default settings but for a
+smaller day (40 passports instead of 110: the same code paths, a third of the suite's time; the
+clock waits for the work and jumps when it is idle: no speed to tune), over a fresh SQLite file
+in its own folder. Every delivery ends final or waiting for a dispatcher (invariant 3), nothing is
 written outside ./demo, and nothing the applicants gave — names, phones, passport numbers,
 streets — appears in its output or its logs (invariant 4)."""
 
@@ -16,10 +17,12 @@ import pytest
 
 from courier.demo.seed import plan_day
 
+COUNT = 40
+
 
 def _pii(day: datetime) -> list[str]:
     values: list[str] = []
-    for a in plan_day(day.date()).applicants:
+    for a in plan_day(day.date(), count=COUNT).applicants:
         # a one-word name shorter than five letters ("Sri") may be part of an ordinary word
         if " " in a.name or len(a.name) >= 5:
             values.append(a.name)
@@ -35,8 +38,11 @@ def _pii(day: datetime) -> list[str]:
 def test_demo_settles_every_delivery_and_logs_no_pii(tmp_path: Path) -> None:
     (tmp_path / "demo.log").write_text("a file of the user's, not the demo's")
     proc = subprocess.run(
-        # the defaults of `make demo`, headless; --minutes only bounds a broken run
-        [sys.executable, "-m", "courier.cli", "demo", "--exit", "--port", "0", "--minutes", "9"],
+        # the defaults of `make demo` but the day's size, headless; --minutes bounds a broken run
+        [
+            *(sys.executable, "-m", "courier.cli", "demo", "--exit", "--port", "0"),
+            *("--minutes", "9", "--count", str(COUNT)),
+        ],
         capture_output=True,
         text=True,
         timeout=590,

@@ -556,8 +556,8 @@ async def remove_item(
 ) -> ManifestView:
     """Take a delivery's passport off an open manifest (it is not ready, the envelope is torn,
     the courier will not take it today); the shipment stays booked and a later manifest lists
-    it again. Audited with its seal. 404 for another office's manifest or a delivery not on it;
-    409 once the manifest is handed over."""
+    it again. Audited with its seal. 404 for another office's manifest or delivery; 409 when
+    the delivery's passport is not on this manifest, or once the manifest is handed over."""
     now = ctx.clock.now()
     async with transaction(ctx.sessions) as session:
         manifest = await _manifest_of_office(session, caller.office_id, manifest_id, lock=True)
@@ -569,8 +569,11 @@ async def remove_item(
             )
         ).first()
         if found is None:
+            delivery = await session.get(Delivery, delivery_id)
+            if delivery is None or delivery.office_id != caller.office_id:
+                raise ServiceError(Kind.NOT_FOUND, "unknown_delivery", "no such delivery")
             raise ServiceError(
-                Kind.NOT_FOUND, "not_on_manifest", "this delivery is not on this manifest"
+                Kind.CONFLICT, "not_on_manifest", "this delivery's passport is not on this manifest"
             )
         if manifest.state != OPEN:
             raise ServiceError(

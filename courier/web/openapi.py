@@ -601,7 +601,8 @@ CATALOGUE: tuple[Operation, ...] = (
         params=(RECORD_ID, DELIVERY_ID),
         errors=(404, 409),
         description="The shipment stays booked (a later manifest lists it again); audited with "
-        "its seal. 404 when the delivery is not on the manifest; 409 once it is handed over. "
+        "its seal. 409 when the delivery's passport is not on this manifest, or once the "
+        "manifest is handed over. "
         + _OFFICE_SCOPED,
     ),
 )

@@ -540,10 +540,9 @@ async def returned_to_office(
             seal_number=seal,
         )
         delivery = await session.get_one(Delivery, delivery_id)
-        last = await lifecycle.last_custody(session, delivery_id)
-        matches = last.evidence.get("seal_matches") if last is not None and seal else None
+        checked = await watch.seal_check(session, shipment, seal)
         return ReturnedToOffice(
-            delivery_id, shipment.id, delivery.state, seal, matches if seal else None
+            delivery_id, shipment.id, delivery.state, seal, checked.get("seal_matches")
         )
 
 

@@ -236,7 +236,7 @@ async def returned_to_office(
         .with_for_update()
     )
     reported = await _reported_return(session, delivery) if shipment is None else None
-    seal = await _seal_check(session, shipment or reported, seal_number)
+    seal = await seal_check(session, shipment or reported, seal_number)
     if reported is not None:
         return await _receive_reported_return(
             session,
@@ -332,7 +332,7 @@ async def _reported_return(session: AsyncSession, delivery: Delivery) -> Shipmen
     return None if holder == "office" else latest
 
 
-async def _seal_check(
+async def seal_check(
     session: AsyncSession, shipment: Shipment | None, seal_number: str | None
 ) -> dict[str, Any]:
     """The seal read on the envelope against the one on its manifest, as custody evidence."""

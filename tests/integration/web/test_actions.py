@@ -9,11 +9,13 @@ the field with nothing changed, another office 404."""
 from __future__ import annotations
 
 import io
+import re
 from datetime import timedelta
 from typing import Any
 
 import worker_seed as seed
 from pypdf import PdfReader
+from reportlab.graphics.barcode import code128
 from sqlalchemy import func, select
 from test_dispatch import Desk, _custody, _feed, desk  # noqa: F401 (the fixture)
 from tracking_kit import booked_shipment, event
@@ -95,6 +97,46 @@ async def _count(desk: Desk, model: Any, *where: Any) -> int:  # noqa: F811
 
 def _text(pdf: bytes) -> str:
     return "\n".join(page.extract_text() or "" for page in PdfReader(io.BytesIO(pdf)).pages)
+
+
+def _code128(pdf: bytes) -> str:
+    """The value of the Code 128 barcode drawn on the PDF's first page, decoded from the bars'
+    geometry (each bar is a filled rectangle of the barcode's height), its checksum checked."""
+    content = PdfReader(io.BytesIO(pdf)).pages[0].get_contents()
+    assert content is not None
+    bars = [
+        (float(x), float(w), float(h))
+        for x, _, w, h in re.findall(
+            r"n ([0-9.]+) ([0-9.]+) ([0-9.]+) ([0-9.]+) re f", content.get_data().decode("latin-1")
+        )
+    ]
+    height = max(h for _, _, h in bars)
+    bars = sorted((x, w) for x, w, h in bars if abs(h - height) < 0.01)
+    module = min(w for _, w in bars)
+    runs: list[int] = []
+    for n, (x, w) in enumerate(bars):
+        if n:
+            previous_end = bars[n - 1][0] + bars[n - 1][1]
+            runs.append(round((x - previous_end) / module))
+        runs.append(round(w / module))
+    # the standard table: bar and space widths of each symbol value (reportlab's, as digits)
+    table = {
+        "".join(str("abcd".index(c.lower()) + 1) for c in pattern): value
+        for value, pattern in code128._patterns.items()
+    }
+    values = [table["".join(map(str, runs[i : i + 6]))] for i in range(0, len(runs) - 7, 6)]
+    assert "".join(map(str, runs[-7:])) == "2331112"  # the stop pattern
+    start, *data, check = values
+    assert check == (start + sum(i * v for i, v in enumerate(data, start=1))) % 103
+    out, code_set = "", {103: "A", 104: "B", 105: "C"}[start]
+    for v in data:
+        if code_set == "C" and v < 100:
+            out += f"{v:02d}"
+        elif v in (99, 100, 101):  # code C, code B, code A (FNC4 is not used here)
+            code_set = {99: "C", 100: "B", 101: "A"}[v]
+        else:
+            out += chr(v + 32)
+    return out
 
 
 async def _get(desk: Desk, path: str, token: str | None = None) -> tuple[int, str, bytes]:  # noqa: F811
@@ -369,13 +411,23 @@ async def test_pack_seal_label_and_manifest(desk: Desk) -> None:  # noqa: F811
     text = _text(pdf)
     assert "JO0000000070" in text and "Pemohon 7" in text and "Service" in text
     assert app_no not in text and "SEAL" not in text  # a label carries no passport identifiers
+    assert _code128(pdf) == "JO0000000070"  # the bars themselves say the waybill
     status, _, _ = await _get(desk, f"/api/v1/deliveries/{ids[0]}/label.pdf", token=desk.other)
     assert status == 404
+
+    # Pos Indonesia's API has no label: ours, the same way
+    [pos] = await seed.deliveries(sessions, desk.office_id, 1, start=9)
+    await booked_shipment(sessions, pos, waybill="P2611020000009", courier="posind")
+    status, kind, pdf = await _get(desk, f"/api/v1/deliveries/{pos}/label.pdf")
+    assert status == 200 and "Pos Indonesia" in _text(pdf)
+    assert _code128(pdf) == "P2611020000009"
 
     status, kind, pdf = await _get(desk, "/api/v1/labels.pdf?date=2026-11-02")
     assert status == 200 and kind == "application/pdf"
     reader = PdfReader(io.BytesIO(pdf))
-    assert len(reader.pages) == 2
+    assert len(reader.pages) == 3
+    status, _, pdf = await _get(desk, "/api/v1/labels.pdf?date=2026-11-03")  # nothing booked
+    assert status == 200 and "No labels to print" in _text(pdf)
     status, _, _ = await _get(desk, "/api/v1/labels.pdf?date=2026-13-40")
     assert status == 422
 

@@ -602,8 +602,7 @@ CATALOGUE: tuple[Operation, ...] = (
         errors=(404, 409),
         description="The shipment stays booked (a later manifest lists it again); audited with "
         "its seal. 409 when the delivery's passport is not on this manifest, or once the "
-        "manifest is handed over. "
-        + _OFFICE_SCOPED,
+        "manifest is handed over. " + _OFFICE_SCOPED,
     ),
 )
 

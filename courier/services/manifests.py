@@ -354,6 +354,7 @@ async def _hand_over(
             holder_ref=ship.courier_code,
             occurred_at=now,
             evidence={
+                "from": "office",  # the chain's first hand: the office held it since printing
                 "manifest_id": manifest.id,
                 "manifest_number": manifest.number,
                 "seal_number": item.seal_number,

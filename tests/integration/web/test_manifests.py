@@ -158,6 +158,7 @@ async def test_a_manifest_is_built_sealed_and_handed_over_with_custody_evidence(
     [custody] = await courier_custody(desk, first)
     assert custody.holder_ref == "jnt"
     assert custody.evidence == {
+        "from": "office",
         "manifest_id": manifest_id,
         "manifest_number": "BLT-20261102-JNT-1",
         "seal_number": "SEAL0001",

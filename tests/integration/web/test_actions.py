@@ -456,3 +456,31 @@ async def test_pack_seal_label_and_manifest(desk: Desk) -> None:  # noqa: F811
             select(Shipment.status).where(Shipment.delivery_id == ids[1])
         )
     assert status_after == "booked"  # off the manifest, still booked
+
+
+async def test_a_loss_the_courier_reported_is_closed_with_its_report(desk: Desk) -> None:  # noqa: F811
+    delivery_id, shipment_id = await _picked_up(desk, 11)
+    await _feed(
+        desk.kit.sessions,
+        shipment_id,
+        event(Status.LOST, seed.T0 + timedelta(days=2), waybill="JO0000000011"),
+    )
+    assert await desk.state(delivery_id) == "needs_attention"
+    desk.kit.clock.set(seed.T0 + timedelta(days=3))
+    report = {
+        "report_number": "KLAIM-11",
+        "report_date": "2026-11-04",
+        "report_text": "Kurir mengakui paket hilang",
+    }
+    status, body = await desk.call("POST", f"/api/v1/deliveries/{delivery_id}/lost", json=report)
+    assert status == 200, body
+    assert body["delivery_state"] == "cancelled" and body["items_resolved"] >= 1
+    assert (
+        await _count(
+            desk,
+            ExceptionItem,
+            ExceptionItem.delivery_id == delivery_id,
+            ExceptionItem.resolved_at.is_(None),
+        )
+        == 0
+    )

@@ -31,13 +31,14 @@ from courier.db.models import (
     StaffUser,
     TrackingEventRow,
 )
-from courier.domain import regions
+from courier.domain import envelopes, regions
 from courier.domain.exception_kinds import NEXT_STEPS, ExceptionKind
 from courier.domain.states import DeliveryState
 from courier.services import handover, lifecycle, stuck_booking, watch
-from courier.services.errors import Kind, ServiceError
+from courier.services.errors import Kind, ServiceError, invalid
 from courier.services.handover import AWAITING
 from courier.services.staff import Caller
+from schemas import FieldError
 
 # Open items that ask a dispatcher to review a handover still awaiting the applicant (the
 # applicant never confirmed, or locked the confirmation with wrong numbers).
@@ -208,6 +209,16 @@ class ReturnedToOffice:
     delivery_id: int
     shipment_id: int
     delivery_state: str
+    seal_number: str | None = None  # as read on the envelope, normalised
+    seal_matches: bool | None = None  # None: no seal read, or none recorded on a manifest
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityShown:
+    """The identity document the counter checked before handing the passport over."""
+
+    id_type: str  # envelopes.ID_TYPES
+    id_number: str  # as typed; only its masked form is kept
 
 
 # --------------------------------------------------------------------------------------------
@@ -462,9 +473,12 @@ async def reship(ctx: AppContext, caller: Caller, delivery_id: int) -> str:
         )
 
 
-async def collected_at_counter(ctx: AppContext, caller: Caller, delivery_id: int) -> Collected:
+async def collected_at_counter(
+    ctx: AppContext, caller: Caller, delivery_id: int, identity: IdentityShown | None = None
+) -> Collected:
     """The applicant collected the passport at the counter (final). A booking left in doubt
-    is closed first (the passport never left the office)."""
+    is closed first (the passport never left the office). ``identity``: the document the
+    counter checked; its type and masked number go with the custody event."""
     now = ctx.clock.now()
     async with transaction(ctx.sessions) as session:
         delivery = await _close_booking_in_doubt(
@@ -481,16 +495,39 @@ async def collected_at_counter(ctx: AppContext, caller: Caller, delivery_id: int
                 reason="booking closed by staff",
             )
         await watch.collected_at_counter(
-            session, delivery_id, caller.actor, now=ctx.clock.now(), office_id=caller.office_id
+            session,
+            delivery_id,
+            caller.actor,
+            now=ctx.clock.now(),
+            office_id=caller.office_id,
+            identity=None
+            if identity is None
+            else {
+                "id_type": identity.id_type,
+                "id_number": envelopes.mask_id_number(identity.id_number),
+            },
         )
     return Collected(delivery_id, "collected_at_office")
 
 
 async def returned_to_office(
-    ctx: AppContext, caller: Caller, delivery_id: int, *, seal_intact: bool, note: str
+    ctx: AppContext,
+    caller: Caller,
+    delivery_id: int,
+    *,
+    seal_intact: bool,
+    note: str,
+    seal_number: str | None = None,
 ) -> ReturnedToOffice:
-    """The envelope is back at the office without the courier's final return scan
-    (:func:`courier.services.watch.returned_to_office` owns the rules)."""
+    """The envelope is back at the office, with or without the courier's final return scan
+    (:func:`courier.services.watch.returned_to_office` owns the rules). ``seal_number`` as
+    read on the envelope: normalised, then checked against the manifest's (422 naming
+    ``$.seal_number`` when it is no seal number at all)."""
+    seal = None
+    if seal_number is not None:
+        seal = envelopes.normalise_seal(seal_number)
+        if seal is None:
+            raise invalid([FieldError("$.seal_number", envelopes.SEAL_MESSAGE)])
     async with transaction(ctx.sessions) as session:
         shipment = await watch.returned_to_office(
             session,
@@ -500,9 +537,13 @@ async def returned_to_office(
             office_id=caller.office_id,
             seal_intact=seal_intact,
             note=note,
+            seal_number=seal,
         )
         delivery = await session.get_one(Delivery, delivery_id)
-        return ReturnedToOffice(delivery_id, shipment.id, delivery.state)
+        checked = await watch.seal_check(session, shipment, seal)
+        return ReturnedToOffice(
+            delivery_id, shipment.id, delivery.state, seal, checked.get("seal_matches")
+        )
 
 
 # --------------------------------------------------------------------------------------------

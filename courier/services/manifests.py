@@ -30,7 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.clock import WIB
 from courier.context import AppContext
 from courier.db.engine import transaction
-from courier.db.models import Delivery, Manifest, ManifestItem, Office, Shipment
+from courier.db.models import Application, Delivery, Manifest, ManifestItem, Office, Shipment
+from courier.domain import envelopes
 from courier.services import audit, lifecycle, pod
 from courier.services.dispatch import Destination, acting_person, destination
 from courier.services.errors import Kind, ServiceError, invalid, unique_race
@@ -111,7 +112,7 @@ async def _manifest_of_office(
     return manifest
 
 
-async def _open_manifest(
+async def open_in(
     session: AsyncSession, *, office_id: int, courier_code: str, actor: str, now: datetime
 ) -> Manifest:
     """A new open manifest of every waiting shipment of ``courier_code`` at the office; a 409
@@ -230,6 +231,15 @@ async def _record_seals(
             select(ManifestItem).where(ManifestItem.manifest_id == manifest.id)
         )
     }
+    bad = [
+        FieldError(f"$.items[{n}].seal_number", envelopes.SEAL_MESSAGE)
+        for n, s in enumerate(seals)
+        if envelopes.normalise_seal(s.seal_number) is None
+    ]
+    if bad:
+        raise invalid(bad, "some seals cannot be recorded")
+    # one envelope, one number however it was typed or scanned: SEAL-0001, seal 0001, SEAL0001
+    seals = [Seal(s.shipment_id, envelopes.normalise_seal(s.seal_number) or "") for s in seals]
     numbers = [s.seal_number for s in seals]
     used = {
         str(n): int(sid)
@@ -344,6 +354,7 @@ async def _hand_over(
             holder_ref=ship.courier_code,
             occurred_at=now,
             evidence={
+                "from": "office",  # the chain's first hand: the office held it since printing
                 "manifest_id": manifest.id,
                 "manifest_number": manifest.number,
                 "seal_number": item.seal_number,
@@ -381,7 +392,7 @@ async def _hand_over(
 
 async def open_manifest(ctx: AppContext, caller: Caller, *, courier_code: str) -> ManifestView:
     async with transaction(ctx.sessions) as session:
-        manifest = await _open_manifest(
+        manifest = await open_in(
             session,
             office_id=caller.office_id,
             courier_code=courier_code,
@@ -455,3 +466,134 @@ async def hand_over(
             now=now,
         )
         return await _view(session, office_id=caller.office_id, manifest_id=manifest_id)
+
+
+# --------------------------------------------------------------------------------------------
+# The printed sheet and taking a passport off
+
+
+@dataclass(frozen=True, slots=True)
+class SheetLine:
+    application_no: str
+    masked_name: str  # envelopes.mask_name: the agent matches envelopes, nobody learns names
+    reference: str
+    waybill: str | None
+    seal_number: str | None
+    destination: Destination
+
+
+@dataclass(frozen=True, slots=True)
+class Sheet:
+    """The manifest as printed for both signatures (a PDF): who picks up what, when."""
+
+    id: int
+    number: str
+    office_code: str
+    office_name: str
+    courier_code: str
+    state: str
+    created_at: datetime
+    pickup_slot: str  # "HH:MM" WIB: the office's first slot at or after the manifest opened
+    handed_over_at: datetime | None
+    courier_agent_name: str | None
+    lines: tuple[SheetLine, ...]
+
+
+def pickup_slot(office: Office, opened: datetime) -> str:
+    slots = lifecycle.pickup_slots(office)
+    local = opened.astimezone(WIB).time()
+    chosen = next((s for s in slots if s >= local), slots[-1])
+    return f"{chosen:%H:%M}"
+
+
+async def sheet(ctx: AppContext, caller: Caller, manifest_id: int) -> Sheet:
+    """The printable manifest of the caller's office (404 outside it): application numbers,
+    masked names, seals, waybills and destination regencies; no phone or address."""
+    async with ctx.sessions() as session:
+        m = await _manifest_of_office(session, caller.office_id, manifest_id, lock=False)
+        office = await session.get_one(Office, m.office_id)
+        rows = await session.execute(
+            select(
+                ManifestItem.seal_number,
+                Shipment.client_reference,
+                Shipment.waybill,
+                Delivery.destination_regency_code,
+                Application.application_no,
+                Application.applicant_name,
+            )
+            .join(Shipment, Shipment.id == ManifestItem.shipment_id)
+            .join(Delivery, Delivery.id == Shipment.delivery_id)
+            .join(Application, Application.id == Delivery.application_id)
+            .where(ManifestItem.manifest_id == m.id)
+            .order_by(ManifestItem.id)
+        )
+        return Sheet(
+            id=m.id,
+            number=m.number,
+            office_code=office.code,
+            office_name=office.name,
+            courier_code=m.courier_code,
+            state=m.state,
+            created_at=m.created_at,
+            pickup_slot=pickup_slot(office, m.created_at),
+            handed_over_at=m.handed_over_at,
+            courier_agent_name=m.courier_agent_name,
+            lines=tuple(
+                SheetLine(
+                    application_no=no,
+                    masked_name=envelopes.mask_name(name),
+                    reference=ref,
+                    waybill=waybill,
+                    seal_number=seal,
+                    destination=destination(code),
+                )
+                for seal, ref, waybill, code, no, name in rows
+            ),
+        )
+
+
+async def remove_item(
+    ctx: AppContext, caller: Caller, manifest_id: int, delivery_id: int, *, reason: str
+) -> ManifestView:
+    """Take a delivery's passport off an open manifest (it is not ready, the envelope is torn,
+    the courier will not take it today); the shipment stays booked and a later manifest lists
+    it again. Audited with its seal. 404 for another office's manifest or delivery; 409 when
+    the delivery's passport is not on this manifest, or once the manifest is handed over."""
+    now = ctx.clock.now()
+    async with transaction(ctx.sessions) as session:
+        manifest = await _manifest_of_office(session, caller.office_id, manifest_id, lock=True)
+        found = (
+            await session.execute(
+                select(ManifestItem, Shipment)
+                .join(Shipment, Shipment.id == ManifestItem.shipment_id)
+                .where(ManifestItem.manifest_id == manifest.id, Shipment.delivery_id == delivery_id)
+            )
+        ).first()
+        if found is None:
+            delivery = await session.get(Delivery, delivery_id)
+            if delivery is None or delivery.office_id != caller.office_id:
+                raise ServiceError(Kind.NOT_FOUND, "unknown_delivery", "no such delivery")
+            raise ServiceError(
+                Kind.CONFLICT, "not_on_manifest", "this delivery's passport is not on this manifest"
+            )
+        if manifest.state != OPEN:
+            raise ServiceError(
+                Kind.CONFLICT,
+                "manifest_closed",
+                "the manifest is already handed over: the courier holds its passports",
+            )
+        item, shipment = found
+        audit.record(
+            session,
+            at=now,
+            actor=caller.actor,
+            action="manifest.item_removed",
+            entity="manifest",
+            entity_id=manifest.id,
+            office_id=caller.office_id,
+            before={"shipment_id": shipment.id, "seal_number": item.seal_number},
+            reason=reason,
+        )
+        await session.delete(item)
+        await session.flush()
+        return await _view(session, office_id=caller.office_id, manifest_id=manifest.id)

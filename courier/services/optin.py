@@ -12,7 +12,9 @@ checks run per window.
 Changing the address: the applicant sends the same request again with the new address (one
 endpoint, the same identity proof, nothing new to remember). Until a shipment exists this
 replaces the address and issues a NEW tracking token (the old link stops working: this is also
-how a lost link is recovered); once a shipment exists it is refused with 409.
+how a lost link is recovered); once a shipment exists it is refused with 409, unless every
+attempt was refused by the courier or cancelled before pickup (the address never left the
+office: the applicant corrects it, a dispatcher re-books).
 
 The tracking token is ``secrets.token_urlsafe(32)`` (256 bits), returned once, stored as sha256
 (:func:`courier.services.hashing.hash_token`); :func:`delivery_by_token_hash` is the one lookup.
@@ -38,6 +40,7 @@ import structlog
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.status import Status
 from courier.config import Settings
 from courier.context import AppContext
 from courier.db.engine import transaction
@@ -58,6 +61,7 @@ CONSENT_VERSION = "2026-01"
 SCOPE_APPLICATION = "optin_application"
 SCOPE_CLIENT = "optin_client"
 ACTOR = "applicant"
+_NEVER_CARRIED = (Status.BOOKING_FAILED.value, Status.CANCELLED.value)
 _CHANGEABLE = frozenset(
     {DeliveryState.REQUESTED, DeliveryState.QUEUED, DeliveryState.NEEDS_ATTENTION}
 )
@@ -329,9 +333,16 @@ async def _change_address(
 ) -> str:
     """``delivery`` was read FOR UPDATE: booking, which locks it too, cannot add a shipment
     between the count below and the commit."""
+    # an attempt the courier refused or the office cancelled before pickup never carried the
+    # address anywhere: the applicant may still correct it (a dispatcher then re-books)
     shipments = (
         await session.execute(
-            select(func.count()).select_from(Shipment).where(Shipment.delivery_id == delivery.id)
+            select(func.count())
+            .select_from(Shipment)
+            .where(
+                Shipment.delivery_id == delivery.id,
+                Shipment.status.not_in(_NEVER_CARRIED),
+            )
         )
     ).scalar_one()
     if shipments or DeliveryState(delivery.state) not in _CHANGEABLE:

@@ -17,7 +17,9 @@ workers. Each delivery is handled in its own short transaction.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
 from sqlalchemy import select
@@ -31,10 +33,12 @@ from courier.db.models import (
     Delivery,
     ExceptionItem,
     Handover,
+    ManifestItem,
     Office,
     Shipment,
 )
 from courier.domain.deadlines import WARNING_DAYS, days_left, deadline_passed, deadline_warnings
+from courier.domain.envelopes import normalise_seal
 from courier.domain.exception_kinds import ExceptionKind
 from courier.domain.states import RETURNABLE_BY_STAFF, DeliveryState
 from courier.domain.watch import stuck_after, unconfirmed_after
@@ -212,18 +216,38 @@ async def returned_to_office(
     office_id: int,
     seal_intact: bool,
     note: str = "",
+    seal_number: str | None = None,
 ) -> Shipment:
     """The envelope is back at the office although the courier never said so (no final return
     scan, or a parcel sent back silently): the dispatcher records it. The shipment becomes
     ``returned``, custody goes back to the office, the delivery becomes ``returned`` and, as for a
     return the courier reports, an item asks to re-ship or keep it for the counter
-    (:func:`reship`). Conflict when no shipment of the delivery is with the courier."""
+    (:func:`reship`). Conflict when no shipment of the delivery is with the courier.
+
+    ``seal_number`` (normalised) is the number read on the envelope's seal: it is checked
+    against the seal recorded on the pickup manifest and the verdict kept with the custody
+    event (a different seal is recorded, not refused: the envelope is here either way, and a
+    person must look at it). A return the courier already reported (shipment ``returned``) is
+    received the same way once the envelope is in hand: custody back to the office."""
     delivery = await _delivery_for_staff(session, delivery_id, office_id)
     shipment = await session.scalar(
         select(Shipment)
         .where(Shipment.delivery_id == delivery.id, Shipment.status.in_(OPEN_SHIPMENT_STATUSES))
         .with_for_update()
     )
+    reported = await _reported_return(session, delivery) if shipment is None else None
+    seal = await seal_check(session, shipment or reported, seal_number)
+    if reported is not None:
+        return await _receive_reported_return(
+            session,
+            delivery,
+            reported,
+            actor,
+            now=now,
+            seal_intact=seal_intact,
+            seal=seal,
+            note=note,
+        )
     if shipment is None or Status(shipment.status) not in RETURNABLE_BY_STAFF:
         raise ServiceError(
             Kind.CONFLICT,
@@ -234,8 +258,14 @@ async def returned_to_office(
         )
     before = shipment.status
     shipment.status = Status.RETURNED.value
-    shipment.status_reason = "received back at the office by staff" + (
-        "" if seal_intact else "; the seal was NOT intact"
+    shipment.status_reason = (
+        "received back at the office by staff"
+        + ("" if seal_intact else "; the seal was NOT intact")
+        + (
+            "; the seal number does NOT match the manifest"
+            if seal.get("seal_matches") is False
+            else ""
+        )
     )
     shipment.next_poll_at = None
     shipment.updated_at = now
@@ -248,7 +278,7 @@ async def returned_to_office(
         entity_id=shipment.id,
         office_id=delivery.office_id,
         before={"status": before},
-        after={"status": shipment.status, "seal_intact": seal_intact},
+        after={"status": shipment.status, "seal_intact": seal_intact, **seal},
         reason=note or None,
     )
     await lifecycle.record_custody(
@@ -258,7 +288,7 @@ async def returned_to_office(
         holder="office",
         holder_ref=actor,
         occurred_at=now,
-        evidence={"event": "returned_to_office", "seal_intact": seal_intact},
+        evidence={"event": "returned_to_office", "seal_intact": seal_intact, **seal},
         recorded_by=actor,
         now=now,
     )
@@ -282,6 +312,92 @@ async def returned_to_office(
     return shipment
 
 
+async def _reported_return(session: AsyncSession, delivery: Delivery) -> Shipment | None:
+    """The delivery's latest shipment when the courier reported it returned and the envelope
+    has not been received at the office since (the last custody holder is not the office)."""
+    latest = await session.scalar(
+        select(Shipment)
+        .where(Shipment.delivery_id == delivery.id)
+        .order_by(Shipment.attempt_no.desc())
+        .limit(1)
+    )
+    if latest is None or latest.status != Status.RETURNED.value:
+        return None
+    holder = await session.scalar(
+        select(CustodyEvent.holder)
+        .where(CustodyEvent.delivery_id == delivery.id)
+        .order_by(CustodyEvent.occurred_at.desc(), CustodyEvent.id.desc())
+        .limit(1)
+    )
+    return None if holder == "office" else latest
+
+
+async def seal_check(
+    session: AsyncSession, shipment: Shipment | None, seal_number: str | None
+) -> dict[str, Any]:
+    """The seal read on the envelope against the one on its manifest, as custody evidence."""
+    if seal_number is None:
+        return {}
+    recorded = (
+        await session.scalar(
+            select(ManifestItem.seal_number).where(ManifestItem.shipment_id == shipment.id)
+        )
+        if shipment is not None
+        else None
+    )
+    return {
+        "seal_number": seal_number,
+        "seal_recorded": recorded,
+        # seals recorded before numbers were normalised kept their dashes
+        "seal_matches": None if recorded is None else normalise_seal(recorded) == seal_number,
+    }
+
+
+async def _receive_reported_return(
+    session: AsyncSession,
+    delivery: Delivery,
+    shipment: Shipment,
+    actor: str,
+    *,
+    now: datetime,
+    seal_intact: bool,
+    seal: dict[str, Any],
+    note: str,
+) -> Shipment:
+    evidence = {"event": "returned_to_office", "seal_intact": seal_intact, **seal}
+    audit.record(
+        session,
+        at=now,
+        actor=actor,
+        action="shipment.received_at_office",
+        entity="shipment",
+        entity_id=shipment.id,
+        office_id=delivery.office_id,
+        after=evidence,
+        reason=note or None,
+    )
+    await lifecycle.record_custody(
+        session,
+        delivery_id=delivery.id,
+        shipment_id=shipment.id,
+        holder="office",
+        holder_ref=actor,
+        occurred_at=now,
+        evidence=evidence,
+        recorded_by=actor,
+        now=now,
+    )
+    await items.resolve_exceptions(
+        session,
+        delivery_id=delivery.id,
+        kinds=("return_overdue",),
+        by=actor,
+        resolution="received back at the office",
+        now=now,
+    )
+    return shipment
+
+
 async def collected_at_counter(
     session: AsyncSession,
     delivery_id: int,
@@ -289,9 +405,11 @@ async def collected_at_counter(
     *,
     now: datetime,
     office_id: int,
+    identity: Mapping[str, str] | None = None,
 ) -> None:
     """The applicant collected the passport in person at the counter (final). ``office_id`` is
-    the caller's office: a delivery of another office is not found."""
+    the caller's office: a delivery of another office is not found. ``identity``: the ID
+    document checked (type, masked number), kept with the custody event."""
     delivery = await _delivery_for_staff(session, delivery_id, office_id)
     if not lifecycle.move_delivery(
         session,
@@ -311,7 +429,8 @@ async def collected_at_counter(
         holder="applicant",
         holder_ref="counter",
         occurred_at=now,
-        evidence={"event": "collected_at_counter", "staff": actor},
+        # the identity document shown, its number masked (enough to tell two apart)
+        evidence={"event": "collected_at_counter", "staff": actor, **(identity or {})},
         recorded_by=actor,
         now=now,
     )

@@ -287,8 +287,13 @@ async def post_reship(request: web.Request) -> web.Response:
 async def post_collected(request: web.Request) -> web.Response:
     caller = await require(request, ROLE)
     delivery_id = path_id(request)
-    await read_json(request, "api/dispatch_action")
-    done = await dispatch.collected_at_counter(context_of(request), caller, delivery_id)
+    body = await read_json(request, "api/dispatch_collected")
+    done = await dispatch.collected_at_counter(
+        context_of(request),
+        caller,
+        delivery_id,
+        dispatch.IdentityShown(str(body["id_type"]), str(body["id_number"])),
+    )
     return json_ok({"delivery_id": done.delivery_id, "state": done.state})
 
 
@@ -326,12 +331,15 @@ async def post_returned_to_office(request: web.Request) -> web.Response:
         delivery_id,
         seal_intact=bool(body["seal_intact"]),
         note=str(body.get("note", "")).strip(),
+        seal_number=str(body["seal_number"]) if "seal_number" in body else None,
     )
     return json_ok(
         {
             "delivery_id": done.delivery_id,
             "shipment_id": done.shipment_id,
             "delivery_state": done.delivery_state,
+            "seal_number": done.seal_number,
+            "seal_matches": done.seal_matches,
         }
     )
 

@@ -4,6 +4,8 @@
 ``GET  /api/v1/manifests/{id}``            the manifest: items, seals, signatures
 ``POST /api/v1/manifests/{id}/seals``      the seal number of each passport's envelope
 ``POST /api/v1/manifests/{id}/handover``   both sides sign: the passports go to the courier
+``GET  /api/v1/manifests/{id}.pdf``        the manifest printed: masked names, signature lines
+``DELETE /api/v1/manifests/{id}/items/{delivery_id}``  take a passport off an open manifest
 
 Another office's manifest is 404, exactly like one that does not exist (invariant 5). The
 manifest is printed and given to the courier, so it carries no applicant names, phones or
@@ -19,10 +21,11 @@ from typing import Any
 from aiohttp import web
 
 from courier.services import manifests
-from courier.services.errors import invalid
+from courier.services.errors import ServiceError, invalid
+from courier.web import printing
 from courier.web.auth import require
 from courier.web.body import read_json
-from courier.web.dispatch import destination_json, iso, path_id
+from courier.web.dispatch import destination_json, iso, parse_params, path_id
 from courier.web.errors import json_ok
 from courier.web.keys import context_of
 from schemas import FieldError
@@ -90,6 +93,21 @@ async def post_manifest(request: web.Request) -> web.Response:
     return json_ok(manifest_json(found), status=201)
 
 
+@routes.get("/api/v1/manifests/{id}.pdf")  # before /{id}: that one would take "7.pdf" as an id
+async def get_manifest_pdf(request: web.Request) -> web.Response:
+    caller = await require(request, ROLE)
+    manifest_id = path_id(request)
+    found = await manifests.sheet(context_of(request), caller, manifest_id)
+    return web.Response(
+        body=printing.manifest_pdf(found),
+        content_type="application/pdf",
+        headers={
+            "Content-Disposition": f'inline; filename="manifest-{found.number}.pdf"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
 @routes.get("/api/v1/manifests/{id}")
 async def get_manifest(request: web.Request) -> web.Response:
     caller = await require(request, ROLE)
@@ -120,5 +138,20 @@ async def post_handover(request: web.Request) -> web.Response:
         manifest_id,
         courier_agent_name=str(body["courier_agent_name"]).strip(),
         signature_png=image,
+    )
+    return json_ok(manifest_json(found))
+
+
+@routes.delete("/api/v1/manifests/{id}/items/{delivery_id}")
+async def delete_manifest_item(request: web.Request) -> web.Response:
+    caller = await require(request, ROLE)
+    manifest_id = path_id(request)
+    try:
+        delivery_id: int = parse_params({"id": request.match_info["delivery_id"]})["id"]
+    except ServiceError as err:
+        raise invalid([FieldError("url.delivery_id", d.message) for d in err.details]) from err
+    body = await read_json(request, "api/manifest_item_remove")
+    found = await manifests.remove_item(
+        context_of(request), caller, manifest_id, delivery_id, reason=str(body["reason"]).strip()
     )
     return json_ok(manifest_json(found))

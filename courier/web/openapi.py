@@ -67,6 +67,7 @@ class Operation:
     description: str = ""
     request_type: str = "application/json"
     uses_database: bool = True  # 503 when the database cannot be reached
+    response_type: str = "application/json"  # application/pdf: a printed document
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def error_statuses(self) -> list[int]:
@@ -92,6 +93,7 @@ TAGS = {
     "operations": "Health and readiness for load balancers",
     "dispatch": "Dispatchers work the exceptions queue and act on deliveries of their office",
     "pickup": "The day's pickup manifest: sealed passports handed over to the courier",
+    "packing": "Packing at the office: find the passport in hand, seal it, print its label",
 }
 
 APPLICATION_NO = Param("application_no", "application_no")
@@ -104,6 +106,8 @@ QUEUE_PARAMS = tuple(
     for name in ("kind", "open", "limit", "cursor")
 )
 _OFFICE_SCOPED = "Another office's ids answer 404, exactly like ids that do not exist."
+_PACKING = "api/packing_parameters"
+DELIVERY_ID = Param("delivery_id", "id", source=_DISPATCH_PARAMS)
 
 CATALOGUE: tuple[Operation, ...] = (
     Operation(
@@ -299,11 +303,13 @@ CATALOGUE: tuple[Operation, ...] = (
         "dispatch",
         auth="staff",
         roles=("dispatcher",),
-        request="api/dispatch_action",
+        request="api/dispatch_collected",
         response="api/dispatch_collected_result",
         params=(RECORD_ID,),
         errors=(404, 409),
-        description="Final. 409 when the delivery cannot be collected at the counter (e.g. it "
+        description="Final, after the counter checked an identity document: its type and "
+        "masked number (the last four characters) are kept with the custody event. 409 when "
+        "the delivery cannot be collected at the counter (e.g. it "
         "is with the courier or already handed over). A booking left in doubt is closed "
         "first. " + _OFFICE_SCOPED,
     ),
@@ -444,6 +450,160 @@ CATALOGUE: tuple[Operation, ...] = (
         "staff user the token was issued to (403 for a token nobody holds). Each passport is "
         "then in the courier's custody, with the manifest and seal as evidence. " + _OFFICE_SCOPED,
     ),
+    Operation(
+        "POST",
+        "/api/v1/deliveries/{id}/rebook",
+        "rebookDelivery",
+        "Book a delivery again after the courier refused it or its shipment was cancelled",
+        "dispatch",
+        auth="staff",
+        roles=("dispatcher",),
+        request="api/dispatch_rebook",
+        response="api/dispatch_rebook_result",
+        params=(RECORD_ID,),
+        errors=(404, 409),
+        description="Queues the delivery for a new attempt under a new reference (earlier "
+        "attempts keep their records); the items that asked for it are resolved. 409 with the "
+        "next step in words while a shipment is booked (cancel first), in doubt (record its "
+        "waybill or release it) or with the courier, or when the delivery does not wait for a "
+        "person. " + _OFFICE_SCOPED,
+    ),
+    Operation(
+        "POST",
+        "/api/v1/deliveries/{id}/address",
+        "correctAddress",
+        "Correct the applicant's address, and book again at once if asked",
+        "dispatch",
+        auth="staff",
+        roles=("dispatcher",),
+        request="api/dispatch_address",
+        response="api/dispatch_address_result",
+        params=(RECORD_ID,),
+        errors=(404, 409),
+        description="Checked as the opt-in checks it (region codes, postal code, eligibility: "
+        "422 naming $.address.<field>). 409 while a shipment is open: the courier has the old "
+        "address. " + _OFFICE_SCOPED,
+    ),
+    Operation(
+        "PUT",
+        "/api/v1/office/sender",
+        "correctSender",
+        "Correct the office's sender block (the shipper the courier prints)",
+        "dispatch",
+        auth="staff",
+        roles=("dispatcher",),
+        request="api/office_sender",
+        response="api/office_sender_result",
+        description="Checked against the office courier's limits (422 naming $.sender.<field>), "
+        "as configuring the office is. Re-book the deliveries refused for it with /rebook.",
+    ),
+    Operation(
+        "POST",
+        "/api/v1/deliveries/{id}/lost",
+        "markLost",
+        "The courier lost the passport: record its report",
+        "dispatch",
+        auth="staff",
+        roles=("dispatcher",),
+        request="api/dispatch_lost",
+        response="api/dispatch_lost_result",
+        params=(RECORD_ID,),
+        errors=(404, 409),
+        description="The shipment becomes lost, the custody chain ends with the report as "
+        "evidence, the delivery is cancelled, its items are resolved and the applicant is told. "
+        "409 when no shipment is with the courier. " + _OFFICE_SCOPED,
+    ),
+    Operation(
+        "GET",
+        "/api/v1/packing",
+        "findForPacking",
+        "Find the booked passport in hand by its application number (typed or scanned)",
+        "packing",
+        auth="staff",
+        roles=("dispatcher",),
+        response="api/packing_view",
+        params=(Param("application_no", "application_no", where="query", source=_PACKING),),
+        errors=(404, 409, 422),
+        description="404 when the office has no delivery with this number; 409 when its "
+        "passport is not booked and waiting for pickup.",
+    ),
+    Operation(
+        "POST",
+        "/api/v1/deliveries/{id}/seal",
+        "sealEnvelope",
+        "Record the seal number of the passport's envelope",
+        "packing",
+        auth="staff",
+        roles=("dispatcher",),
+        request="api/packing_seal",
+        response="api/packing_view",
+        params=(RECORD_ID,),
+        errors=(404, 409),
+        description="Upper-cased, spaces and dashes removed; unique per office (422 naming "
+        "$.seal_number). The seal is kept on the passport's line of the courier's open pickup "
+        "manifest (the passport joins it, or opens it). 409 when the passport is not booked or "
+        "its manifest is handed over. " + _OFFICE_SCOPED,
+    ),
+    Operation(
+        "GET",
+        "/api/v1/deliveries/{id}/label.pdf",
+        "getLabel",
+        "The passport's shipping label as PDF (waybill as Code 128)",
+        "packing",
+        auth="staff",
+        roles=("dispatcher",),
+        params=(RECORD_ID,),
+        errors=(404, 409),
+        response_type="application/pdf",
+        description="Rendered by us for both couriers (neither gives a label to print): "
+        "sender, receiver, weight, service, waybill and reference; no application number, "
+        "passport data or tracking link. 409 when nothing is booked. " + _OFFICE_SCOPED,
+    ),
+    Operation(
+        "GET",
+        "/api/v1/labels.pdf",
+        "getDayLabels",
+        "The day's labels in one PDF, one A6 page each",
+        "packing",
+        auth="staff",
+        roles=("dispatcher",),
+        params=(Param("date", "date", where="query", required=False, source=_PACKING),),
+        errors=(422,),
+        response_type="application/pdf",
+        description="Every shipment of the office booked that day (WIB; today by default) and "
+        "still waiting for pickup.",
+    ),
+    Operation(
+        "GET",
+        "/api/v1/manifests/{id}.pdf",
+        "getManifestPdf",
+        "The pickup manifest printed for both signatures",
+        "pickup",
+        auth="staff",
+        roles=("dispatcher",),
+        params=(RECORD_ID,),
+        errors=(404,),
+        response_type="application/pdf",
+        description="Application numbers, masked names, seals, waybills and destination "
+        "regencies; the pickup slot; signature lines for the office and the courier's agent. "
+        + _OFFICE_SCOPED,
+    ),
+    Operation(
+        "DELETE",
+        "/api/v1/manifests/{id}/items/{delivery_id}",
+        "removeManifestItem",
+        "Take a passport off an open pickup manifest",
+        "pickup",
+        auth="staff",
+        roles=("dispatcher",),
+        request="api/manifest_item_remove",
+        response="api/manifest_view",
+        params=(RECORD_ID, DELIVERY_ID),
+        errors=(404, 409),
+        description="The shipment stays booked (a later manifest lists it again); audited with "
+        "its seal. 409 when the delivery's passport is not on this manifest, or once the "
+        "manifest is handed over. " + _OFFICE_SCOPED,
+    ),
 )
 
 _ERROR_DESCRIPTIONS = {
@@ -527,7 +687,9 @@ def _parameter(param: Param) -> dict[str, Any]:
 
 def _success(op: Operation) -> dict[str, Any]:
     body: dict[str, Any] = {"description": "Success"}
-    if op.response is not None:
+    if op.response_type != "application/json":
+        body["content"] = {op.response_type: {"schema": {"type": "string", "format": "binary"}}}
+    elif op.response is not None:
         body["content"] = {"application/json": {"schema": _schema_ref(op.response)}}
     return body
 

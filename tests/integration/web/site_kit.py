@@ -205,7 +205,37 @@ def _bodies(office: str, app_no: str) -> dict[tuple[str, str], Any]:
         ("POST", "/api/v1/track/{token}/confirm"): {"passport_no": "X7654321"},
         ("POST", "/api/v1/handovers/{id}/review"): {"approve": False, "reason": "KK tidak cocok"},
         ("POST", "/api/v1/deliveries/{id}/reship"): {},
-        ("POST", "/api/v1/deliveries/{id}/collected"): {},
+        ("POST", "/api/v1/deliveries/{id}/collected"): {"id_type": "ktp", "id_number": "3505"},
+        ("POST", "/api/v1/deliveries/{id}/rebook"): {"reason": "alamat sudah benar"},
+        ("POST", "/api/v1/deliveries/{id}/address"): {
+            "address": {
+                "street": "Jl. Borobudur No. 12",
+                "province_code": "35",
+                "regency_code": "35.73",
+                "district_code": "35.73.01",
+                "village_code": "35.73.01.1001",
+                "postal_code": "65126",
+            },
+            "reason": "pemohon menelepon",
+        },
+        ("PUT", "/api/v1/office/sender"): {
+            "sender": {
+                "contact": "Kanim " + office,
+                "phone": "0342801234",
+                "street": "Jl. Sudanco Supriyadi No. 50",
+                "regency_code": "35.72",
+                "district_code": "35.72.01",
+                "postal_code": "66111",
+            },
+            "reason": "nomor telepon baru",
+        },
+        ("POST", "/api/v1/deliveries/{id}/lost"): {
+            "report_number": "BA-001",
+            "report_date": "2026-11-01",
+            "report_text": "paket hilang di gudang transit",
+        },
+        ("POST", "/api/v1/deliveries/{id}/seal"): {"seal_number": "seal-0009"},
+        ("DELETE", "/api/v1/manifests/{id}/items/{delivery_id}"): {"reason": "amplop rusak"},
         ("POST", "/api/v1/deliveries/{id}/booking/waybill"): {"waybill": "JO0027364832"},
         ("POST", "/api/v1/deliveries/{id}/booking/release"): {"reason": "tidak ada di portal"},
         ("POST", "/api/v1/deliveries/{id}/cancel"): {"reason": "alamat salah", "then": "counter"},
@@ -235,6 +265,7 @@ def _path(site: Site, template: str, office: str, app_no: str) -> str:
         "name": "docs.js",
         "rest": "x/y",
         "id": str(record),
+        "delivery_id": str(o.delivery_id),  # not on the manifest: the use case answers 409
     }
     path = template
     for name, value in values.items():
@@ -256,6 +287,8 @@ def requests_for(site: Site, method: str, template: str, office: str = "BLT") ->
     bodies = _bodies(office, app_no)
     if key in bodies:
         return Call(method, path, _json(bodies[key]), "application/json")
+    if key == ("GET", "/api/v1/packing"):
+        return Call(method, f"{path}?application_no={app_no}")
     if method not in ("GET", "HEAD"):
         raise AssertionError(f"no sample request for {method} {template}: add one to site_kit")
     return Call(method, path)

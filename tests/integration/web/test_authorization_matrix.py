@@ -69,6 +69,16 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/manifests/{id}"): Rule("staff", DISPATCH, True),
     ("POST", "/api/v1/manifests/{id}/seals"): Rule("staff", DISPATCH, True),
     ("POST", "/api/v1/manifests/{id}/handover"): Rule("staff", DISPATCH, True),
+    ("GET", "/api/v1/manifests/{id}.pdf"): Rule("staff", DISPATCH, True),
+    ("DELETE", "/api/v1/manifests/{id}/items/{delivery_id}"): Rule("staff", DISPATCH, True),
+    ("POST", "/api/v1/deliveries/{id}/rebook"): Rule("staff", DISPATCH, True),
+    ("POST", "/api/v1/deliveries/{id}/address"): Rule("staff", DISPATCH, True),
+    ("PUT", "/api/v1/office/sender"): Rule("staff", DISPATCH),
+    ("POST", "/api/v1/deliveries/{id}/lost"): Rule("staff", DISPATCH, True),
+    ("GET", "/api/v1/packing"): Rule("staff", DISPATCH, True),  # by application number
+    ("POST", "/api/v1/deliveries/{id}/seal"): Rule("staff", DISPATCH, True),
+    ("GET", "/api/v1/deliveries/{id}/label.pdf"): Rule("staff", DISPATCH, True),
+    ("GET", "/api/v1/labels.pdf"): Rule("staff", DISPATCH),
 }
 
 

@@ -33,6 +33,10 @@ from courier.services import staff, tracking
 from worker import book
 
 FAMILY_RECEIVER = "Siti Rahayu"
+KTP = {
+    "id_type": "ktp",
+    "id_number": "3505123456780001",
+}  # the identity document the counter checks
 PASSPORT_HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo"
 
 
@@ -384,7 +388,7 @@ async def test_a_too_late_return_is_collected_at_the_counter(desk: Desk) -> None
     assert status == 200 and body == {"outcome": "collect_at_counter"}
     assert await desk.state(delivery_id) == "returned"  # waits at the counter
 
-    status, body = await desk.call("POST", f"/api/v1/deliveries/{delivery_id}/collected", json={})
+    status, body = await desk.call("POST", f"/api/v1/deliveries/{delivery_id}/collected", json=KTP)
     assert status == 200, body
     assert body == {"delivery_id": delivery_id, "state": "collected_at_office"}
     assert await desk.state(delivery_id) == "collected_at_office"
@@ -392,7 +396,7 @@ async def test_a_too_late_return_is_collected_at_the_counter(desk: Desk) -> None
     status, view = await desk.call("GET", f"/api/v1/deliveries/{delivery_id}")
     assert view["open_items"] == []
 
-    status, again = await desk.call("POST", f"/api/v1/deliveries/{delivery_id}/collected", json={})
+    status, again = await desk.call("POST", f"/api/v1/deliveries/{delivery_id}/collected", json=KTP)
     assert status == 409 and again["error"]["code"] == "not_collectable"
 
 
@@ -406,7 +410,7 @@ async def test_another_office_gets_404_for_every_id_and_changes_nothing(desk: De
         ("GET", "/api/v1/deliveries/{}", returned_id, None),
         ("POST", "/api/v1/handovers/{}/review", handover_id, review),
         ("POST", "/api/v1/deliveries/{}/reship", returned_id, {}),
-        ("POST", "/api/v1/deliveries/{}/collected", returned_id, {}),
+        ("POST", "/api/v1/deliveries/{}/collected", returned_id, KTP),
     ]
     for method, template, record_id, body in calls:
         path = template.format(record_id)
@@ -429,7 +433,7 @@ async def test_other_roles_are_refused(desk: Desk) -> None:
         ("GET", f"/api/v1/deliveries/{delivery_id}", None),
         ("POST", f"/api/v1/handovers/{handover_id}/review", {"approve": True, "reason": "ok!"}),
         ("POST", f"/api/v1/deliveries/{delivery_id}/reship", {}),
-        ("POST", f"/api/v1/deliveries/{delivery_id}/collected", {}),
+        ("POST", f"/api/v1/deliveries/{delivery_id}/collected", KTP),
     ]
     for method, path, body in calls:
         status, refused = await desk.call(method, path, json=body, token=desk.intake)
@@ -481,7 +485,7 @@ async def test_bad_action_bodies_and_urls_never_reach_the_data(desk: Desk) -> No
         for method, path, payload in [
             ("GET", f"/api/v1/deliveries/{bad}", None),
             ("POST", f"/api/v1/deliveries/{bad}/reship", {}),
-            ("POST", f"/api/v1/deliveries/{bad}/collected", {}),
+            ("POST", f"/api/v1/deliveries/{bad}/collected", KTP),
             ("POST", f"/api/v1/handovers/{bad}/review", {"approve": True, "reason": "ok!"}),
         ]:
             status, body = await desk.call(method, path, json=payload)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import worker_seed as seed
 from sqlalchemy import select
-from test_dispatch import Desk, desk  # noqa: F401 (the fixture)
+from test_dispatch import KTP, Desk, desk  # noqa: F401 (the fixture)
 
 from core.status import Status
 from courier.db.engine import SessionFactory, transaction
@@ -125,7 +125,7 @@ async def test_reship_and_collected_no_longer_answer_409_for_a_booking_in_doubt(
     status, body = await desk.call("POST", f"/api/v1/deliveries/{first}/reship", json={})
     assert (status, body) == (200, {"outcome": "queued"})
     second = await parked(desk.kit.sessions, desk.office_id, 2)
-    status, body = await desk.call("POST", f"/api/v1/deliveries/{second}/collected", json={})
+    status, body = await desk.call("POST", f"/api/v1/deliveries/{second}/collected", json=KTP)
     assert status == 200 and body["state"] == "collected_at_office"
     for delivery_id in (first, second):
         [ship] = await _shipments(desk.kit.sessions, delivery_id)

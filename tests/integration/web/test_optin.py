@@ -109,6 +109,40 @@ async def test_address_change_refused_once_a_shipment_exists(api: Api) -> None:
     assert await api.snapshot() == before
 
 
+async def test_the_address_is_corrected_after_the_courier_refused_the_booking(api: Api) -> None:
+    """The refused attempt never carried the address anywhere: the applicant corrects it (the
+    old 409 left a refused booking with no way forward) and the attempt's row stays."""
+    await api.put_application("BLT-2026-0104")
+    await api.ready("BLT-2026-0104")
+    assert (await api.opt_in("BLT-2026-0104")).status == 201
+    delivery = await _delivery(api)
+    now = api.clock.now()
+    async with transaction(api.ctx.sessions) as session:
+        session.add(
+            Shipment(
+                delivery_id=delivery.id,
+                attempt_no=1,
+                courier_code="jnt",
+                client_reference="BLT0104A1",
+                status="booking_failed",
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        row = await session.get_one(Delivery, delivery.id)
+        row.state = "needs_attention"
+    resp = await api.opt_in("BLT-2026-0104", address={**MALANG, "street": "Jl. Lain No. 1"})
+    assert resp.status == 200, await resp.text()
+    assert (await resp.json())["outcome"] == "address_changed"
+    changed = await _delivery(api)
+    assert changed.address["street"] == "Jl. Lain No. 1" and changed.state == "needs_attention"
+    async with api.ctx.sessions() as session:
+        kept = await session.scalar(
+            select(Shipment.status).where(Shipment.delivery_id == delivery.id)
+        )
+    assert kept == "booking_failed"
+
+
 @pytest.mark.parametrize(
     "overrides",
     [

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Mapping
+from collections.abc import AsyncIterable, Mapping
 from datetime import date
 from typing import Any
 
@@ -171,7 +171,9 @@ def csv_line(row: find.Row) -> str:
     return out.getvalue()
 
 
-async def csv_response(request: web.Request, rows: Any, filename: str) -> web.StreamResponse:
+async def csv_response(
+    request: web.Request, rows: AsyncIterable[find.Row], filename: str
+) -> web.StreamResponse:
     """Stream ``rows`` (an async iterator of :class:`find.Row`) as a CSV download."""
     response = web.StreamResponse(
         headers={
@@ -180,11 +182,16 @@ async def csv_response(request: web.Request, rows: Any, filename: str) -> web.St
             "Cache-Control": "no-store",
         }
     )
+    # the first page is read before the answer starts: a database that is away is still a 503
+    iterator = rows.__aiter__()
+    first = await anext(iterator, None)
     await response.prepare(request)
     header = io.StringIO()
     csv.writer(header, lineterminator="\r\n").writerow(CSV_COLUMNS)
     await response.write(("\ufeff" + header.getvalue()).encode("utf-8"))  # BOM: Excel reads UTF-8
-    async for row in rows:
+    if first is not None:
+        await response.write(csv_line(first).encode("utf-8"))
+    async for row in iterator:
         await response.write(csv_line(row).encode("utf-8"))
     await response.write_eof()
     return response

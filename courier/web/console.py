@@ -204,7 +204,12 @@ async def login_form(request: web.Request) -> web.Response:
 
 
 def _login_page(
-    request: web.Request, *, status: int = 200, error: str = "", username: str = ""
+    request: web.Request,
+    *,
+    status: int = 200,
+    error: str = "",
+    username: str = "",
+    next_path: str | None = None,
 ) -> web.Response:
     ctx = context_of(request)
     pre = request.cookies.get(PRE_COOKIE, "")
@@ -216,7 +221,7 @@ def _login_page(
         status=status,
         error=error,
         username=username,
-        next=_local(request.query.get("next")),
+        next=_local(next_path if next_path is not None else request.query.get("next")),
         login_csrf=staff_session.form_field(ctx, staff_session.pre_binding(pre)),
     )
     staff_session.set_cookie(ctx, response, PRE_COOKIE, pre)
@@ -241,10 +246,22 @@ async def login(request: web.Request) -> web.StreamResponse:
         done = await signin.sign_in(ctx, username, form.get("password", "")[:1024])
     except ServiceError as err:
         if err.kind is Kind.RATE_LIMITED:
-            response = _login_page(request, status=429, error=err.message, username=username)
+            response = _login_page(
+                request,
+                status=429,
+                error=err.message,
+                username=username,
+                next_path=form.get("next"),
+            )
             response.headers["Retry-After"] = str(err.retry_after or 60)
             return response
-        return _login_page(request, status=401, error=signin.WRONG, username=username)
+        return _login_page(
+            request,
+            status=401,
+            error=signin.WRONG,
+            username=username,
+            next_path=form.get("next"),
+        )
     found = staff_session.new_session(ctx, done.user_id, done.issued_at)
     response = web.HTTPSeeOther(_local(form.get("next")), headers=SECURITY_HEADERS)
     staff_session.set_cookie(ctx, response, COOKIE, staff_session.encode(ctx, found))

@@ -165,10 +165,19 @@ class Delivery(Base):
             "ix_deliveries_open_collect_by",
             "office_id",
             "collect_by",
+            "id",
             postgresql_where=text(_UNDER_WAY_SQL),
             sqlite_where=text(_UNDER_WAY_SQL),
         ),
-        Index("ix_deliveries_office_created", "office_id", "created_at"),
+        # the board's counts by state: the deliveries under way, a few percent of all
+        Index(
+            "ix_deliveries_open_state",
+            "office_id",
+            "state",
+            postgresql_where=text(_UNDER_WAY_SQL),
+            sqlite_where=text(_UNDER_WAY_SQL),
+        ),
+        Index("ix_deliveries_office_created", "office_id", "created_at", "id"),
     )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"), unique=True)
@@ -206,6 +215,15 @@ class Shipment(Base):
         Index("ix_shipments_poll", "next_poll_at"),
         Index("ix_shipments_waybill", "courier_code", "waybill"),
         Index("ix_shipments_waybill_any", "waybill"),  # the console finds a waybill of any courier
+        # the board's open shipments by courier and status, read from the index alone
+        Index(
+            "ix_shipments_open_courier",
+            "delivery_id",
+            "courier_code",
+            "status",
+            postgresql_where=text(_OPEN_SQL),
+            sqlite_where=text(_OPEN_SQL),
+        ),
     )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id"))

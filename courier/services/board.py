@@ -4,15 +4,16 @@
 Five aggregates, each one indexed query, all scoped to the caller's office:
 
 * deliveries by state, for the states still under way (final ones only grow, and a count of a
-  year of handovers helps nobody act): ``ix_deliveries_office_state`` (office_id, state, id),
-  an index-only count;
-* open shipments by courier and status: the partial unique index on open shipments
-  (``uq_shipments_open_per_delivery``) joined to the office's deliveries;
+  year of handovers helps nobody act): ``ix_deliveries_open_state`` (office_id, state), partial
+  on the states under way: a few percent of the table, counted from the index;
+* open shipments by courier and status, of the deliveries under way: those deliveries
+  (``ix_deliveries_open_state``), each one's open shipment from ``ix_shipments_open_courier``
+  (delivery_id, courier_code, status; partial on the open statuses: no table read);
 * today's pickup slots (the office's ``pickup_slots``, WIB) with the shipments booked and waiting
   for the courier's pickup;
 * deadlines at risk: deliveries under way whose collect-by falls within
-  :data:`AT_RISK_WITHIN`, the nearest first (``ix_deliveries_open_collect_by``, partial on the
-  states under way);
+  :data:`AT_RISK_WITHIN`, the nearest first (``ix_deliveries_open_collect_by`` (office_id,
+  collect_by, id), partial on the states under way: read in order, stopped at the limit);
 * open exception items by kind, the oldest first (``ix_exception_items_open``).
 """
 
@@ -121,10 +122,12 @@ async def board(ctx: AppContext, caller: Caller) -> Board:
         couriers = (
             await session.execute(
                 select(Shipment.courier_code, Shipment.status, func.count())
-                .join(Delivery, Delivery.id == Shipment.delivery_id)
+                .select_from(Delivery)
+                .join(Shipment, Shipment.delivery_id == Delivery.id)
                 .where(
-                    Shipment.status.in_(OPEN_SHIPMENT_STATUSES),
                     Delivery.office_id == office_id,
+                    Delivery.state.in_(UNDER_WAY_STATES),
+                    Shipment.status.in_(OPEN_SHIPMENT_STATUSES),
                 )
                 .group_by(Shipment.courier_code, Shipment.status)
                 .order_by(Shipment.courier_code, Shipment.status)
@@ -140,7 +143,7 @@ async def board(ctx: AppContext, caller: Caller) -> Board:
                     Delivery.collect_by.is_not(None),
                     Delivery.collect_by <= now + AT_RISK_WITHIN,
                 )
-                .order_by(Delivery.collect_by, Delivery.id)
+                .order_by(Delivery.collect_by, Delivery.id)  # ix_deliveries_open_collect_by
                 .limit(AT_RISK_LIMIT)
             )
         ).all()

@@ -24,6 +24,10 @@ branch_labels = None
 depends_on = None
 
 _BATCH = 5000
+_OPEN_SQL = (
+    "status IN ('booking', 'booked', 'picked_up', 'in_transit', 'out_for_delivery', "
+    "'delivery_failed', 'returning')"
+)
 _UNDER_WAY_SQL = (
     "state IN ('requested', 'queued', 'shipping', 'delivered', 'returned', 'needs_attention')"
 )
@@ -83,16 +87,30 @@ def upgrade() -> None:
         )
         batch_op.create_index(
             "ix_deliveries_open_collect_by",
-            ["office_id", "collect_by"],
+            ["office_id", "collect_by", "id"],
             unique=False,
             postgresql_where=sa.text(_UNDER_WAY_SQL),
             sqlite_where=sa.text(_UNDER_WAY_SQL),
         )
         batch_op.create_index(
-            "ix_deliveries_office_created", ["office_id", "created_at"], unique=False
+            "ix_deliveries_open_state",
+            ["office_id", "state"],
+            unique=False,
+            postgresql_where=sa.text(_UNDER_WAY_SQL),
+            sqlite_where=sa.text(_UNDER_WAY_SQL),
+        )
+        batch_op.create_index(
+            "ix_deliveries_office_created", ["office_id", "created_at", "id"], unique=False
         )
     with op.batch_alter_table("shipments", schema=None) as batch_op:
         batch_op.create_index("ix_shipments_waybill_any", ["waybill"], unique=False)
+        batch_op.create_index(
+            "ix_shipments_open_courier",
+            ["delivery_id", "courier_code", "status"],
+            unique=False,
+            postgresql_where=sa.text(_OPEN_SQL),
+            sqlite_where=sa.text(_OPEN_SQL),
+        )
     with op.batch_alter_table("exception_items", schema=None) as batch_op:
         batch_op.create_index(
             "ix_exception_items_delivery", ["delivery_id", "resolved_at"], unique=False
@@ -103,11 +121,13 @@ def downgrade() -> None:
     with op.batch_alter_table("exception_items", schema=None) as batch_op:
         batch_op.drop_index("ix_exception_items_delivery")
     with op.batch_alter_table("shipments", schema=None) as batch_op:
+        batch_op.drop_index("ix_shipments_open_courier")
         batch_op.drop_index("ix_shipments_waybill_any")
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
         for name in (
             "ix_deliveries_office_created",
             "ix_deliveries_open_collect_by",
+            "ix_deliveries_open_state",
             "ix_deliveries_office_regency",
             "ix_deliveries_office_state",
             "ix_deliveries_office_recent",

@@ -20,7 +20,6 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cache
 
 from sqlalchemy import select
 
@@ -36,9 +35,14 @@ SCOPE = "console-login"
 
 # An argon2id hash of a random string nobody knows: an unknown username is checked against it,
 # so "no such user" takes as long as "wrong password" (no username discovery by timing).
-@cache
-def _nobody() -> str:
-    return hashing.argon2_hash("no-such-staff-user-" + secrets.token_hex(16))
+_NOBODY: list[str] = []
+
+
+async def _nobody() -> str:
+    """An argon2id hash of a random secret, made once per process off the event loop."""
+    if not _NOBODY:
+        _NOBODY.append(await hashing.argon2_hash_async(secrets.token_hex(16)))
+    return _NOBODY[0]
 
 
 WRONG = "Nama pengguna atau kata sandi salah. / Wrong username or password."
@@ -73,7 +77,7 @@ async def sign_in(ctx: AppContext, username: str, password: str) -> SignedIn:
         )
     async with ctx.sessions() as session:
         user = await session.scalar(select(StaffUser).where(StaffUser.username == name))
-    stored = user.password_hash if user is not None else _nobody()
+    stored = user.password_hash if user is not None else await _nobody()
     good = await hashing.argon2_verify_async(stored, password) and user is not None
     if wait is not None:
         async with transaction(ctx.sessions) as session:

@@ -96,6 +96,8 @@ async def test_sign_in_sets_a_strict_httponly_session_and_opens_the_board(site: 
         status, body, _ = await sign_in(site, http, password="wrong-password-0")
         assert status == 401 and "Wrong username or password" not in body  # Indonesian first
         assert "Nama pengguna atau kata sandi salah" in body
+        status, unknown, _ = await sign_in(site, http, username="no-such-user")
+        assert status == 401 and "Nama pengguna atau kata sandi salah" in unknown  # the same
         status, _, resp = await sign_in(site, http)
         assert status == 303 and resp.headers["Location"] == "/"
         cookie = resp.cookies[COOKIE]
@@ -426,3 +428,26 @@ async def test_pages_resolve_and_find_in_the_browser_flow(site: Site) -> None:
         assert "Find deliveries" in body and '<html lang="en">' in body
         status, _, resp = await _get(site, http, "/lang/en?next=//evil.example/")
         assert resp.headers["Location"] == "/"
+
+
+async def test_a_role_that_may_not_dispatch_gets_a_page_that_says_so_and_can_sign_out(
+    site: Site,
+) -> None:
+    async with transaction(site.kit.sessions) as session:
+        await staff.add_user(
+            session,
+            office_code="BLT",
+            username="loket-blt",
+            password=PASSWORD,
+            role="intake",
+            now=site.kit.clock.now(),
+            actor="test",
+        )
+    async with browser_like() as http:
+        status, _, _ = await sign_in(site, http, username="loket-blt")
+        assert status == 303
+        status, body, _ = await _get(site, http, "/")
+        assert status == 403 and "Tidak diizinkan" in body and 'action="/logout"' in body
+        status, _, _ = await _post(site, http, "/logout", {"csrf": _csrf(body)})
+        assert status == 303
+        assert (await _get(site, http, "/"))[0] == 303

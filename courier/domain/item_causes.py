@@ -26,6 +26,12 @@ BOOKING: frozenset[K] = frozenset(
         K.ADDRESS_INCOMPLETE,
     }
 )
+# what one booking attempt's answer said: a new attempt (a new shipment) has its own item for it,
+# so re-queueing closes these; routing, an incomplete address and a booking fault are about the
+# delivery, and stay open until a booking succeeds
+_ATTEMPT: frozenset[K] = frozenset(
+    {K.BOOKING_REJECTED, K.BOOKING_UNKNOWN, K.BOOKING_EXISTS, K.ANSWER_NOT_UNDERSTOOD}
+)
 _ON_THE_WAY: frozenset[K] = frozenset({K.DELIVERY_FAILED, K.STUCK, K.RETURN_OVERDUE})
 _HANDOVER: frozenset[K] = frozenset(
     {K.HANDOVER_REVIEW, K.HANDOVER_EXCEPTION, K.HANDOVER_LOCKED, K.UNCONFIRMED}
@@ -37,7 +43,7 @@ _EVERY: frozenset[K] = frozenset(K)
 
 GONE_WHEN: Mapping[S, frozenset[K]] = {
     # a new attempt: what stopped the old one (or brought the passport back) is behind it
-    S.QUEUED: BOOKING
+    S.QUEUED: _ATTEMPT
     | _ON_THE_WAY
     | {K.RETURNED, K.HANDOVER_REFUSED, K.SHIPMENT_CANCELLED, K.DEADLINE_WARNING},
     S.SHIPPING: BOOKING,

@@ -23,6 +23,9 @@ def test_a_new_attempt_closes_what_stopped_the_old_one_but_not_a_cancel_at_the_c
     closed = set(gone_when(S.QUEUED))
     assert {K.BOOKING_REJECTED, K.BOOKING_UNKNOWN, K.RETURNED, K.HANDOVER_REFUSED} <= closed
     assert K.CANCEL_AT_COURIER not in closed and K.SHIPMENT_LOST not in closed
+    # about the delivery, not the attempt: their items would not open again for a new attempt
+    assert not {K.ROUTING, K.ADDRESS_INCOMPLETE, K.BOOKING_FAULT} & closed
+    assert {K.ROUTING, K.ADDRESS_INCOMPLETE, K.BOOKING_FAULT} <= set(gone_when(S.SHIPPING))
 
 
 def test_needs_attention_closes_nothing_and_every_final_state_says_what_it_closes() -> None:

@@ -37,7 +37,7 @@ from courier.domain.exception_kinds import NEXT_STEPS, STATE_TEXTS, ExceptionKin
 from courier.domain.states import DeliveryState
 from courier.services import board, exception_queue, find, signin, timeline
 from courier.services.errors import Kind, ServiceError
-from courier.services.staff import Caller
+from courier.services.staff import ROLES, Caller
 from courier.web import console_api, staff_session
 from courier.web.auth import require
 from courier.web.dispatch import path_id
@@ -49,6 +49,7 @@ routes = web.RouteTableDef()
 log = structlog.get_logger()
 
 ROLE = "dispatcher"
+EVERY_ROLE = tuple(r for r in ROLES if r != "admin")  # who may sign out: anyone signed in
 LANGUAGES = ("id", "en")
 PAGE_SIZE = 50
 SECURITY_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
@@ -273,7 +274,7 @@ async def login(request: web.Request) -> web.StreamResponse:
 @page
 async def logout(request: web.Request) -> web.StreamResponse:
     ctx = context_of(request)
-    caller = await require(request, *signin_roles())
+    caller = await require(request, *EVERY_ROLE)
     form = await read_form(request)
     if csrf_refused(request, form):
         return error_page(request, 403)
@@ -282,11 +283,6 @@ async def logout(request: web.Request) -> web.StreamResponse:
     request.pop(staff_session.REFRESH, None)
     staff_session.clear_cookie(ctx, response, COOKIE)
     raise response
-
-
-def signin_roles() -> tuple[str, ...]:
-    """Every role may sign out (a signed-in intake clerk too)."""
-    return ("intake", "dispatcher", "contract_manager")
 
 
 @routes.get("/lang/{code}")

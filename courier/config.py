@@ -59,6 +59,11 @@ class Settings:
     optin_max_failures: int = 5
     optin_window_minutes: int = 30
     token_lifetime_days: int = 90
+    console_idle_minutes: int = 30
+    console_absolute_hours: int = 12
+    console_max_failures: int = 5
+    console_lockout_minutes: int = 15
+    console_secure_cookie: bool | None = None  # None: Secure when public_url is https
     metrics_bearer_token: str | None = None
     metrics_listen: str | None = None
     metrics_db_refresh_seconds: float = 30.0
@@ -179,6 +184,7 @@ def from_mapping(data: Mapping[str, Any], source: str = "mapping") -> Settings:
     clock = data.get("clock", {})
     met = data.get("metrics", {})
     work = data.get("worker", {})
+    con = data.get("console", {})
     epoch = clock.get("epoch")
     defaults = Settings(raw={})
     return Settings(
@@ -197,6 +203,11 @@ def from_mapping(data: Mapping[str, Any], source: str = "mapping") -> Settings:
         optin_max_failures=sec.get("optin_max_failures", defaults.optin_max_failures),
         optin_window_minutes=sec.get("optin_window_minutes", defaults.optin_window_minutes),
         token_lifetime_days=sec.get("token_lifetime_days", defaults.token_lifetime_days),
+        console_idle_minutes=con.get("idle_minutes", defaults.console_idle_minutes),
+        console_absolute_hours=con.get("absolute_hours", defaults.console_absolute_hours),
+        console_max_failures=con.get("max_failures", defaults.console_max_failures),
+        console_lockout_minutes=con.get("lockout_minutes", defaults.console_lockout_minutes),
+        console_secure_cookie=con.get("secure_cookie"),
         metrics_bearer_token=met.get("bearer_token"),
         metrics_listen=met.get("listen"),
         metrics_db_refresh_seconds=float(

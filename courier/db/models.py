@@ -27,8 +27,11 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.engine.default import DefaultExecutionContext
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, validates
 from sqlalchemy.types import TypeDecorator
+
+from courier.domain.text import search_key
 
 # Statuses a shipment can still move from: at most one such shipment per delivery.
 OPEN_SHIPMENT_STATUSES = (
@@ -40,6 +43,16 @@ OPEN_SHIPMENT_STATUSES = (
     "delivery_failed",
     "returning",
 )
+# Delivery states that are not final (courier.domain.states.FINAL_DELIVERY_STATES' complement).
+UNDER_WAY_STATES = (
+    "requested",
+    "queued",
+    "shipping",
+    "delivered",
+    "returned",
+    "needs_attention",
+)
+_UNDER_WAY_SQL = "state IN (" + ", ".join(f"'{s}'" for s in UNDER_WAY_STATES) + ")"
 _OPEN_SQL = "status IN (" + ", ".join(f"'{s}'" for s in OPEN_SHIPMENT_STATUSES) + ")"
 
 NAMING = {
@@ -96,13 +109,31 @@ class Office(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+def _search_name_default(context: DefaultExecutionContext) -> str:
+    return search_key(str(context.get_current_parameters().get("applicant_name") or ""))
+
+
 class Application(Base):
     __tablename__ = "applications"
-    __table_args__ = (UniqueConstraint("office_id", "application_no"),)
+    __table_args__ = (
+        UniqueConstraint("office_id", "application_no"),
+        # the console's name search: a prefix of the search key, within one office
+        Index(
+            "ix_applications_search_name",
+            "office_id",
+            "search_name",
+            postgresql_ops={"search_name": "varchar_pattern_ops"},
+        ),
+    )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     office_id: Mapped[int] = mapped_column(ForeignKey("offices.id"), index=True)
     application_no: Mapped[str] = mapped_column(String(32))
     applicant_name: Mapped[str] = mapped_column(String(120))
+    # the name as the console searches it (courier.domain.text.search_key): set with the name,
+    # by the ORM (validates) and by bulk inserts (the column default) alike
+    search_name: Mapped[str] = mapped_column(
+        String(120), default=_search_name_default, server_default=""
+    )
     date_of_birth: Mapped[date] = mapped_column(Date)
     phone: Mapped[str] = mapped_column(String(20))  # E.164
     priority_kind: Mapped[str | None] = mapped_column(String(16))
@@ -114,10 +145,40 @@ class Application(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
+    @validates("applicant_name")
+    def _keep_search_name(self, _key: str, value: str) -> str:
+        self.search_name = search_key(value)
+        return value
+
 
 class Delivery(Base):
     __tablename__ = "deliveries"
-    __table_args__ = (Index("ix_deliveries_claim", "state", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_deliveries_claim", "state", "next_attempt_at"),
+        # the console (courier/services/board.py, find.py): newest first within an office, by
+        # state, by destination, by deadline and by day
+        Index("ix_deliveries_office_recent", "office_id", "id"),
+        Index("ix_deliveries_office_state", "office_id", "state", "id"),
+        Index("ix_deliveries_office_regency", "office_id", "destination_regency_code", "id"),
+        # deadlines at risk: only deliveries still under way (final ones keep old deadlines)
+        Index(
+            "ix_deliveries_open_collect_by",
+            "office_id",
+            "collect_by",
+            "id",
+            postgresql_where=text(_UNDER_WAY_SQL),
+            sqlite_where=text(_UNDER_WAY_SQL),
+        ),
+        # the board's counts by state: the deliveries under way, a few percent of all
+        Index(
+            "ix_deliveries_open_state",
+            "office_id",
+            "state",
+            postgresql_where=text(_UNDER_WAY_SQL),
+            sqlite_where=text(_UNDER_WAY_SQL),
+        ),
+        Index("ix_deliveries_office_created", "office_id", "created_at", "id"),
+    )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"), unique=True)
     office_id: Mapped[int] = mapped_column(ForeignKey("offices.id"), index=True)
@@ -153,6 +214,16 @@ class Shipment(Base):
         ),
         Index("ix_shipments_poll", "next_poll_at"),
         Index("ix_shipments_waybill", "courier_code", "waybill"),
+        Index("ix_shipments_waybill_any", "waybill"),  # the console finds a waybill of any courier
+        # the board's open shipments by courier and status, read from the index alone
+        Index(
+            "ix_shipments_open_courier",
+            "delivery_id",
+            "courier_code",
+            "status",
+            postgresql_where=text(_OPEN_SQL),
+            sqlite_where=text(_OPEN_SQL),
+        ),
     )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id"))
@@ -243,7 +314,10 @@ class CustodyEvent(Base):
 
 class ExceptionItem(Base):
     __tablename__ = "exception_items"
-    __table_args__ = (Index("ix_exception_items_open", "office_id", "resolved_at"),)
+    __table_args__ = (
+        Index("ix_exception_items_open", "office_id", "resolved_at"),
+        Index("ix_exception_items_delivery", "delivery_id", "resolved_at"),
+    )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     office_id: Mapped[int] = mapped_column(ForeignKey("offices.id"))
     delivery_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id"))
@@ -318,6 +392,8 @@ class StaffUser(Base):
     role: Mapped[str] = mapped_column(String(24))  # admin | intake | dispatcher | contract_manager
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # console sessions issued before this are refused (sign-out ends every copy of the cookie)
+    sessions_after: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ApiToken(Base):

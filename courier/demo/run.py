@@ -217,6 +217,8 @@ def build_settings(
             "http": {"host": opts.host, "port": port},
             "security": {"passport_pepper": DEMO_PEPPER},
             "metrics": {"bearer_token": DEMO_METRICS_TOKEN},
+            # the demo's clock jumps hours at a time: console sessions count in its time
+            "console": {"idle_minutes": 1440, "absolute_hours": 168},
             "pod_store": str(opts.pod),
             "clock": {"epoch": epoch.isoformat()},
             "worker": {
@@ -554,7 +556,8 @@ def banner(run: Running, out: Console) -> None:
         "  simulators   "
         + "   ".join(f"{registry.name(c)} {url}/_sim/orders" for c, url in run.sim_urls.items())
     )
-    out.print("  demo sign-ins (staff pages come with a later issue; API tokens work now):")
+    out.print(f"  console      {run.base_url}/  (sign in with a username and password below)")
+    out.print("  demo sign-ins:")
     for username, role, password in demo_seed.STAFF:
         token = s.api_tokens.get(role, "")
         out.print(f"    {role:<17} {username:<14} password {password:<20} token {token}")

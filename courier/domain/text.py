@@ -224,3 +224,13 @@ def csv_cell(value: object) -> str:
     (``=cmd|…``, ``+1+1``, ``@SUM(…)``): such a value gets a leading apostrophe (OWASP)."""
     text = "" if value is None else str(value)
     return f"'{text}" if text.startswith(FORMULA_LEADS) else text
+
+
+def search_key(value: str) -> str:
+    """``value`` as the console searches names: accents dropped (NFKD, combining marks removed),
+    case folded, every run of spaces and punctuation one space. "  Siti  RAHAYU" and "siti rahayu"
+    meet; so do "Nur'aini" and "Nur aini", "José" and "jose". Stored beside the name
+    (``applications.search_name``) so an index serves a prefix search."""
+    decomposed = unicodedata.normalize("NFKD", value)
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+    return " ".join("".join(c if c.isalnum() else " " for c in plain).split())

@@ -553,7 +553,18 @@ async def returned_to_office(
 async def acting_person(session: AsyncSession, caller: Caller, *, code: str, message: str) -> int:
     """The staff user behind the caller's token, for acts recorded against a person (a review,
     a manifest's signature); forbidden ``code`` when the token is held by no active staff user."""
-    person = await reviewer_for_token(session, token_id=caller.token_id, office_id=caller.office_id)
+    if caller.token_id is None:  # a console session: the signed-in person, if still active
+        person = await session.scalar(
+            select(StaffUser.id).where(
+                StaffUser.id == caller.staff_user_id,
+                StaffUser.office_id == caller.office_id,
+                StaffUser.active,
+            )
+        )
+    else:
+        person = await reviewer_for_token(
+            session, token_id=caller.token_id, office_id=caller.office_id
+        )
     if person is None:
         raise ServiceError(Kind.FORBIDDEN, code, message)
     return person

@@ -1,5 +1,13 @@
 """Small steps every tracking, handover and watch use case shares: moving a delivery between
-states (checked against the domain's table, audited) and appending to the custody chain."""
+states (checked against the domain's table, audited) and appending to the custody chain.
+
+A move also closes the delivery's open exception items whose cause it removes
+(:data:`courier.domain.item_causes.GONE_WHEN`: collected, handed over, re-booked, …), with the
+mover as who and the new state as why. :func:`move_delivery` is a plain function called from
+dozens of steps, so the closing UPDATE is queued on the session and run just before its commit
+(:func:`_close_items_whose_cause_is_gone`), in the same transaction as the move and after the
+step's own resolutions (which keep their own words: "handover verified").
+"""
 
 from __future__ import annotations
 
@@ -7,10 +15,12 @@ from datetime import datetime, time
 from typing import Any
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import event, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
-from courier.db.models import CustodyEvent, Delivery, Office
+from courier.db.models import CustodyEvent, Delivery, ExceptionItem, Office
+from courier.domain.item_causes import gone_when
 from courier.domain.states import DeliveryState, TransitionRefused, check_delivery_move
 from courier.domain.watch import DEFAULT_PICKUP_SLOTS
 from courier.services import audit
@@ -61,7 +71,33 @@ def move_delivery(
         after={"state": target.value},
         reason=reason,
     )
+    kinds = gone_when(target)
+    if kinds:
+        session.info.setdefault(_ITEMS_GONE, []).append(
+            (delivery.id, kinds, actor, now, target.value)
+        )
     return True
+
+
+_ITEMS_GONE = "courier.items_whose_cause_is_gone"
+
+
+@event.listens_for(Session, "before_commit")
+def _close_items_whose_cause_is_gone(session: Session) -> None:
+    for delivery_id, kinds, actor, now, state in session.info.pop(_ITEMS_GONE, ()):
+        session.connection().execute(
+            update(ExceptionItem.__table__)  # type: ignore[arg-type]
+            .where(
+                ExceptionItem.__table__.c.delivery_id == delivery_id,
+                ExceptionItem.__table__.c.kind.in_(kinds),
+                ExceptionItem.__table__.c.resolved_at.is_(None),
+            )
+            .values(
+                resolved_at=now,
+                resolved_by=actor[:64],
+                resolution=f"closed by itself: the delivery is {state}",
+            )
+        )
 
 
 async def last_custody(session: AsyncSession, delivery_id: int) -> CustodyEvent | None:

@@ -466,9 +466,11 @@ class Caller:
     use case scopes its queries by ``office_id`` (invariant 5)."""
 
     office_id: int
-    actor: str  # as written in the audit log: "token:<id>"
+    actor: str  # as written in the audit log: "token:<id>", or "staff:<id>" for a console session
     role: str
-    token_id: int
+    token_id: int | None  # None: a console session (courier/services/signin.py)
+    staff_user_id: int | None = None  # the person, for a console session
+    username: str | None = None
 
 
 async def authenticate(ctx: AppContext, plaintext: str) -> Caller | None:

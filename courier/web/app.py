@@ -30,6 +30,7 @@ from aiohttp import web
 from courier import logging as courier_logging
 from courier.context import AppContext
 from courier.services.errors import ServiceError, database_unavailable
+from courier.web.console import is_console_path
 from courier.web.errors import (
     RETRY_AFTER_SECONDS,
     ApiError,
@@ -50,6 +51,8 @@ ROUTE_MODULES: tuple[str, ...] = (
     "courier.web.dispatch",
     "courier.web.manifests",
     "courier.web.actions",
+    "courier.web.console_api",
+    "courier.web.console",
     "courier.web.pages",
     "courier.web.webhooks",
     "courier.web.tracking",
@@ -141,7 +144,7 @@ def _summary(exc: BaseException) -> str:
 
 
 def _wants_html(request: web.Request) -> bool:
-    return is_page_path(request.path)
+    return is_page_path(request.path) or is_console_path(request.path)
 
 
 async def finish_headers(request: web.Request, response: web.StreamResponse) -> None:

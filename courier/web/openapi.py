@@ -24,6 +24,7 @@ from typing import Any
 from aiohttp import web
 
 import schemas
+from courier.web import console
 
 OPENAPI_VERSION = "3.1.0"
 API_SCHEMA_PREFIXES = ("api/", "common/")
@@ -69,6 +70,7 @@ class Operation:
     uses_database: bool = True  # 503 when the database cannot be reached
     response_type: str = "application/json"  # application/pdf: a printed document
     extra: Mapping[str, Any] = field(default_factory=dict)
+    alt_content: Mapping[str, Any] = field(default_factory=dict)  # other success media types
 
     def error_statuses(self) -> list[int]:
         implied: set[int] = set()
@@ -94,6 +96,7 @@ TAGS = {
     "dispatch": "Dispatchers work the exceptions queue and act on deliveries of their office",
     "pickup": "The day's pickup manifest: sealed passports handed over to the courier",
     "packing": "Packing at the office: find the passport in hand, seal it, print its label",
+    "console": "The dispatch console's board, search and exceptions queue, as JSON",
 }
 
 APPLICATION_NO = Param("application_no", "application_no")
@@ -104,6 +107,23 @@ RECORD_ID = Param("id", "id", source=_DISPATCH_PARAMS)
 QUEUE_PARAMS = tuple(
     Param(name, name, where="query", required=False, source=_DISPATCH_PARAMS)
     for name in ("kind", "open", "limit", "cursor")
+)
+_CONSOLE_PARAMS = "api/console_parameters"
+CONSOLE_ID = Param("id", "id", source=_CONSOLE_PARAMS)
+FIND_PARAMS = tuple(
+    Param(name, name, where="query", required=False, source=_CONSOLE_PARAMS)
+    for name in (
+        "state",
+        "courier",
+        "regency",
+        "from",
+        "to",
+        "kind",
+        "q",
+        "limit",
+        "cursor",
+        "format",
+    )
 )
 _OFFICE_SCOPED = "Another office's ids answer 404, exactly like ids that do not exist."
 _PACKING = "api/packing_parameters"
@@ -603,6 +623,53 @@ CATALOGUE: tuple[Operation, ...] = (
         description="The shipment stays booked (a later manifest lists it again); audited with "
         "its seal. 409 when the delivery's passport is not on this manifest, or once the "
         "manifest is handed over. " + _OFFICE_SCOPED,
+        "GET",
+        "/api/v1/board",
+        "getBoard",
+        "The office's dispatch board",
+        "console",
+        auth="staff",
+        roles=("dispatcher",),
+        response="api/board",
+        errors=(422,),
+        description="Deliveries under way by state, open shipments by courier and status, "
+        "today's pickup slots (WIB) with the shipments waiting for them, deadlines at risk "
+        "(collect-by within 3 days or past) and open exception items by kind. The console's "
+        "board (/) shows the same. No query parameters (an unknown one is a 422).",
+    ),
+    Operation(
+        "GET",
+        "/api/v1/deliveries",
+        "findDeliveries",
+        "Find the office's deliveries",
+        "console",
+        auth="staff",
+        roles=("dispatcher",),
+        response="api/deliveries_page",
+        params=FIND_PARAMS,
+        errors=(422,),
+        description="Filters combine (AND). q is an application number, a waybill or an "
+        "envelope's seal number (exact), else the start of the applicant's name (case and "
+        "accents do not matter). Newest first; pass next_cursor as cursor for the next page. "
+        "format=csv answers text/csv with every matching row (at most 100,000; cells that a "
+        "spreadsheet would run as a formula are prefixed with an apostrophe).",
+        alt_content={"text/csv": {"schema": {"type": "string"}}},
+    ),
+    Operation(
+        "POST",
+        "/api/v1/exceptions/{id}/resolve",
+        "resolveException",
+        "Close an exception item with a note",
+        "console",
+        auth="staff",
+        roles=("dispatcher",),
+        request="api/exception_resolve",
+        response="api/exception_resolved",
+        params=(CONSOLE_ID,),
+        errors=(404, 409),
+        description="Who (the caller), when and why (the note) are kept on the item and in the "
+        "audit log. 409 when the item is closed already (by a person, or by itself when its "
+        "cause went away). " + _OFFICE_SCOPED,
     ),
 )
 
@@ -691,6 +758,7 @@ def _success(op: Operation) -> dict[str, Any]:
         body["content"] = {op.response_type: {"schema": {"type": "string", "format": "binary"}}}
     elif op.response is not None:
         body["content"] = {"application/json": {"schema": _schema_ref(op.response)}}
+        body["content"].update(op.alt_content)
     return body
 
 
@@ -788,6 +856,8 @@ def document() -> dict[str, Any]:
 
 def is_documented_path(path: str) -> bool:
     """False for what is not the JSON API: docs, static files, metrics, HTML pages."""
+    if console.is_console_path(path):
+        return False  # the dispatch console's pages
     return path not in UNDOCUMENTED_PATHS and not path.startswith(UNDOCUMENTED_PREFIXES)
 
 

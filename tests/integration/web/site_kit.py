@@ -27,12 +27,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from adapters.jnt.codec import jms_digest
 from core.status import Status
 from courier.db.engine import SessionFactory, transaction
-from courier.db.models import Application, Delivery, Handover, Shipment, StaffUser
-from courier.services import staff, tracking
+from courier.db.models import Application, Delivery, Handover, Proof, Shipment, StaffUser
+from courier.domain.exception_kinds import ExceptionKind
+from courier.services import items, pod, staff, tracking
 from courier.services.intake import hash_passport_no
 from courier.services.staff import ROLES
 
-PNG_B64 = base64.b64encode(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(32)).decode()
+PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(32)
+PNG_B64 = base64.b64encode(PNG).decode()
 
 
 @dataclass
@@ -44,6 +46,8 @@ class Office:
     tracking_token: str
     handover_id: int
     manifest_id: int | None = None
+    item_id: int = 0  # an open exception item of the delivery
+    proof_id: int = 0  # the delivery's proof, with one stored photo (artefact 0)
 
 
 @dataclass
@@ -124,11 +128,42 @@ async def _office(kit: kit_.Kit, code: str, start: int) -> Office:
             select(Handover.id).where(Handover.delivery_id == delivery_id)
         )
     assert handover_id is not None
+    async with transaction(sessions) as session:  # an open item; a stored proof photo
+        item_id = await items.open_exception(
+            session,
+            office_id=office_id,
+            kind=ExceptionKind.STUCK,
+            detail="no scan for 3 days",
+            dedupe_key=f"site:{code}",
+            now=seed.T0,
+            delivery_id=delivery_id,
+        )
+        assert item_id is not None
+        digest = pod.store_bytes(kit.pod_store, PNG)
+        proof = await session.scalar(select(Proof).where(Proof.shipment_id == shipment_id))
+        assert proof is not None
+        proof.artefacts = [
+            {
+                "kind": "photo",
+                "state": "stored",
+                "sha256": digest,
+                "size": len(PNG),
+                "content_type": "image/png",
+            }
+        ]
+        proof_id = proof.id
     # a second passport, booked and waiting for pickup: the day's manifest lists it
     [waiting] = await seed.deliveries(sessions, office_id, 1, start=start + 10)
     await kit_.booked_shipment(sessions, waiting, waybill=f"JO{start + 10:010d}")
     return Office(
-        code, office_id, tokens, delivery_id, kit_.token(office_id, start), int(handover_id)
+        code,
+        office_id,
+        tokens,
+        delivery_id,
+        kit_.token(office_id, start),
+        int(handover_id),
+        item_id=item_id,
+        proof_id=proof_id,
     )
 
 
@@ -241,6 +276,7 @@ def _bodies(office: str, app_no: str) -> dict[tuple[str, str], Any]:
         ("POST", "/api/v1/deliveries/{id}/cancel"): {"reason": "alamat salah", "then": "counter"},
         ("POST", "/api/v1/deliveries/{id}/returned-to-office"): {"seal_intact": True},
         ("POST", "/api/v1/manifests"): {"courier": "jnt"},
+        ("POST", "/api/v1/exceptions/{id}/resolve"): {"note": "sudah ditangani"},
         ("POST", "/api/v1/manifests/{id}/seals"): {
             "items": [{"shipment_id": 1, "seal_number": "SEAL-0001"}]
         },
@@ -258,12 +294,17 @@ def _path(site: Site, template: str, office: str, app_no: str) -> str:
         record = o.handover_id
     elif template.startswith("/api/v1/manifests/"):
         record = o.manifest_id or 999_999
+    elif template.startswith(("/api/v1/exceptions/", "/exceptions/")):
+        record = o.item_id
     values = {
         "application_no": app_no,
         "token": o.tracking_token,
         "courier": "jnt",
         "name": "docs.js",
         "rest": "x/y",
+        "code": "en",
+        "proof": str(o.proof_id),
+        "index": "0",
         "id": str(record),
         "delivery_id": str(o.delivery_id),  # not on the manifest: the use case answers 409
     }
@@ -281,6 +322,10 @@ def requests_for(site: Site, method: str, template: str, office: str = "BLT") ->
     if key == ("POST", "/t/{token}/confirm"):
         form = b"passport_no=X7654321&csrf=x.y"
         return Call(method, path, form, "application/x-www-form-urlencoded")
+    if key in (("POST", "/login"), ("POST", "/logout")):  # no CSRF field: refused before
+        return Call(method, path, b"username=x&password=y", "application/x-www-form-urlencoded")
+    if key == ("POST", "/exceptions/{id}/resolve"):  # a token needs no CSRF field
+        return Call(method, path, b"note=sudah+ditangani", "application/x-www-form-urlencoded")
     if key == ("POST", "/webhooks/{courier}"):
         raw, headers = jnt_push(site)
         return Call(method, path, raw, None, tuple(headers.items()))

@@ -5,6 +5,8 @@ with a token of every role from the record's own office and from another office.
   office, reaches the use case (neither 401, 403 nor 404); from another office 404 for a route
   that names a record (exactly like a record that does not exist), its own office's data only
   for one that does not;
+* the console's pages: the same, but no credential at all is a 303 to /login (a browser
+  without a session is sent to sign in), never a 401;
 * every other route ignores staff tokens: the applicant's token, the courier's signature or
   nothing at all is its credential.
 
@@ -30,7 +32,7 @@ from courier.web import openapi
 
 @dataclass(frozen=True)
 class Rule:
-    auth: str  # staff | public | operator
+    auth: str  # staff | console | public | operator
     roles: tuple[str, ...] = ()  # besides admin (staff routes)
     record: bool = False  # the path names a record of one office (another office's is 404)
     statuses: frozenset[int] = frozenset()  # public: the answers any caller may get
@@ -79,6 +81,22 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/deliveries/{id}/seal"): Rule("staff", DISPATCH, True),
     ("GET", "/api/v1/deliveries/{id}/label.pdf"): Rule("staff", DISPATCH, True),
     ("GET", "/api/v1/labels.pdf"): Rule("staff", DISPATCH),
+    ("GET", "/api/v1/board"): Rule("staff", DISPATCH),
+    ("GET", "/api/v1/deliveries"): Rule("staff", DISPATCH),
+    ("POST", "/api/v1/exceptions/{id}/resolve"): Rule("staff", DISPATCH, True),
+    # the dispatch console (courier/web/console.py): a session or a token
+    ("GET", "/login"): Rule("public", statuses=frozenset({200})),
+    ("POST", "/login"): Rule("public", statuses=frozenset({403})),  # no CSRF field
+    ("POST", "/logout"): Rule("public", statuses=frozenset({303})),
+    ("GET", "/lang/{code}"): Rule("public", statuses=frozenset({303})),
+    ("GET", "/static/console.css"): Rule("public", statuses=frozenset({200})),
+    ("GET", "/"): Rule("console", DISPATCH),
+    ("GET", "/deliveries"): Rule("console", DISPATCH),
+    ("GET", "/deliveries.csv"): Rule("console", DISPATCH),
+    ("GET", "/deliveries/{id}"): Rule("console", DISPATCH, True),
+    ("GET", "/deliveries/{id}/pod/{proof}/{index}"): Rule("console", DISPATCH, True),
+    ("GET", "/exceptions"): Rule("console", DISPATCH),
+    ("POST", "/exceptions/{id}/resolve"): Rule("console", DISPATCH, True),
 }
 
 
@@ -103,7 +121,7 @@ async def test_the_matrix_names_every_route(site: Site) -> None:
 def _expected_staff(rule: Rule, role: str | None, same_office: bool) -> set[int] | None:
     """The statuses a staff route may answer; None: the use case was reached."""
     if role is None:
-        return {401}
+        return {303} if rule.auth == "console" else {401}
     if role != "admin" and role not in rule.roles:
         return {403}
     if rule.record and not same_office:
@@ -123,7 +141,7 @@ async def test_every_role_on_every_route_from_every_office(site: Site) -> None:
                 cell = (method, template, office, role, status)
                 checked += 1
                 assert status < 500, (cell, body[:300])
-                if rule.auth != "staff":
+                if rule.auth not in ("staff", "console"):
                     assert status in rule.statuses, (cell, body[:300])
                     continue
                 expected = _expected_staff(rule, role, office == "BLT")

@@ -31,6 +31,10 @@ NO_DATABASE = {
     ("GET", "/t/{rest}"),
     ("POST", "/t/{token}/confirm"),  # our sample has no valid CSRF field: refused before
     ("GET", "/metrics"),  # answers, counting the failed database read in its own gauge
+    ("GET", "/login"),  # the form: no account is read until it is posted
+    ("POST", "/login"),  # our sample has no CSRF field: refused before
+    ("GET", "/lang/{code}"),
+    ("GET", "/static/console.css"),
 }
 
 

@@ -623,6 +623,8 @@ CATALOGUE: tuple[Operation, ...] = (
         description="The shipment stays booked (a later manifest lists it again); audited with "
         "its seal. 409 when the delivery's passport is not on this manifest, or once the "
         "manifest is handed over. " + _OFFICE_SCOPED,
+    ),
+    Operation(
         "GET",
         "/api/v1/board",
         "getBoard",

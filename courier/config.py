@@ -299,9 +299,7 @@ def _notify_errors(notify: Mapping[str, Any]) -> list[FieldError]:
         out.append(FieldError("$.notify.quiet_hours", "start and end are equal"))
     first = notify.get("retry_first_seconds", 60.0)
     if first > notify.get("retry_cap_seconds", max(3600.0, first)):
-        out.append(
-            FieldError("$.notify.retry_cap_seconds", "is shorter than retry_first_seconds")
-        )
+        out.append(FieldError("$.notify.retry_cap_seconds", "is shorter than retry_first_seconds"))
     return out
 
 
@@ -313,9 +311,7 @@ def _notify(notify: Mapping[str, Any]) -> NotifySettings:
         quiet_start=time.fromisoformat(quiet[0]) if quiet else defaults.quiet_start,
         quiet_end=time.fromisoformat(quiet[1]) if quiet else defaults.quiet_end,
         max_attempts=notify.get("max_attempts", defaults.max_attempts),
-        retry_first_seconds=float(
-            notify.get("retry_first_seconds", defaults.retry_first_seconds)
-        ),
+        retry_first_seconds=float(notify.get("retry_first_seconds", defaults.retry_first_seconds)),
         retry_cap_seconds=float(notify.get("retry_cap_seconds", defaults.retry_cap_seconds)),
         batch=notify.get("batch", defaults.batch),
         email=EmailSettings(

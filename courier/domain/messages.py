@@ -99,8 +99,7 @@ TEMPLATES: dict[str, Template] = {
         body=Text(
             "Paspor Anda akan dikirim oleh {courier} dengan nomor resi {waybill}. Perkiraan "
             "tiba {day_id}.",
-            "Your passport will be delivered by {courier}, waybill {waybill}. Expected "
-            "{day_en}.",
+            "Your passport will be delivered by {courier}, waybill {waybill}. Expected {day_en}.",
         ),
         sms=Text("Paspor dikirim {courier} resi {waybill}, tiba {short_id}.", "Shipped."),
     ),
@@ -209,8 +208,7 @@ STAFF_KINDS = frozenset({"staff_deadline_warning"})
 EMAIL_FOOTER = Text(
     "Kantor: {office_name}, {office_phone}.\nTidak ingin menerima pesan yang tidak penting? "
     "{optout}",
-    "Office: {office_name}, {office_phone}.\nDo not want messages that are not essential? "
-    "{optout}",
+    "Office: {office_name}, {office_phone}.\nDo not want messages that are not essential? {optout}",
 )
 
 

@@ -43,6 +43,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.backoff import exponential_backoff
+from core.clock import to_wib
 from courier.config import Settings
 from courier.context import AppContext
 from courier.db.engine import transaction
@@ -52,8 +53,9 @@ from courier.db.models import (
     NotificationSend,
     Office,
     OutboxItem,
+    Shipment,
 )
-from courier.domain import messages
+from courier.domain import messages, transit
 from courier.domain.exception_kinds import ExceptionKind
 from courier.services import audit, hashing, items
 
@@ -82,6 +84,31 @@ async def queue(
         payload={"delivery_id": delivery.id, **(facts or {})},
         dedupe_key=f"{kind.removeprefix('applicant_')}:{delivery.id}:{key}",
         now=now,
+    )
+
+
+def deadline_facts(delivery: Delivery) -> dict[str, Any]:
+    """The collect-by date as a message shows it (a WIB calendar day)."""
+    if delivery.collect_by is None:
+        return {}
+    return {"date": to_wib(delivery.collect_by).date().isoformat()}
+
+
+async def queue_booked(
+    session: AsyncSession, delivery: Delivery, shipment: Shipment, *, now: datetime
+) -> int | None:
+    """The courier has the parcel's waybill: who brings it, under which number, and when."""
+    return await queue(
+        session,
+        "applicant_booked",
+        delivery,
+        now=now,
+        key=shipment.id,
+        facts={
+            "courier": transit.courier_name(shipment.courier_code),
+            "waybill": shipment.waybill,
+            "date": transit.expected_arrival(shipment.courier_code, now).isoformat(),
+        },
     )
 
 

@@ -46,7 +46,7 @@ from courier.domain import regions
 from courier.domain.eligibility import Eligibility, check_eligibility
 from courier.domain.phones import to_e164
 from courier.domain.states import DeliveryState
-from courier.services import audit, hashing, items, ratelimit
+from courier.services import audit, hashing, items, notices, ratelimit
 from courier.services.errors import Kind, ServiceError, invalid
 from courier.services.intake import delivery_priority
 from courier.services.wakeups import notify_queued
@@ -80,6 +80,7 @@ class OptInRequest:
     phone: str  # as sent
     address: Mapping[str, Any]
     client: str  # the client's network address, for the per-client failure limit
+    email: str = ""  # optional, for messages (kept with the address, read when sending)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +153,8 @@ async def opt_in(ctx: AppContext, request: OptInRequest) -> OptInResult:
     :class:`ServiceError` (invalid, identity, rate_limited, ineligible, conflict)."""
     settings = ctx.settings
     address, errors = normalise_address(request.address)
+    if address is not None and request.email.strip():
+        address["email"] = request.email.strip()
     dob: date | None = None
     try:
         dob = date.fromisoformat(request.date_of_birth)
@@ -289,6 +292,16 @@ async def _opt_in_verified(
         outcome = "created"
     else:
         outcome = await _change_address(session, now, delivery, address, token)
+    # the link goes to the phone (and e-mail) on file, in this transaction: an address changed
+    # by someone else is heard of by the applicant
+    await notices.queue(
+        session,
+        "applicant_address_changed" if outcome == "address_changed" else "applicant_opted_in",
+        delivery,
+        now=now,
+        key=hashing.hash_token(token)[:16],
+        facts={"link": tracking_url(settings, token)},
+    )
     log.info("optin_accepted", delivery_id=delivery.id, outcome=outcome, state=delivery.state)
     return OptInResult(
         delivery_id=delivery.id,

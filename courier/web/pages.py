@@ -43,7 +43,7 @@ from aiohttp import web
 import schemas
 from core.clock import WIB
 from courier.context import AppContext
-from courier.services import applicant, handover, hashing
+from courier.services import applicant, handover, hashing, notices
 from courier.services.errors import ServiceError
 from courier.web import tracking
 from courier.web.keys import context_of
@@ -54,7 +54,7 @@ log = structlog.get_logger()
 Text = dict[str, str]
 
 # Paths that are HTML for people, not the JSON API (kept out of the OpenAPI document).
-PAGE_PREFIXES = ("/t/",)
+PAGE_PREFIXES = ("/t/", "/n/")
 
 SECURITY_HEADERS = {
     "Cache-Control": "no-store",
@@ -282,6 +282,39 @@ async def confirm_page(request: web.Request) -> web.StreamResponse:
         return await _render_track(request, status=status, error=both(refusal.message))
     # post/redirect/get: a reload does not post the number again
     raise web.HTTPSeeOther(f"/t/{token}?m=confirmed", headers=SECURITY_HEADERS)
+
+
+@routes.get("/n/stop/{stop}")
+async def optout_page(request: web.Request) -> web.Response:
+    """The opt-out link of every e-mail: a form, so a mail scanner that follows links does not
+    opt anyone out; an unknown link gets the one 404 page."""
+    ctx = context_of(request)
+    token = request.match_info["stop"]
+    if notices.optout_delivery(ctx.settings, token) is None:
+        return not_found_page()
+    return _html(
+        "optout.html",
+        done=False,
+        csrf=csrf_field(_csrf_key(ctx), token),
+        action=f"/n/stop/{token}",
+    )
+
+
+@routes.post("/n/stop/{stop}")
+async def optout_post(request: web.Request) -> web.Response:
+    ctx = context_of(request)
+    token = request.match_info["stop"]
+    try:
+        form = await request.post()
+    except (UnicodeDecodeError, LookupError, ValueError):
+        return _html("forbidden.html", status=403, back=f"/n/stop/{token}")
+    field = form.get("csrf")
+    cross_site = request.headers.get("Sec-Fetch-Site", "") == "cross-site"
+    if cross_site or not isinstance(field, str) or not csrf_ok(_csrf_key(ctx), token, field):
+        return _html("forbidden.html", status=403, back=f"/n/stop/{token}")
+    if await notices.opt_out(ctx, token) is None:
+        return not_found_page()
+    return _html("optout.html", done=True, csrf="", action="")
 
 
 @routes.get("/t/{rest:.+}")

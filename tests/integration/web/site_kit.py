@@ -28,7 +28,7 @@ from adapters.jnt.codec import jms_digest
 from core.status import Status
 from courier.db.engine import SessionFactory, transaction
 from courier.db.models import Application, Delivery, Handover, Shipment, StaffUser
-from courier.services import staff, tracking
+from courier.services import notices, staff, tracking
 from courier.services.intake import hash_passport_no
 from courier.services.staff import ROLES
 
@@ -235,6 +235,7 @@ def _path(site: Site, template: str, office: str, app_no: str) -> str:
         "name": "docs.js",
         "rest": "x/y",
         "id": str(record),
+        "stop": notices.optout_token(site.kit.ctx.settings, o.delivery_id),
     }
     path = template
     for name, value in values.items():
@@ -247,6 +248,8 @@ def requests_for(site: Site, method: str, template: str, office: str = "BLT") ->
     app_no = f"2026{(1 if office == 'BLT' else 2):08d}"
     path = _path(site, template, office, app_no)
     key = (method, template)
+    if key == ("POST", "/n/stop/{stop}"):
+        return Call(method, path, b"csrf=x.y", "application/x-www-form-urlencoded")
     if key == ("POST", "/t/{token}/confirm"):
         form = b"passport_no=X7654321&csrf=x.y"
         return Call(method, path, form, "application/x-www-form-urlencoded")

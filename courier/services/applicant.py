@@ -7,16 +7,20 @@ the views carry no name, phone, address or receiver.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.clock import to_wib
+from core.status import Status
 from courier.context import AppContext
-from courier.db.models import Handover, Office, Shipment, TrackingEventRow
-from courier.services import handover, hashing
+from courier.db.models import Handover, ManifestItem, Office, Rating, Shipment, TrackingEventRow
+from courier.domain import transit
+from courier.services import feedback, handover, hashing
 from courier.services.optin import delivery_by_token_hash
 
 
@@ -52,6 +56,18 @@ class TrackView:
     handover: HandoverStatus | None  # the latest
     office_name: str
     office_phone: str | None
+    # what the page adds to the JSON view (courier/web/pages.py)
+    expected_on: date | None = None  # while the courier has it and before delivery
+    public_tracking_url: str | None = None  # the courier's own page for the waybill
+    seal_tail: str | None = None  # the last digits of the envelope's seal, to check at the door
+    contact: Mapping[str, str] = field(default_factory=dict)  # the office's, from its config
+    can_report: bool = False
+    reported: bool = False
+    rating: int | None = None
+
+    @property
+    def can_rate(self) -> bool:
+        return feedback.can_rate(self.state, self.reported, self.rating is not None)
 
     @property
     def attempts_left(self) -> int:
@@ -90,6 +106,13 @@ async def track(ctx: AppContext, token: str) -> TrackView | None:
             )
             events = tuple(Event(row.occurred_at, row.status, row.location) for row in rows)
         office = await session.get(Office, delivery.office_id)
+        seal = None
+        if shipment is not None:
+            seal = await session.scalar(
+                select(ManifestItem.seal_number).where(ManifestItem.shipment_id == shipment.id)
+            )
+        reported = await feedback.reported(session, delivery.id)
+        rating = await session.scalar(select(Rating.score).where(Rating.delivery_id == delivery.id))
     sender = office.sender if office is not None and isinstance(office.sender, dict) else {}
     phone = sender.get("phone")
     return TrackView(
@@ -108,7 +131,40 @@ async def track(ctx: AppContext, token: str) -> TrackView | None:
         ),
         office_name=office.name if office is not None else "",
         office_phone=phone if isinstance(phone, str) and phone else None,
+        expected_on=_expected_on(shipment, ctx.clock.now()),
+        public_tracking_url=None
+        if shipment is None
+        else transit.public_tracking_url(shipment.courier_code, shipment.waybill),
+        seal_tail=seal[-4:] if seal else None,
+        contact=_contact(ctx.settings.office(office.code) if office is not None else {}),
+        can_report=feedback.can_report(delivery.state, shipment.status if shipment else None),
+        reported=reported,
+        rating=rating,
     )
+
+
+_ON_THE_WAY = frozenset(
+    {Status.BOOKED, Status.PICKED_UP, Status.IN_TRANSIT, Status.DELIVERY_FAILED}
+)
+
+
+def _expected_on(shipment: Shipment | None, now: datetime) -> date | None:
+    """Today once the courier is out to deliver; else the per-courier estimate from booking
+    (courier.domain.transit), never a day already past."""
+    if shipment is None or shipment.booked_at is None:
+        return None
+    status = Status(shipment.status)
+    today = to_wib(now).date()
+    if status is Status.OUT_FOR_DELIVERY:
+        return today
+    if status not in _ON_THE_WAY:
+        return None
+    return max(today, transit.expected_arrival(shipment.courier_code, shipment.booked_at))
+
+
+def _contact(office: Mapping[str, Any]) -> dict[str, str]:
+    contact = office.get("contact") or {}
+    return {k: str(v) for k, v in contact.items() if k in ("phone", "whatsapp", "hours", "address")}
 
 
 async def confirm_receipt(ctx: AppContext, token: str, passport_no: str) -> handover.Confirmation:

@@ -228,8 +228,8 @@ def _whatsapp_link(number: str) -> str:
 def _page_context(found: applicant.TrackView, now: datetime) -> dict[str, Any]:
     view = tracking.view(found)
     show_deadline, days_left = _deadline(found, now)
-    contact = dict(found.contact)
-    contact.setdefault("phone", found.office_phone or "")
+    contact = {k: found.contact.get(k, "") for k in ("phone", "whatsapp", "hours", "address")}
+    contact["phone"] = contact["phone"] or found.office_phone or ""
     record = view["handover"]
     events = [{**event, "when": _with_wib_texts(event["at"])} for event in reversed(view["events"])]
     return {

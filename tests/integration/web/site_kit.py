@@ -248,6 +248,11 @@ def requests_for(site: Site, method: str, template: str, office: str = "BLT") ->
     app_no = f"2026{(1 if office == 'BLT' else 2):08d}"
     path = _path(site, template, office, app_no)
     key = (method, template)
+    if key == ("POST", "/t/{token}/report"):
+        form = b"problem=not_received&words=belum+sampai&csrf=x.y"
+        return Call(method, path, form, "application/x-www-form-urlencoded")
+    if key == ("POST", "/t/{token}/rate"):
+        return Call(method, path, b"score=4&comment=&csrf=x.y", "application/x-www-form-urlencoded")
     if key == ("POST", "/n/stop/{stop}"):
         return Call(method, path, b"csrf=x.y", "application/x-www-form-urlencoded")
     if key == ("POST", "/t/{token}/confirm"):

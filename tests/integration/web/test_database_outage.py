@@ -30,6 +30,8 @@ NO_DATABASE = {
     ("GET", "/static/site.css"),
     ("GET", "/t/{rest}"),
     ("POST", "/t/{token}/confirm"),  # our sample has no valid CSRF field: refused before
+    ("POST", "/t/{token}/report"),  # no valid CSRF field: refused before
+    ("POST", "/t/{token}/rate"),  # no valid CSRF field: refused before
     ("GET", "/n/stop/{stop}"),  # the link is checked by its HMAC: the form needs no database
     ("POST", "/n/stop/{stop}"),  # no valid CSRF field: refused before
     ("GET", "/metrics"),  # answers, counting the failed database read in its own gauge

@@ -7,9 +7,10 @@ the views carry no name, phone, address or receiver.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -18,9 +19,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.clock import to_wib
 from core.status import Status
 from courier.context import AppContext
-from courier.db.models import Handover, ManifestItem, Office, Rating, Shipment, TrackingEventRow
+from courier.db.engine import transaction
+from courier.db.models import (
+    Handover,
+    ManifestItem,
+    Office,
+    RateCounter,
+    Rating,
+    Shipment,
+    TrackingEventRow,
+)
 from courier.domain import transit
-from courier.services import feedback, handover, hashing
+from courier.services import feedback, handover, hashing, ratelimit
+from courier.services.errors import Kind, ServiceError
 from courier.services.optin import delivery_by_token_hash
 
 
@@ -89,11 +100,53 @@ async def _latest(session: AsyncSession, model: Any, delivery_id: int) -> Any:
     return result.scalar_one_or_none()
 
 
-async def track(ctx: AppContext, token: str) -> TrackView | None:
-    """The delivery behind tracking ``token``, or None (one answer whatever the token was)."""
+# Links that open nothing, per client address: past this many in the window every lookup from
+# that address is refused (429) until the window ends. Generous, since many phones share one
+# carrier-grade NAT address; the 256-bit tokens cannot be guessed anyway: this keeps a scanner
+# from costing us a database read per try.
+MISS_SCOPE = "track_miss"
+MISS_LIMIT = 30
+MISS_WINDOW = timedelta(minutes=10)
+
+
+async def _refused_client(session: AsyncSession, key: str, now: datetime) -> int | None:
+    row = await session.scalar(
+        select(RateCounter).where(RateCounter.scope == MISS_SCOPE, RateCounter.key == key)
+    )
+    if row is None or row.count < MISS_LIMIT or row.window_start <= now - MISS_WINDOW:
+        return None
+    return max(1, math.ceil((row.window_start + MISS_WINDOW - now).total_seconds()))
+
+
+def _too_many(wait: int) -> ServiceError:
+    return ServiceError(
+        Kind.RATE_LIMITED,
+        "too_many_unknown_links",
+        "Terlalu banyak tautan yang tidak dikenal; coba lagi nanti. / Too many unknown links; "
+        "try again later.",
+        retry_after=wait,
+    )
+
+
+async def track(ctx: AppContext, token: str, client: str = "") -> TrackView | None:
+    """The delivery behind tracking ``token``, or None (one answer whatever the token was).
+    With ``client`` (the caller's address), links that open nothing are counted against it and
+    past :data:`MISS_LIMIT` in :data:`MISS_WINDOW` every lookup raises a rate-limited error."""
+    now = ctx.clock.now()
+    key = ratelimit.key_hash(ratelimit.counter_key(ctx.settings.passport_pepper), client)
     async with ctx.sessions() as session:
+        if client:
+            wait = await _refused_client(session, key, now)
+            if wait is not None:
+                raise _too_many(wait)
         delivery = await delivery_by_token_hash(session, hashing.hash_token(token))
         if delivery is None:
+            await session.rollback()
+            if client:
+                async with transaction(ctx.sessions) as write:
+                    await ratelimit.take(
+                        write, MISS_SCOPE, key, now=now, limit=MISS_LIMIT, window=MISS_WINDOW
+                    )
             return None
         shipment: Shipment | None = await _latest(session, Shipment, delivery.id)
         record: Handover | None = await _latest(session, Handover, delivery.id)
@@ -131,7 +184,7 @@ async def track(ctx: AppContext, token: str) -> TrackView | None:
         ),
         office_name=office.name if office is not None else "",
         office_phone=phone if isinstance(phone, str) and phone else None,
-        expected_on=_expected_on(shipment, ctx.clock.now()),
+        expected_on=_expected_on(shipment, now),
         public_tracking_url=None
         if shipment is None
         else transit.public_tracking_url(shipment.courier_code, shipment.waybill),

@@ -180,8 +180,10 @@ CATALOGUE: tuple[Operation, ...] = (
         auth="tracking_token",
         response="api/track_view",
         params=(TRACKING_TOKEN,),
+        errors=(429,),
         description="The private token from the opt-in is the credential: an unknown token is "
-        "404. Nothing personal is shown, so a link can be forwarded.",
+        "404, and a client address that sent many unknown tokens gets 429 for every lookup "
+        "until its window ends. Nothing personal is shown, so a link can be forwarded.",
     ),
     Operation(
         "POST",

@@ -48,6 +48,7 @@ from courier.services import applicant, feedback, handover, hashing, notices
 from courier.services.errors import Kind, ServiceError
 from courier.web import tracking
 from courier.web.keys import context_of
+from courier.web.optin import client_address
 
 routes = web.RouteTableDef()
 log = structlog.get_logger()
@@ -283,7 +284,14 @@ async def _render_track(
 ) -> web.Response:
     ctx = context_of(request)
     token = request.match_info["token"]
-    found = await applicant.track(ctx, token)
+    try:
+        found = await applicant.track(
+            ctx, token, client_address(request, ctx.settings.trusted_proxies)
+        )
+    except ServiceError as err:
+        response = _html("busy.html", status=429)
+        response.headers["Retry-After"] = str(err.retry_after or 60)
+        return response
     if found is None:
         return not_found_page()
     holds = _FLASH_HOLDS.get(flash_key or "")

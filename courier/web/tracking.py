@@ -22,6 +22,7 @@ from courier.services import applicant, handover
 from courier.web.body import read_json
 from courier.web.errors import ApiError, json_ok, not_found
 from courier.web.keys import context_of
+from courier.web.optin import client_address
 
 routes = web.RouteTableDef()
 
@@ -229,7 +230,9 @@ def view(found: applicant.TrackView) -> dict[str, Any]:
 
 @routes.get("/api/v1/track/{token}")
 async def track(request: web.Request) -> web.Response:
-    found = await applicant.track(context_of(request), request.match_info["token"])
+    ctx = context_of(request)
+    client = client_address(request, ctx.settings.trusted_proxies)
+    found = await applicant.track(ctx, request.match_info["token"], client)
     if found is None:
         raise not_found("no delivery for this tracking link")
     return json_ok(view(found))

@@ -47,6 +47,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "courier.web.health",
     "courier.web.intake",
     "courier.web.optin",
+    "courier.web.regions",
     "courier.web.dispatch",
     "courier.web.manifests",
     "courier.web.pages",

@@ -96,6 +96,7 @@ TAGS = {
 
 APPLICATION_NO = Param("application_no", "application_no")
 TRACKING_TOKEN = Param("token", "tracking_token")
+REGION_CODE = Param("code", "region_code")
 COURIER = Param("courier", "courier")
 _DISPATCH_PARAMS = "api/dispatch_parameters"
 RECORD_ID = Param("id", "id", source=_DISPATCH_PARAMS)
@@ -170,6 +171,30 @@ CATALOGUE: tuple[Operation, ...] = (
         "passport is booked, it changes the address and re-issues the link (200); after "
         "booking it is refused with 409. Ineligible destinations get 422 with the reason in "
         "Bahasa Indonesia and English.",
+    ),
+    Operation(
+        "GET",
+        "/api/v1/regions",
+        "listProvinces",
+        "The provinces, for a cascading address form",
+        "opt-in",
+        response="api/regions",
+        uses_database=False,
+        description="Public and cached (ETag, Cache-Control: public, max-age=86400; 304 for a "
+        "matching If-None-Match). From the bundled Kemendagri dataset.",
+    ),
+    Operation(
+        "GET",
+        "/api/v1/regions/{code}",
+        "listRegionChildren",
+        "The regencies of a province, the districts of a regency or the villages of a district",
+        "opt-in",
+        response="api/regions",
+        params=(REGION_CODE,),
+        errors=(404,),
+        uses_database=False,
+        description="Villages carry their postal code (the opt-in checks the address's postal "
+        "code against it). Public and cached like /api/v1/regions; an unknown code is 404.",
     ),
     Operation(
         "GET",

@@ -235,6 +235,7 @@ def _path(site: Site, template: str, office: str, app_no: str) -> str:
         "name": "docs.js",
         "rest": "x/y",
         "id": str(record),
+        "code": "35.73",
         "stop": notices.optout_token(site.kit.ctx.settings, o.delivery_id),
     }
     path = template

@@ -32,6 +32,8 @@ NO_DATABASE = {
     ("POST", "/t/{token}/confirm"),  # our sample has no valid CSRF field: refused before
     ("POST", "/t/{token}/report"),  # no valid CSRF field: refused before
     ("POST", "/t/{token}/rate"),  # no valid CSRF field: refused before
+    ("GET", "/api/v1/regions"),  # the bundled dataset
+    ("GET", "/api/v1/regions/{code}"),
     ("GET", "/n/stop/{stop}"),  # the link is checked by its HMAC: the form needs no database
     ("POST", "/n/stop/{stop}"),  # no valid CSRF field: refused before
     ("GET", "/metrics"),  # answers, counting the failed database read in its own gauge

@@ -94,6 +94,13 @@ class OptInResult:
     collect_by: datetime | None
 
 
+async def offices(ctx: AppContext) -> list[tuple[str, str]]:
+    """(code, name) of every office an applicant may opt in with, for the opt-in page."""
+    async with ctx.sessions() as session:
+        rows = await session.execute(select(Office.code, Office.name).order_by(Office.code))
+        return [(str(code), str(name)) for code, name in rows]
+
+
 def tracking_url(settings: Settings, token: str) -> str:
     return f"{settings.base_url.rstrip('/')}/t/{token}"
 

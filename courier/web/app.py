@@ -51,6 +51,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "courier.web.dispatch",
     "courier.web.manifests",
     "courier.web.pages",
+    "courier.web.optin_page",
     "courier.web.webhooks",
     "courier.web.tracking",
     "courier.web.openapi",

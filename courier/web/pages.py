@@ -56,7 +56,7 @@ log = structlog.get_logger()
 Text = dict[str, str]
 
 # Paths that are HTML for people, not the JSON API (kept out of the OpenAPI document).
-PAGE_PREFIXES = ("/t/", "/n/")
+PAGE_PREFIXES = ("/t/", "/n/", "/opt-in")
 
 SECURITY_HEADERS = {
     "Cache-Control": "no-store",
@@ -267,6 +267,11 @@ def _html(template: str, status: int = 200, **values: Any) -> web.Response:
     response = web.Response(text=body, status=status, content_type="text/html", charset="utf-8")
     response.headers.update(SECURITY_HEADERS)
     return response
+
+
+def html_page(template: str, status: int = 200, **values: Any) -> web.Response:
+    """A page of ours with the security headers (for the other page modules)."""
+    return _html(template, status, **values)
 
 
 def not_found_page() -> web.Response:

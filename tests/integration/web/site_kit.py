@@ -254,6 +254,8 @@ def requests_for(site: Site, method: str, template: str, office: str = "BLT") ->
         return Call(method, path, form, "application/x-www-form-urlencoded")
     if key == ("POST", "/t/{token}/rate"):
         return Call(method, path, b"score=4&comment=&csrf=x.y", "application/x-www-form-urlencoded")
+    if key == ("POST", "/opt-in"):
+        return Call(method, path, b"action=refresh&csrf=x.y", "application/x-www-form-urlencoded")
     if key == ("POST", "/n/stop/{stop}"):
         return Call(method, path, b"csrf=x.y", "application/x-www-form-urlencoded")
     if key == ("POST", "/t/{token}/confirm"):

@@ -34,6 +34,7 @@ NO_DATABASE = {
     ("POST", "/t/{token}/rate"),  # no valid CSRF field: refused before
     ("GET", "/api/v1/regions"),  # the bundled dataset
     ("GET", "/api/v1/regions/{code}"),
+    ("POST", "/opt-in"),  # no valid CSRF field: refused before
     ("GET", "/n/stop/{stop}"),  # the link is checked by its HMAC: the form needs no database
     ("POST", "/n/stop/{stop}"),  # no valid CSRF field: refused before
     ("GET", "/metrics"),  # answers, counting the failed database read in its own gauge

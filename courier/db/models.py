@@ -313,6 +313,17 @@ class NotificationSend(Base):
     sent_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class TrackingLink(Base):
+    """An earlier tracking link of a delivery (its sha256): after an address change the link
+    the applicant already has keeps opening the delivery (courier/services/optin.py)."""
+
+    __tablename__ = "tracking_links"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class Rating(Base):
     """The applicant's satisfaction with one delivery, on the IKM scale 1–4, once."""
 

@@ -11,8 +11,11 @@ checks run per window.
 
 Changing the address: the applicant sends the same request again with the new address (one
 endpoint, the same identity proof, nothing new to remember). Until a shipment exists this
-replaces the address and issues a NEW tracking token (the old link stops working: this is also
-how a lost link is recovered); once a shipment exists it is refused with 409.
+replaces the address and issues a NEW tracking token (this is also how a lost link is
+recovered); the old link keeps working and opens the same delivery (``tracking_links``), and the
+phone and e-mail on file are told (an ``applicant_address_changed`` message with the newest
+link), so a change the applicant did not make does not go unnoticed. Once a shipment exists it
+is refused with 409.
 
 The tracking token is ``secrets.token_urlsafe(32)`` (256 bits), returned once, stored as sha256
 (:func:`courier.services.hashing.hash_token`); :func:`delivery_by_token_hash` is the one lookup.
@@ -41,7 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from courier.config import Settings
 from courier.context import AppContext
 from courier.db.engine import transaction
-from courier.db.models import Application, Delivery, Office, Shipment
+from courier.db.models import Application, Delivery, Office, Shipment, TrackingLink
 from courier.domain import regions
 from courier.domain.eligibility import Eligibility, check_eligibility
 from courier.domain.phones import to_e164
@@ -109,8 +112,16 @@ async def delivery_by_token_hash(
     session: AsyncSession, token_hash: str, *, for_update: bool = False
 ) -> Delivery | None:
     """The delivery a tracking token opens (give :func:`hashing.hash_token` of the token), or
-    None: for the tracking page, its API and the handover confirmation."""
+    None: for the tracking page, its API and the handover confirmation. An earlier link of the
+    delivery (before an address change or a re-issue) opens it too."""
     query = select(Delivery).where(Delivery.tracking_token_hash == token_hash)
+    if for_update:
+        query = query.with_for_update()
+    found = (await session.execute(query)).scalar_one_or_none()
+    if found is not None:
+        return found
+    earlier = select(TrackingLink.delivery_id).where(TrackingLink.token_hash == token_hash)
+    query = select(Delivery).where(Delivery.id.in_(earlier))
     if for_update:
         query = query.with_for_update()
     return (await session.execute(query)).scalar_one_or_none()
@@ -371,6 +382,17 @@ async def _change_address(
         after |= {"destination_regency_code": address["regency_code"], "address": "[changed]"}
         delivery.address = address
         delivery.destination_regency_code = address["regency_code"]
+    # the link the applicant already has keeps working (it opens the same, changed delivery)
+    await items.insert_ignore(
+        session,
+        TrackingLink,
+        {
+            "delivery_id": delivery.id,
+            "token_hash": delivery.tracking_token_hash,
+            "created_at": now,
+        },
+        key="token_hash",
+    )
     delivery.tracking_token_hash = hashing.hash_token(token)
     delivery.consent_at = now
     delivery.updated_at = now

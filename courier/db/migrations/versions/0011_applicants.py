@@ -1,4 +1,4 @@
-"""applicants: the outbox sender (leases, per-channel sends, give-up), opt-out, ratings
+"""applicants: the outbox sender (leases, per-channel sends, give-up), opt-out, ratings, old links
 
 Revision ID: 0011_applicants
 Revises: 0007
@@ -45,6 +45,20 @@ def upgrade() -> None:
         sa.UniqueConstraint("dedupe_key", name=op.f("uq_notification_sends_dedupe_key")),
     )
     op.create_table(
+        "tracking_links",
+        sa.Column("id", _ID, nullable=False),
+        sa.Column("delivery_id", _ID, nullable=False),
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["delivery_id"],
+            ["deliveries.id"],
+            name=op.f("fk_tracking_links_delivery_id_deliveries"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_tracking_links")),
+        sa.UniqueConstraint("token_hash", name=op.f("uq_tracking_links_token_hash")),
+    )
+    op.create_table(
         "ratings",
         sa.Column("id", _ID, nullable=False),
         sa.Column("delivery_id", _ID, nullable=False),
@@ -62,6 +76,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("ratings")
+    op.drop_table("tracking_links")
     op.drop_table("notification_sends")
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
         batch_op.drop_column("notify_opted_out_at")

@@ -136,8 +136,6 @@ class Delivery(Base):
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     claim_count: Mapped[int] = mapped_column(Integer, default=0)
     handed_over_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # the applicant followed the opt-out link: only essential messages are sent from then on
-    notify_opted_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -297,6 +295,16 @@ class OutboxItem(Base):
     claim_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     # given up after notify.max_attempts: an exception item says so; never claimed again
     failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class NotifyOptOut(Base):
+    """The applicant followed the opt-out link of a delivery's messages: only the essential ones
+    are sent from then on (courier/domain/messages.py)."""
+
+    __tablename__ = "notify_opt_outs"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id"), unique=True)
+    opted_out_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class NotificationSend(Base):

@@ -21,7 +21,7 @@ class Mailbox:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         message = message_from_bytes(envelope.content)
-        subject = str(make_header(decode_header(message.get("Subject", ""))))
+        subject = " ".join(str(make_header(decode_header(message.get("Subject", "")))).split())
         self.subjects[subject] += 1
         self.received += 1
         return "250 OK"

@@ -51,6 +51,7 @@ from courier.db.models import (
     Application,
     Delivery,
     NotificationSend,
+    NotifyOptOut,
     Office,
     OutboxItem,
     Shipment,
@@ -141,9 +142,14 @@ async def opt_out(ctx: AppContext, token: str) -> OptOutView | None:
         delivery = await session.get(Delivery, delivery_id, with_for_update=True)
         if delivery is None:
             return None
-        if delivery.notify_opted_out_at is not None:
+        new_id = await items.insert_ignore(
+            session,
+            NotifyOptOut,
+            {"delivery_id": delivery.id, "opted_out_at": now},
+            key="delivery_id",
+        )
+        if new_id is None:
             return OptOutView(already=True)
-        delivery.notify_opted_out_at = now
         audit.record(
             session,
             at=now,
@@ -242,7 +248,10 @@ async def prepare(ctx: AppContext, outbox_id: int, *, owner: str) -> Prepared | 
             _close(row, now, f"unknown kind {row.kind!r}" if template is None else "no delivery")
             log.error("notify.unsendable", outbox_id=row.id, kind=row.kind)
             return Prepared(row.id, row.kind, None, outcome="closed")
-        if delivery.notify_opted_out_at is not None and not template.essential:
+        opted_out = await session.scalar(
+            select(NotifyOptOut.id).where(NotifyOptOut.delivery_id == delivery.id)
+        )
+        if opted_out is not None and not template.essential:
             _close(row, now, "opted out")
             return Prepared(row.id, row.kind, None, outcome="closed")
         if not template.urgent:

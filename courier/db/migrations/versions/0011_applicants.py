@@ -26,10 +26,19 @@ def upgrade() -> None:
             sa.Column("claim_count", sa.Integer(), nullable=False, server_default="0")
         )
         batch_op.add_column(sa.Column("failed_at", sa.DateTime(timezone=True), nullable=True))
-    with op.batch_alter_table("deliveries", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("notify_opted_out_at", sa.DateTime(timezone=True), nullable=True)
-        )
+    op.create_table(
+        "notify_opt_outs",
+        sa.Column("id", _ID, nullable=False),
+        sa.Column("delivery_id", _ID, nullable=False),
+        sa.Column("opted_out_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["delivery_id"],
+            ["deliveries.id"],
+            name=op.f("fk_notify_opt_outs_delivery_id_deliveries"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_notify_opt_outs")),
+        sa.UniqueConstraint("delivery_id", name=op.f("uq_notify_opt_outs_delivery_id")),
+    )
     op.create_table(
         "notification_sends",
         sa.Column("id", _ID, nullable=False),
@@ -78,8 +87,7 @@ def downgrade() -> None:
     op.drop_table("ratings")
     op.drop_table("tracking_links")
     op.drop_table("notification_sends")
-    with op.batch_alter_table("deliveries", schema=None) as batch_op:
-        batch_op.drop_column("notify_opted_out_at")
+    op.drop_table("notify_opt_outs")
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.drop_column("failed_at")
         batch_op.drop_column("claim_count")

@@ -164,3 +164,20 @@ async def test_the_opt_out_link_asks_then_stops_what_is_not_essential(page: Page
     assert row.delivery_id == page.delivery_id
     async with page.kit.http.get(page.kit.url(f"/n/stop/{stop[:-1]}0")) as resp:
         assert resp.status == 404
+
+
+async def test_on_the_way_the_page_gives_the_expected_day_and_what_to_prepare(
+    engine: AsyncEngine, sessions: SessionFactory, tmp_path: Path
+) -> None:
+    async with kit_.make_kit(engine, sessions, tmp_path) as kit:
+        office_id, delivery_id = await kit_.seed_delivery(kit, outcome="delivered_self")
+        await kit_.drive(kit, kit_.state_is(kit, delivery_id, "shipping"))
+        page = Page(kit, office_id, delivery_id)
+        status, _, text = await page.text()
+        assert status == 200
+        expected = re.search(r"Perkiraan tiba (\w+, \d{1,2} \w+ \d{4})", text)
+        assert expected is not None, text
+        assert re.search(r"Expected \w+day, \d{1,2} \w+ \d{4}", text)
+        assert "Yang perlu disiapkan" in text and "surat kuasa" in text
+        assert "Batas pengambilan" in text  # it still matters on the way
+        assert "Ada masalah?" not in text  # nothing to report before the courier delivers

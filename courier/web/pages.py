@@ -490,6 +490,22 @@ async def stylesheet(request: web.Request) -> web.Response:
     return response
 
 
+@cache
+def _optin_script() -> bytes:
+    return resources.files("courier.web").joinpath("static", "optin.js").read_bytes()
+
+
+@routes.get("/static/optin.js")
+async def optin_script(request: web.Request) -> web.Response:
+    """The opt-in form's optional enhancement (the form works without it)."""
+    response = web.Response(
+        body=_optin_script(), content_type="application/javascript", charset="utf-8"
+    )
+    response.headers["Cache-Control"] = "public, max-age=3600"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
 def is_page_path(path: str) -> bool:
     """True for the HTML pages (not part of the JSON API's OpenAPI document)."""
     return path.startswith(PAGE_PREFIXES)

@@ -54,6 +54,7 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", "/t/{token}/rate"): Rule("public", statuses=frozenset({403})),  # no CSRF field
     ("GET", "/api/v1/regions"): Rule("public", statuses=frozenset({200})),
     ("GET", "/api/v1/regions/{code}"): Rule("public", statuses=frozenset({200})),
+    ("GET", "/static/optin.js"): Rule("public", statuses=frozenset({200})),
     ("GET", "/opt-in"): Rule("public", statuses=frozenset({200})),
     ("POST", "/opt-in"): Rule("public", statuses=frozenset({403})),  # no CSRF field
     ("GET", "/n/stop/{stop}"): Rule("public", statuses=frozenset({200})),

@@ -28,6 +28,7 @@ NO_DATABASE = {
     ("GET", "/docs"),
     ("GET", "/docs/assets/{name}"),
     ("GET", "/static/site.css"),
+    ("GET", "/static/optin.js"),
     ("GET", "/t/{rest}"),
     ("POST", "/t/{token}/confirm"),  # our sample has no valid CSRF field: refused before
     ("POST", "/t/{token}/report"),  # no valid CSRF field: refused before

@@ -28,7 +28,7 @@ from tracking_kit import booked_shipment, event
 
 from core.clock import WIB, ManualClock
 from core.status import Status
-from courier import config
+from courier import config, metrics
 from courier.context import AppContext
 from courier.db.engine import SessionFactory, transaction
 from courier.db.models import Delivery, ExceptionItem, NotificationSend, OutboxItem
@@ -223,7 +223,10 @@ async def test_a_failing_channel_is_retried_with_backoff_then_given_up_visibly(
     assert await outbox_loop.once(ctx, "w1") == 0  # not due: no hot loop
     assert len(sink.messages) == 1  # the e-mail went out on the first try
 
-    clock.set(row.next_attempt_at)
+    # waiting for a retry is not lag; a due row that no one sends is
+    assert (await metrics.read_db_figures(ctx.sessions, clock.now())).outbox_lag == 0
+    clock.set(row.next_attempt_at + timedelta(seconds=30))
+    assert (await metrics.read_db_figures(ctx.sessions, clock.now())).outbox_lag == 30
     assert await outbox_loop.once(ctx, "w1") == 1
     row = await _row(ctx, outbox_id)
     assert row.attempts == 2 and row.next_attempt_at is not None
@@ -237,6 +240,7 @@ async def test_a_failing_channel_is_retried_with_backoff_then_given_up_visibly(
     assert row.attempts == 3 and row.failed_at == clock.now() and row.sent_at is None
     clock.advance(timedelta(days=1))
     assert await outbox_loop.once(ctx, "w1") == 0  # given up: never claimed again
+    assert (await metrics.read_db_figures(ctx.sessions, clock.now())).outbox_lag == 0
     async with ctx.sessions() as session:
         [item] = list(
             await session.scalars(

@@ -15,9 +15,10 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import schemas
 from core.clock import Clock, ScaledClock, SystemClock
@@ -40,6 +41,48 @@ class ConfigError(Exception):
         self.source = source
         lines = "; ".join(f"{e.path}: {e.message}" for e in errors)
         super().__init__(f"invalid configuration ({source}): {lines}")
+
+
+@dataclass(frozen=True)
+class EmailSettings:
+    host: str
+    sender: str
+    port: int = 587
+    username: str | None = None
+    password: str | None = None
+    starttls: bool = True
+    use_tls: bool = False
+    timeout_seconds: float = 20.0
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    """One SMS/WhatsApp provider behind a generic HTTPS gateway (courier/channels/gateway.py)."""
+
+    name: str
+    url: str
+    secret: str
+    template: Mapping[str, Any]
+    channel: str = "sms"
+    signature_header: str = "X-Signature"
+    timeout_seconds: float = 15.0
+
+
+@dataclass(frozen=True)
+class NotifySettings:
+    quiet_start: time = time(21, 0)  # WIB
+    quiet_end: time = time(7, 0)
+    max_attempts: int = 8
+    retry_first_seconds: float = 60.0
+    retry_cap_seconds: float = 3600.0
+    batch: int = 20
+    email: EmailSettings | None = None
+    gateways: tuple[GatewaySettings, ...] = ()
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """Every channel a message may go out on: ``email`` and the gateways' names."""
+        return (("email",) if self.email else ()) + tuple(g.name for g in self.gateways)
 
 
 @dataclass(frozen=True)
@@ -82,6 +125,11 @@ class Settings:
     booking_deadline_seconds: float = 3600.0
     couriers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     offices: tuple[Mapping[str, Any], ...] = ()
+    notify: NotifySettings = field(default_factory=NotifySettings)
+
+    def office(self, code: str) -> Mapping[str, Any]:
+        """The office's configuration (its contact for applicants), or an empty mapping."""
+        return next((o for o in self.offices if o.get("code") == code), {})
 
     @property
     def default_pepper(self) -> bool:
@@ -176,6 +224,8 @@ def load(
 def from_mapping(data: Mapping[str, Any], source: str = "mapping") -> Settings:
     errors = schemas.check("config", data)
     errors += _courier_errors(data.get("couriers"))
+    if not errors:
+        errors += _notify_errors(data.get("notify", {}))
     if errors:
         raise ConfigError(errors, source)
     log = data.get("log", {})
@@ -227,6 +277,78 @@ def from_mapping(data: Mapping[str, Any], source: str = "mapping") -> Settings:
         * work.get("booking_deadline_minutes", defaults.booking_deadline_seconds / 60),
         couriers=data.get("couriers", {}),
         offices=tuple(data.get("offices", ())),
+        notify=_notify(data.get("notify", {})),
+    )
+
+
+_LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def _notify_errors(notify: Mapping[str, Any]) -> list[FieldError]:
+    """What the schema cannot say: gateways speak HTTPS except to this machine, and every
+    gateway template carries the text somewhere."""
+    out: list[FieldError] = []
+    for name, gw in (notify.get("gateways") or {}).items():
+        url = urlsplit(gw["url"])
+        if url.scheme != "https" and url.hostname not in _LOOPBACK:
+            out.append(
+                FieldError(
+                    f"$.notify.gateways.{name}.url",
+                    "must be https:// (plain http:// only to a loopback address): messages "
+                    "carry tracking links",
+                )
+            )
+        if "{text}" not in json.dumps(gw["template"]):
+            out.append(
+                FieldError(
+                    f"$.notify.gateways.{name}.template",
+                    "no string value uses {text}: the message would not be sent",
+                )
+            )
+    quiet = notify.get("quiet_hours")
+    if quiet and quiet[0] == quiet[1]:
+        out.append(FieldError("$.notify.quiet_hours", "start and end are equal"))
+    first = notify.get("retry_first_seconds", 60.0)
+    if first > notify.get("retry_cap_seconds", max(3600.0, first)):
+        out.append(FieldError("$.notify.retry_cap_seconds", "is shorter than retry_first_seconds"))
+    return out
+
+
+def _notify(notify: Mapping[str, Any]) -> NotifySettings:
+    defaults = NotifySettings()
+    email = notify.get("email")
+    quiet = notify.get("quiet_hours")
+    return NotifySettings(
+        quiet_start=time.fromisoformat(quiet[0]) if quiet else defaults.quiet_start,
+        quiet_end=time.fromisoformat(quiet[1]) if quiet else defaults.quiet_end,
+        max_attempts=notify.get("max_attempts", defaults.max_attempts),
+        retry_first_seconds=float(notify.get("retry_first_seconds", defaults.retry_first_seconds)),
+        retry_cap_seconds=float(notify.get("retry_cap_seconds", defaults.retry_cap_seconds)),
+        batch=notify.get("batch", defaults.batch),
+        email=EmailSettings(
+            host=email["host"],
+            sender=email["sender"],
+            port=email.get("port", 587 if email.get("starttls", True) else 25),
+            username=email.get("username"),
+            password=email.get("password"),
+            starttls=email.get("starttls", True),
+            use_tls=email.get("use_tls", False),
+            timeout_seconds=float(email.get("timeout_seconds", 20.0)),
+        )
+        if email
+        else None,
+        gateways=tuple(
+            GatewaySettings(
+                name=name,
+                url=gw["url"],
+                secret=gw["secret"],
+                template=gw["template"],
+                channel=gw.get("channel", "sms"),
+                signature_header=gw.get("signature_header", "X-Signature"),
+                timeout_seconds=float(gw.get("timeout_seconds", 15.0)),
+            )
+            for name, gw in sorted((notify.get("gateways") or {}).items())
+        ),
     )
 
 

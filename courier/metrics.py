@@ -250,7 +250,9 @@ async def read_db_figures(sessions: SessionFactory, now: datetime) -> DbFigures:
         )
         due = func.coalesce(OutboxItem.next_attempt_at, OutboxItem.created_at)
         outbox_oldest = await session.scalar(
-            select(func.min(due)).where(OutboxItem.sent_at.is_(None), due <= now)
+            select(func.min(due)).where(
+                OutboxItem.sent_at.is_(None), OutboxItem.failed_at.is_(None), due <= now
+            )
         )
         poll_oldest = await session.scalar(
             select(func.min(Shipment.next_poll_at)).where(

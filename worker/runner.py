@@ -41,7 +41,7 @@ from worker.backoff import Backoff, is_db_outage
 
 log = structlog.get_logger()
 
-ALL_LOOPS = ("book", "track", "inbox", "watch")
+ALL_LOOPS = ("book", "track", "inbox", "watch", "outbox")
 
 
 def default_worker_id() -> str:

@@ -22,13 +22,13 @@ from courier.metrics import serve_standalone
 
 log = structlog.get_logger()
 
-LOOPS = ("book", "track", "inbox", "watch")
+LOOPS = ("book", "track", "inbox", "watch", "outbox")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "work",
-        help="run the worker: book, track, process pushes, watch deadlines",
+        help="run the worker: book, track, process pushes, watch deadlines, send messages",
         description="Claim work from the database and carry it out until SIGTERM/SIGINT. Any "
         "number of workers may run against PostgreSQL; one is enough on SQLite. SIGTERM stops "
         "claiming, lets in-flight courier calls finish within worker.grace_seconds, releases "

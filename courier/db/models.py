@@ -13,6 +13,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
     Date,
     DateTime,
     Double,
@@ -362,6 +363,59 @@ class OutboxItem(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
+    # the sender's claim (courier/db/queue.py: claim_outbox), like the deliveries' leases
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claim_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # given up after notify.max_attempts: an exception item says so; never claimed again
+    failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class NotifyOptOut(Base):
+    """The applicant followed the opt-out link of a delivery's messages: only the essential ones
+    are sent from then on (courier/domain/messages.py)."""
+
+    __tablename__ = "notify_opt_outs"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id"), unique=True)
+    opted_out_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class NotificationSend(Base):
+    """One message that left on one channel: an outbox row is done when every channel it
+    needs has a row here. ``dedupe_key`` is the outbox row's key and the channel, so a retry
+    after a partial failure never repeats a channel that already went out."""
+
+    __tablename__ = "notification_sends"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    outbox_id: Mapped[int] = mapped_column(ForeignKey("outbox.id"))
+    channel: Mapped[str] = mapped_column(String(24))  # email | <gateway name>
+    dedupe_key: Mapped[str] = mapped_column(String(120), unique=True)
+    language: Mapped[str] = mapped_column(String(8))  # id+en: both, Bahasa Indonesia first
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class TrackingLink(Base):
+    """An earlier tracking link of a delivery (its sha256): after an address change the link
+    the applicant already has keeps opening the delivery (courier/services/optin.py)."""
+
+    __tablename__ = "tracking_links"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Rating(Base):
+    """The applicant's satisfaction with one delivery, on the IKM scale 1–4, once."""
+
+    __tablename__ = "ratings"
+    __table_args__ = (CheckConstraint("score BETWEEN 1 AND 4", name="score_range"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id"), unique=True)
+    score: Mapped[int] = mapped_column(Integer)
+    comment: Mapped[str] = mapped_column(Text, default="", server_default=text("''"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class AuditEntry(Base):

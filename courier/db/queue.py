@@ -45,11 +45,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.status import Status
 from courier import metrics
 from courier.db.engine import SessionFactory, transaction
-from courier.db.models import Delivery, InboxItem, Shipment
+from courier.db.models import Delivery, InboxItem, OutboxItem, Shipment
 from courier.domain.states import DeliveryState
 
 _DELIVERIES: Table = Delivery.__table__  # type: ignore[assignment]
 _SHIPMENTS: Table = Shipment.__table__  # type: ignore[assignment]
+_OUTBOX: Table = OutboxItem.__table__  # type: ignore[assignment]
 
 
 def _lease_free(table: Table, now: datetime) -> ColumnElement[bool]:
@@ -356,6 +357,39 @@ async def take_inbox(
         .with_for_update(skip_locked=True)
     )
     return list(result.scalars())
+
+
+async def claim_outbox(
+    sessions: SessionFactory, *, owner: str, now: datetime, lease_seconds: float, limit: int
+) -> list[int]:
+    """Lease up to ``limit`` notifications due now (not sent, not given up), oldest due first.
+    The same claim as deliveries: any number of senders side by side, a dead sender's rows
+    claimable again once its lease has run out."""
+    if limit <= 0:
+        return []
+    o = _OUTBOX
+    query = (
+        select(o.c.id)
+        .where(
+            o.c.sent_at.is_(None),
+            o.c.failed_at.is_(None),
+            or_(o.c.next_attempt_at.is_(None), o.c.next_attempt_at <= now),
+            _lease_free(o, now),
+        )
+        .order_by(o.c.next_attempt_at.asc().nulls_first(), o.c.id)
+        .limit(limit)
+    )
+    async with transaction(sessions) as session:
+        return sorted(
+            await _claim(
+                session, o, query, owner=owner, now=now, lease_seconds=lease_seconds, kind="outbox"
+            )
+        )
+
+
+async def release_outbox(sessions: SessionFactory, ids: Sequence[int], *, owner: str) -> int:
+    """Give claimed notifications back untouched (a sender stopping mid-batch)."""
+    return await _release(sessions, _OUTBOX, ids, owner)
 
 
 def asyncpg_dsn(database_url: str) -> str | None:

@@ -72,6 +72,7 @@ from courier.db.models import (
     Shipment,
     StaffUser,
 )
+from courier.demo import mailbox as mailbox_
 from courier.demo import seed as demo_seed
 from courier.domain.states import FINAL_DELIVERY_STATES, DeliveryState
 from courier.services import handover, watch
@@ -169,6 +170,7 @@ class Running:
     pending_ready: list[demo_seed.Applicant] = field(default_factory=list)
     reviewer: tuple[int, int] | None = None  # the dispatcher's user id and office id
     busy_since: float | None = None  # wall time work was first seen due without the clock moving
+    mailbox: mailbox_.Mailbox | None = None  # the SMTP sink the applicants' e-mails reach
 
 
 def free_port(host: str, wanted: int = 0) -> int:
@@ -208,8 +210,25 @@ def prepare_folder(opts: DemoOptions) -> None:
 
 
 def build_settings(
-    opts: DemoOptions, *, port: int, epoch: datetime, couriers: dict[str, Any]
+    opts: DemoOptions,
+    *,
+    port: int,
+    epoch: datetime,
+    couriers: dict[str, Any],
+    smtp_port: int | None = None,
 ) -> config.Settings:
+    notify: dict[str, Any] = {}
+    if smtp_port is not None:
+        notify = {
+            "email": {
+                "host": opts.host,
+                "port": smtp_port,
+                "sender": "kirim-paspor@imigrasi-blitar.demo.invalid",
+                "starttls": False,
+            },
+            # the demo's day runs through the night in minutes: send at any hour
+            "quiet_hours": ["00:00", "00:01"],
+        }
     return config.from_mapping(
         {
             "database_url": f"sqlite+aiosqlite:///{opts.db}",
@@ -228,6 +247,7 @@ def build_settings(
                 "grace_seconds": 5.0,
             },
             "couriers": couriers,
+            "notify": notify,
         },
         source="courier demo",
     )
@@ -587,6 +607,13 @@ def summary(run: Running, progress: Progress, orders: dict[str, Any], out: Conso
         else (f"{progress.unsettled} of {progress.total} deliveries still moving")
     )
     out.print(f"  {verdict}")
+    box = run.mailbox
+    if box is None or box.port is None:
+        out.print("  messages: no SMTP sink (install the dev extras: pip install -e '.[dev]')")
+        return
+    out.print(f"  messages to applicants (SMTP sink on port {box.port}): {box.received}")
+    for subject, n in box.subjects.most_common():
+        out.print(f"    {n:>4} × {subject}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -658,7 +685,11 @@ async def run_demo(opts: DemoOptions, out: Console, run_worker: WorkerRunner) ->
         code: module.adapter_settings(sim_urls[code], sim_options[code])
         for code, module in sim_modules.items()
     }
-    settings = build_settings(opts, port=port, epoch=epoch, couriers=couriers)
+    mail = contextlib.ExitStack()
+    mailbox = mail.enter_context(mailbox_.running(opts.host, free_port(opts.host)))
+    settings = build_settings(
+        opts, port=port, epoch=epoch, couriers=couriers, smtp_port=mailbox.port
+    )
     engine = make_engine(settings.database_url)
     sessions = make_sessions(engine)
     adapters: dict[str, CourierAdapter] = {}
@@ -682,6 +713,7 @@ async def run_demo(opts: DemoOptions, out: Console, run_worker: WorkerRunner) ->
             run = Running(
                 ctx, clock, base_url, sim_urls, plan, seeded, clock.now(), log_path, opts.speed
             )
+            run.mailbox = mailbox
             for code_, module in sim_modules.items():
                 sim_app = module.create_app(clock, options=sim_options[code_] or None)
                 state, pusher = _simulator_parts(module, sim_app)
@@ -703,6 +735,7 @@ async def run_demo(opts: DemoOptions, out: Console, run_worker: WorkerRunner) ->
             await adapter.close()
         await close_shared_session()  # the adapters' one session for this event loop
         await engine.dispose()
+        mail.close()
         if stream is not sys.stderr:
             stream.close()
     return code

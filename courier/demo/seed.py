@@ -437,6 +437,8 @@ async def opt_in(ctx: AppContext, applicant: Applicant) -> str | None:
                 phone=applicant.phone,
                 address=applicant.address,
                 client="demo-applicant",
+                # the demo's SMTP sink receives every message (courier/demo/mailbox.py)
+                email=f"{applicant.application_no.lower()}@pemohon.demo.invalid",
             ),
         )
     except ServiceError:

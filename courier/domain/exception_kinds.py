@@ -42,6 +42,8 @@ class ExceptionKind(enum.StrEnum):
     EXPIRED = "expired"
     INBOX_UNPROCESSABLE = "inbox_unprocessable"
     PUSH_UNKNOWN_WAYBILL = "push_unknown_waybill"
+    NOTIFY_FAILED = "notify_failed"
+    APPLICANT_REPORT = "applicant_report"
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +212,18 @@ NEXT_STEPS: dict[ExceptionKind, Text] = {
         "dan laporkan ke tim dukungan; jika bukan, abaikan.",
         "Look the waybill up at the courier: if it is one of our parcels, find the delivery "
         "whose booking did not record it and tell support; otherwise ignore it.",
+    ),
+    ExceptionKind.NOTIFY_FAILED: Text(
+        "Pesan ke pemohon tidak terkirim setelah beberapa percobaan: hubungi pemohon lewat "
+        "telepon, lalu periksa pengaturan e-mail/SMS (notify) dan log pengirim.",
+        "A message to the applicant could not be sent after several tries: call the applicant, "
+        "then check the e-mail/SMS settings (notify) and the sender's log.",
+    ),
+    ExceptionKind.APPLICANT_REPORT: Text(
+        "Pemohon melaporkan masalah penerimaan paspor: hubungi pemohon hari ini, periksa bukti "
+        "serah terima kurir, dan laporkan ke kurir bila paspor tidak diterima pemohon.",
+        "The applicant reported a problem receiving the passport: call them today, check the "
+        "courier's proof of delivery, and raise it with the courier if they did not get it.",
     ),
 }
 

@@ -89,7 +89,7 @@ from courier.domain.booking_decision import (
 from courier.domain.exception_kinds import ExceptionKind
 from courier.domain.references import client_reference
 from courier.domain.states import DeliveryState
-from courier.services import audit, items, lifecycle
+from courier.services import audit, items, lifecycle, notices
 
 log = structlog.get_logger()
 
@@ -293,6 +293,8 @@ async def _settle_booked(
             after={"status": Status.BOOKED.value, "waybill": booking.waybill},
             reason=how,
         )
+        if delivery is not None:
+            await notices.queue_booked(session, delivery, shipment, now=now)
         reference = shipment.client_reference
         courier_code = shipment.courier_code
     if how != _HOW[Step.CREATE]:

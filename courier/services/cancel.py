@@ -49,7 +49,7 @@ from courier.db.models import (
 )
 from courier.domain.exception_kinds import ExceptionKind
 from courier.domain.states import CANCELLABLE_BY_STAFF, DeliveryState, check_status_move
-from courier.services import audit, items, lifecycle
+from courier.services import audit, items, lifecycle, notices
 from courier.services.errors import Kind, ServiceError
 from courier.services.staff import Caller
 from courier.services.watch import AT_COUNTER_REASON
@@ -350,7 +350,7 @@ async def _to_counter(session: AsyncSession, delivery: Delivery, actor: str, now
         session,
         kind="applicant_collect_at_counter",
         delivery_id=delivery.id,
-        payload={"delivery_id": delivery.id},
+        payload={"delivery_id": delivery.id, **notices.deadline_facts(delivery)},
         dedupe_key=f"collect_at_counter:{delivery.id}",
         now=now,
     )

@@ -27,7 +27,7 @@ from courier.db.models import Application, Delivery, Handover, Proof, Shipment
 from courier.domain.exception_kinds import ExceptionKind
 from courier.domain.handover import HandoverStep, Relation, handover_outcome, receiver_matches
 from courier.domain.states import DeliveryState
-from courier.services import audit, items, lifecycle
+from courier.services import audit, items, lifecycle, notices
 from courier.services.errors import Kind, ServiceError
 from courier.services.intake import passport_matches
 from courier.services.optin import delivery_by_token_hash
@@ -364,6 +364,9 @@ async def _verify(
     )
     if lifecycle.move_delivery(session, delivery, DeliveryState.HANDED_OVER, actor=actor, now=now):
         delivery.handed_over_at = now
+        await notices.queue(
+            session, "applicant_handover_verified", delivery, now=now, key=record.id
+        )
     await items.resolve_exceptions(
         session,
         delivery_id=delivery.id,

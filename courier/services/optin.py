@@ -11,10 +11,12 @@ checks run per window.
 
 Changing the address: the applicant sends the same request again with the new address (one
 endpoint, the same identity proof, nothing new to remember). Until a shipment exists this
-replaces the address and issues a NEW tracking token (the old link stops working: this is also
-how a lost link is recovered); once a shipment exists it is refused with 409, unless every
-attempt was refused by the courier or cancelled before pickup (the address never left the
-office: the applicant corrects it, a dispatcher re-books).
+replaces the address and issues a NEW tracking token (this is also how a lost link is
+recovered); the old link keeps working and opens the same delivery (``tracking_links``), and the
+phone and e-mail on file are told (an ``applicant_address_changed`` message with the newest
+link), so a change the applicant did not make does not go unnoticed. Once a shipment exists it
+is refused with 409, unless every attempt was refused by the courier or cancelled before pickup
+(the address never left the office: the applicant corrects it, a dispatcher re-books).
 
 The tracking token is ``secrets.token_urlsafe(32)`` (256 bits), returned once, stored as sha256
 (:func:`courier.services.hashing.hash_token`); :func:`delivery_by_token_hash` is the one lookup.
@@ -44,12 +46,12 @@ from core.status import Status
 from courier.config import Settings
 from courier.context import AppContext
 from courier.db.engine import transaction
-from courier.db.models import Application, Delivery, Office, Shipment
+from courier.db.models import Application, Delivery, Office, Shipment, TrackingLink
 from courier.domain import regions
 from courier.domain.eligibility import Eligibility, check_eligibility
 from courier.domain.phones import to_e164
 from courier.domain.states import DeliveryState
-from courier.services import audit, hashing, items, ratelimit
+from courier.services import audit, hashing, items, notices, ratelimit
 from courier.services.errors import Kind, ServiceError, invalid
 from courier.services.intake import delivery_priority
 from courier.services.wakeups import notify_queued
@@ -84,6 +86,7 @@ class OptInRequest:
     phone: str  # as sent
     address: Mapping[str, Any]
     client: str  # the client's network address, for the per-client failure limit
+    email: str = ""  # optional, for messages (kept with the address, read when sending)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +100,13 @@ class OptInResult:
     collect_by: datetime | None
 
 
+async def offices(ctx: AppContext) -> list[tuple[str, str]]:
+    """(code, name) of every office an applicant may opt in with, for the opt-in page."""
+    async with ctx.sessions() as session:
+        rows = await session.execute(select(Office.code, Office.name).order_by(Office.code))
+        return [(str(code), str(name)) for code, name in rows]
+
+
 def tracking_url(settings: Settings, token: str) -> str:
     return f"{settings.base_url.rstrip('/')}/t/{token}"
 
@@ -105,8 +115,16 @@ async def delivery_by_token_hash(
     session: AsyncSession, token_hash: str, *, for_update: bool = False
 ) -> Delivery | None:
     """The delivery a tracking token opens (give :func:`hashing.hash_token` of the token), or
-    None: for the tracking page, its API and the handover confirmation."""
+    None: for the tracking page, its API and the handover confirmation. An earlier link of the
+    delivery (before an address change or a re-issue) opens it too."""
     query = select(Delivery).where(Delivery.tracking_token_hash == token_hash)
+    if for_update:
+        query = query.with_for_update()
+    found = (await session.execute(query)).scalar_one_or_none()
+    if found is not None:
+        return found
+    earlier = select(TrackingLink.delivery_id).where(TrackingLink.token_hash == token_hash)
+    query = select(Delivery).where(Delivery.id.in_(earlier))
     if for_update:
         query = query.with_for_update()
     return (await session.execute(query)).scalar_one_or_none()
@@ -156,6 +174,8 @@ async def opt_in(ctx: AppContext, request: OptInRequest) -> OptInResult:
     :class:`ServiceError` (invalid, identity, rate_limited, ineligible, conflict)."""
     settings = ctx.settings
     address, errors = normalise_address(request.address)
+    if address is not None and request.email.strip():
+        address["email"] = request.email.strip()
     dob: date | None = None
     try:
         dob = date.fromisoformat(request.date_of_birth)
@@ -293,6 +313,16 @@ async def _opt_in_verified(
         outcome = "created"
     else:
         outcome = await _change_address(session, now, delivery, address, token)
+    # the link goes to the phone (and e-mail) on file, in this transaction: an address changed
+    # by someone else is heard of by the applicant
+    await notices.queue(
+        session,
+        "applicant_address_changed" if outcome == "address_changed" else "applicant_opted_in",
+        delivery,
+        now=now,
+        key=hashing.hash_token(token)[:16],
+        facts={"link": tracking_url(settings, token)},
+    )
     log.info("optin_accepted", delivery_id=delivery.id, outcome=outcome, state=delivery.state)
     return OptInResult(
         delivery_id=delivery.id,
@@ -362,6 +392,17 @@ async def _change_address(
         after |= {"destination_regency_code": address["regency_code"], "address": "[changed]"}
         delivery.address = address
         delivery.destination_regency_code = address["regency_code"]
+    # the link the applicant already has keeps working (it opens the same, changed delivery)
+    await items.insert_ignore(
+        session,
+        TrackingLink,
+        {
+            "delivery_id": delivery.id,
+            "token_hash": delivery.tracking_token_hash,
+            "created_at": now,
+        },
+        key="token_hash",
+    )
     delivery.tracking_token_hash = hashing.hash_token(token)
     delivery.consent_at = now
     delivery.updated_at = now

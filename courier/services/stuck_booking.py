@@ -32,7 +32,7 @@ from courier.db.engine import transaction
 from courier.db.models import Delivery, Shipment
 from courier.domain.exception_kinds import ExceptionKind
 from courier.domain.states import DeliveryState
-from courier.services import audit, items, lifecycle
+from courier.services import audit, items, lifecycle, notices
 from courier.services.errors import Kind, ServiceError
 from courier.services.staff import Caller
 
@@ -149,6 +149,7 @@ async def record_waybill(
             after={"status": Status.BOOKED.value, "waybill": waybill},
             reason=note or "found in the courier's portal",
         )
+        await notices.queue_booked(session, delivery, shipment, now=now)
         lifecycle.move_delivery(
             session,
             delivery,

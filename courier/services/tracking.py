@@ -38,8 +38,9 @@ from courier.domain import text
 from courier.domain.exception_kinds import ExceptionKind
 from courier.domain.scans import scan_key
 from courier.domain.states import STATUS_RANK, DeliveryState, next_status
+from courier.domain.transit import courier_name
 from courier.domain.watch import next_pickup_slot, next_poll_at
-from courier.services import audit, handover, items, lifecycle, pod, watch
+from courier.services import audit, handover, items, lifecycle, notices, pod, watch
 
 log = structlog.get_logger()
 
@@ -87,6 +88,13 @@ def event_key(shipment: Shipment, event: TrackingEvent) -> str:
         raw_text=event.raw_text,
     )
 
+
+# what the applicant is told when the shipment moves (delivered: the handover asks to confirm)
+_TOLD = {
+    Status.OUT_FOR_DELIVERY: "applicant_out_for_delivery",
+    Status.DELIVERY_FAILED: "applicant_delivery_failed",
+    Status.RETURNED: "applicant_returned",
+}
 
 _ATTEMPTS_OVER = frozenset(
     {Status.DELIVERED, Status.RETURNING, Status.RETURNED, Status.LOST, Status.CANCELLED}
@@ -308,6 +316,12 @@ async def _status_changed(
             recorded_by=actor,
             now=now,
         )
+    told = _TOLD.get(target)
+    if told is not None:
+        facts = {"courier": courier_name(shipment.courier_code), "waybill": shipment.waybill}
+        if target is Status.RETURNED:
+            facts.update(notices.deadline_facts(delivery))
+        await notices.queue(session, told, delivery, now=now, key=row_id, facts=facts)
     if target is Status.DELIVERED:
         return await _delivered(session, shipment, delivery, event, row_id, now)
     if target is Status.RETURNED:

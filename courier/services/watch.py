@@ -42,7 +42,7 @@ from courier.domain.envelopes import normalise_seal
 from courier.domain.exception_kinds import ExceptionKind
 from courier.domain.states import RETURNABLE_BY_STAFF, DeliveryState
 from courier.domain.watch import stuck_after, unconfirmed_after
-from courier.services import audit, items, lifecycle
+from courier.services import audit, items, lifecycle, notices
 from courier.services.errors import Kind, ServiceError
 
 AT_COUNTER_REASON = "awaiting collection at the counter"
@@ -191,7 +191,7 @@ async def reship(
             session,
             kind="applicant_collect_at_counter",
             delivery_id=delivery.id,
-            payload={"delivery_id": delivery.id},
+            payload={"delivery_id": delivery.id, **notices.deadline_facts(delivery)},
             dedupe_key=f"collect_at_counter:{delivery.id}",
             now=now,
         )
@@ -512,6 +512,14 @@ async def _deadline_one(session: AsyncSession, delivery_id: int, now: datetime) 
                 payload={"delivery_id": delivery.id, "label": label, "days_left": left},
                 dedupe_key=f"deadline:{delivery.id}:{label}",
                 now=now,
+            )
+            await notices.queue(
+                session,
+                "applicant_deadline",
+                delivery,
+                now=now,
+                key=label,
+                facts={"days": left, **notices.deadline_facts(delivery)},
             )
     return done
 

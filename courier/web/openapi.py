@@ -101,6 +101,7 @@ TAGS = {
 
 APPLICATION_NO = Param("application_no", "application_no")
 TRACKING_TOKEN = Param("token", "tracking_token")
+REGION_CODE = Param("code", "region_code")
 COURIER = Param("courier", "courier")
 _DISPATCH_PARAMS = "api/dispatch_parameters"
 RECORD_ID = Param("id", "id", source=_DISPATCH_PARAMS)
@@ -197,6 +198,30 @@ CATALOGUE: tuple[Operation, ...] = (
     ),
     Operation(
         "GET",
+        "/api/v1/regions",
+        "listProvinces",
+        "The provinces, for a cascading address form",
+        "opt-in",
+        response="api/regions",
+        uses_database=False,
+        description="Public and cached (ETag, Cache-Control: public, max-age=86400; 304 for a "
+        "matching If-None-Match). From the bundled Kemendagri dataset.",
+    ),
+    Operation(
+        "GET",
+        "/api/v1/regions/{code}",
+        "listRegionChildren",
+        "The regencies of a province, the districts of a regency or the villages of a district",
+        "opt-in",
+        response="api/regions",
+        params=(REGION_CODE,),
+        errors=(404,),
+        uses_database=False,
+        description="Villages carry their postal code (the opt-in checks the address's postal "
+        "code against it). Public and cached like /api/v1/regions; an unknown code is 404.",
+    ),
+    Operation(
+        "GET",
         "/api/v1/track/{token}",
         "track",
         "Where the passport is, in Bahasa Indonesia and English",
@@ -204,8 +229,10 @@ CATALOGUE: tuple[Operation, ...] = (
         auth="tracking_token",
         response="api/track_view",
         params=(TRACKING_TOKEN,),
+        errors=(429,),
         description="The private token from the opt-in is the credential: an unknown token is "
-        "404. Nothing personal is shown, so a link can be forwarded.",
+        "404, and a client address that sent many unknown tokens gets 429 for every lookup "
+        "until its window ends. Nothing personal is shown, so a link can be forwarded.",
     ),
     Operation(
         "POST",

@@ -47,6 +47,7 @@ async def post_delivery_request(request: web.Request) -> web.Response:
             date_of_birth=body["date_of_birth"],
             phone=body["phone"],
             address=body["address"],
+            email=body.get("email", ""),
             client=client_address(request, ctx.settings.trusted_proxies),
         ),
     )

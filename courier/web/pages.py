@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from datetime import datetime
+from datetime import date, datetime
 from functools import cache
 from hashlib import sha256
 from importlib import resources
@@ -39,14 +39,16 @@ from typing import Any
 import jinja2
 import structlog
 from aiohttp import web
+from babel.dates import format_date
 
 import schemas
 from core.clock import WIB
 from courier.context import AppContext
-from courier.services import applicant, handover, hashing
-from courier.services.errors import ServiceError
+from courier.services import applicant, feedback, handover, hashing, notices
+from courier.services.errors import Kind, ServiceError
 from courier.web import tracking
 from courier.web.keys import context_of
+from courier.web.optin import client_address
 
 routes = web.RouteTableDef()
 log = structlog.get_logger()
@@ -54,7 +56,7 @@ log = structlog.get_logger()
 Text = dict[str, str]
 
 # Paths that are HTML for people, not the JSON API (kept out of the OpenAPI document).
-PAGE_PREFIXES = ("/t/",)
+PAGE_PREFIXES = ("/t/", "/n/", "/opt-in")
 
 SECURITY_HEADERS = {
     "Cache-Control": "no-store",
@@ -108,7 +110,27 @@ FLASHES: dict[str, Text] = {
         "id": "Terima kasih, penerimaan paspor Anda sudah tercatat.",
         "en": "Thank you: your receipt of the passport is recorded.",
     },
+    "reported": {
+        "id": "Laporan Anda sudah kami terima. Petugas akan menghubungi Anda.",
+        "en": "We have your report. The office will contact you.",
+    },
+    "rated": {
+        "id": "Terima kasih atas penilaian Anda.",
+        "en": "Thank you for your rating.",
+    },
 }
+# a flash only says what the page can show to be true
+_FLASH_HOLDS = {
+    "confirmed": lambda found: found.handover is not None and found.handover.verified,
+    "reported": lambda found: found.reported,
+    "rated": lambda found: found.rating is not None,
+}
+# while these hold, the collect-by date still matters to the applicant
+_DEADLINE_MATTERS = frozenset(
+    {"requested", "queued", "shipping", "delivered", "returned", "needs_attention"}
+)
+AT_RISK_DAYS = 10
+PREPARE_STATES = frozenset({"queued", "shipping"})
 BAD_FORMAT: Text = {
     "id": "Tulis nomor paspor seperti yang tercetak: satu atau dua huruf lalu tujuh angka, "
     "misalnya X1234567. Percobaan ini tidak dihitung.",
@@ -183,8 +205,32 @@ def _with_wib_texts(when: dict[str, str] | None) -> Text | None:
     return None if when is None else wib_text(datetime.fromisoformat(when["iso"]))
 
 
-def _page_context(found: applicant.TrackView) -> dict[str, Any]:
+def day_text(day: date) -> Text:
+    """``{"id": "Kamis, 3 Desember 2026", "en": "Thursday, 3 December 2026"}`` (babel)."""
+    return {lang: format_date(day, "EEEE, d MMMM y", locale=lang) for lang in ("id", "en")}
+
+
+def _deadline(found: applicant.TrackView, now: datetime) -> tuple[bool, int | None]:
+    """Whether the collect-by date is shown, and the days left when it is at risk."""
+    verified = found.handover is not None and found.handover.verified
+    if found.collect_by is None or verified or found.state not in _DEADLINE_MATTERS:
+        return False, None
+    left = (found.collect_by.astimezone(WIB).date() - now.astimezone(WIB).date()).days
+    return True, (max(0, left) if left <= AT_RISK_DAYS else None)
+
+
+def _whatsapp_link(number: str) -> str:
+    digits = "".join(c for c in number if c.isdigit())
+    if digits.startswith("0"):
+        digits = "62" + digits[1:]
+    return f"https://wa.me/{digits}"
+
+
+def _page_context(found: applicant.TrackView, now: datetime) -> dict[str, Any]:
     view = tracking.view(found)
+    show_deadline, days_left = _deadline(found, now)
+    contact = {k: found.contact.get(k, "") for k in ("phone", "whatsapp", "hours", "address")}
+    contact["phone"] = contact["phone"] or found.office_phone or ""
     record = view["handover"]
     events = [{**event, "when": _with_wib_texts(event["at"])} for event in reversed(view["events"])]
     return {
@@ -199,6 +245,20 @@ def _page_context(found: applicant.TrackView) -> dict[str, Any]:
         "attempts_left": found.attempts_left,
         "office_name": found.office_name,
         "office_phone": found.office_phone,
+        "show_deadline": show_deadline,
+        "days_left": days_left,
+        "expected": None if found.expected_on is None else day_text(found.expected_on),
+        "courier_url": found.public_tracking_url,
+        "seal_tail": found.seal_tail,
+        "prepare": found.state in PREPARE_STATES,
+        "contact": contact,
+        "whatsapp_url": _whatsapp_link(contact["whatsapp"]) if contact.get("whatsapp") else None,
+        "can_report": found.can_report,
+        "reported": found.reported,
+        "can_rate": found.can_rate,
+        "rating": found.rating,
+        "problems": [(p.value, feedback.PROBLEM_TEXT[p]) for p in feedback.Problem],
+        "scores": sorted(feedback.SCORE_TEXT.items(), reverse=True),
     }
 
 
@@ -207,6 +267,11 @@ def _html(template: str, status: int = 200, **values: Any) -> web.Response:
     response = web.Response(text=body, status=status, content_type="text/html", charset="utf-8")
     response.headers.update(SECURITY_HEADERS)
     return response
+
+
+def html_page(template: str, status: int = 200, **values: Any) -> web.Response:
+    """A page of ours with the security headers (for the other page modules)."""
+    return _html(template, status, **values)
 
 
 def not_found_page() -> web.Response:
@@ -218,24 +283,36 @@ async def _render_track(
     request: web.Request,
     *,
     status: int = 200,
-    flash: Text | None = None,
+    flash_key: str | None = None,
     error: Text | None = None,
+    error_form: str = "confirm",
 ) -> web.Response:
     ctx = context_of(request)
     token = request.match_info["token"]
-    found = await applicant.track(ctx, token)
+    try:
+        found = await applicant.track(
+            ctx, token, client_address(request, ctx.settings.trusted_proxies)
+        )
+    except ServiceError as err:
+        response = _html("busy.html", status=429)
+        response.headers["Retry-After"] = str(err.retry_after or 60)
+        return response
     if found is None:
         return not_found_page()
-    if flash is not None and not (found.handover is not None and found.handover.verified):
-        flash = None  # a hand-typed ?m=confirmed claims nothing that has not happened
+    holds = _FLASH_HOLDS.get(flash_key or "")
+    flash = FLASHES[flash_key] if flash_key in FLASHES and holds and holds(found) else None
+    # (a hand-typed ?m=confirmed claims nothing that has not happened)
     return _html(
         "track.html",
         status=status,
         flash=flash,
         error=error,
+        error_form=error_form,
         csrf=csrf_field(_csrf_key(ctx), token),
         action=f"/t/{token}/confirm",
-        **_page_context(found),
+        report_action=f"/t/{token}/report",
+        rate_action=f"/t/{token}/rate",
+        **_page_context(found, ctx.clock.now()),
     )
 
 
@@ -245,8 +322,7 @@ async def _render_track(
 
 @routes.get("/t/{token}")
 async def track_page(request: web.Request) -> web.Response:
-    flash = FLASHES.get(request.query.get("m", ""))
-    return await _render_track(request, flash=flash)
+    return await _render_track(request, flash_key=request.query.get("m", ""))
 
 
 @routes.post("/t/{token}/confirm")
@@ -284,6 +360,117 @@ async def confirm_page(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(f"/t/{token}?m=confirmed", headers=SECURITY_HEADERS)
 
 
+async def _checked_form(request: web.Request) -> tuple[Any, web.Response | None]:
+    """The posted form when its CSRF field checks out for this token (before any database
+    read: the answer is the same for every token), else the 403 page to answer with."""
+    ctx = context_of(request)
+    token = request.match_info["token"]
+    refused = _html("forbidden.html", status=403, back=f"/t/{token}")
+    try:
+        form = await request.post()
+    except (UnicodeDecodeError, LookupError, ValueError):
+        return None, refused
+    field = form.get("csrf")
+    cross_site = request.headers.get("Sec-Fetch-Site", "") == "cross-site"
+    if cross_site or not isinstance(field, str) or not csrf_ok(_csrf_key(ctx), token, field):
+        log.info("tracking_page_csrf_refused")
+        return None, refused
+    return form, None
+
+
+def _text_field(form: Any, name: str) -> str:
+    value = form.get(name, "")
+    return value if isinstance(value, str) else ""
+
+
+@routes.post("/t/{token}/report")
+async def report_page(request: web.Request) -> web.StreamResponse:
+    form, refused = await _checked_form(request)
+    if refused is not None:
+        return refused
+    token = request.match_info["token"]
+    try:
+        await feedback.report_problem(
+            context_of(request), token, _text_field(form, "problem"), _text_field(form, "words")
+        )
+    except ServiceError as err:
+        if err.code == "unknown_tracking":
+            return not_found_page()
+        status = 409 if err.kind is Kind.CONFLICT else 422
+        return await _render_track(
+            request, status=status, error=_field_error(err), error_form="report"
+        )
+    raise web.HTTPSeeOther(f"/t/{token}?m=reported", headers=SECURITY_HEADERS)
+
+
+@routes.post("/t/{token}/rate")
+async def rate_page(request: web.Request) -> web.StreamResponse:
+    form, refused = await _checked_form(request)
+    if refused is not None:
+        return refused
+    token = request.match_info["token"]
+    score = _text_field(form, "score")
+    try:
+        await feedback.rate(
+            context_of(request),
+            token,
+            int(score) if score.isdigit() and len(score) == 1 else 0,
+            _text_field(form, "comment"),
+        )
+    except ServiceError as err:
+        if err.code == "unknown_tracking":
+            return not_found_page()
+        status = 409 if err.kind is Kind.CONFLICT else 422
+        return await _render_track(
+            request, status=status, error=_field_error(err), error_form="rate"
+        )
+    raise web.HTTPSeeOther(f"/t/{token}?m=rated", headers=SECURITY_HEADERS)
+
+
+def _field_error(err: ServiceError) -> Text:
+    if err.kind is Kind.CONFLICT:
+        return both(err.message)
+    return {
+        "id": "Periksa isian formulir: pilih salah satu pilihan, dan tulis paling banyak 500 "
+        "karakter tanpa karakter kontrol.",
+        "en": "Check the form: pick one of the choices, and write at most 500 characters "
+        "without control characters.",
+    }
+
+
+@routes.get("/n/stop/{stop}")
+async def optout_page(request: web.Request) -> web.Response:
+    """The opt-out link of every e-mail: a form, so a mail scanner that follows links does not
+    opt anyone out; an unknown link gets the one 404 page."""
+    ctx = context_of(request)
+    token = request.match_info["stop"]
+    if notices.optout_delivery(ctx.settings, token) is None:
+        return not_found_page()
+    return _html(
+        "optout.html",
+        done=False,
+        csrf=csrf_field(_csrf_key(ctx), token),
+        action=f"/n/stop/{token}",
+    )
+
+
+@routes.post("/n/stop/{stop}")
+async def optout_post(request: web.Request) -> web.Response:
+    ctx = context_of(request)
+    token = request.match_info["stop"]
+    try:
+        form = await request.post()
+    except (UnicodeDecodeError, LookupError, ValueError):
+        return _html("forbidden.html", status=403, back=f"/n/stop/{token}")
+    field = form.get("csrf")
+    cross_site = request.headers.get("Sec-Fetch-Site", "") == "cross-site"
+    if cross_site or not isinstance(field, str) or not csrf_ok(_csrf_key(ctx), token, field):
+        return _html("forbidden.html", status=403, back=f"/n/stop/{token}")
+    if await notices.opt_out(ctx, token) is None:
+        return not_found_page()
+    return _html("optout.html", done=True, csrf="", action="")
+
+
 @routes.get("/t/{rest:.+}")
 async def unknown_page(request: web.Request) -> web.Response:
     """Anything else under /t/ looks exactly like an unknown token."""
@@ -298,6 +485,22 @@ def _stylesheet() -> bytes:
 @routes.get("/static/site.css")
 async def stylesheet(request: web.Request) -> web.Response:
     response = web.Response(body=_stylesheet(), content_type="text/css", charset="utf-8")
+    response.headers["Cache-Control"] = "public, max-age=3600"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@cache
+def _optin_script() -> bytes:
+    return resources.files("courier.web").joinpath("static", "optin.js").read_bytes()
+
+
+@routes.get("/static/optin.js")
+async def optin_script(request: web.Request) -> web.Response:
+    """The opt-in form's optional enhancement (the form works without it)."""
+    response = web.Response(
+        body=_optin_script(), content_type="application/javascript", charset="utf-8"
+    )
     response.headers["Cache-Control"] = "public, max-age=3600"
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response

@@ -22,6 +22,7 @@ from courier.services import applicant, handover
 from courier.web.body import read_json
 from courier.web.errors import ApiError, json_ok, not_found
 from courier.web.keys import context_of
+from courier.web.optin import client_address
 
 routes = web.RouteTableDef()
 
@@ -116,9 +117,11 @@ STATE_TEXT: dict[str, tuple[Text, Text]] = {
             "en": "The passport is back at the immigration office.",
         },
         {
-            "id": "Petugas akan menghubungi Anda untuk pengiriman ulang atau pengambilan di loket.",
-            "en": "The office will contact you to re-ship it or to arrange collection at the "
-            "counter.",
+            "id": "Ambil paspor di loket kantor dengan KTP asli sebelum batas pengambilan, atau "
+            "hubungi kantor untuk dikirim ulang. Petugas juga akan menghubungi Anda.",
+            "en": "Collect the passport at the office counter with your original ID before the "
+            "collect-by date, or call the office to have it sent again. The office will also "
+            "contact you.",
         },
     ),
     "collected_at_office": (
@@ -157,6 +160,13 @@ STATE_TEXT: dict[str, tuple[Text, Text]] = {
     ),
 }
 
+FAILED_NEXT: Text = {
+    "id": "Kurir akan mencoba lagi pada hari kerja berikutnya. Pastikan ada yang dapat menerima "
+    "dengan KTP asli, atau hubungi kantor bila alamat perlu diperjelas.",
+    "en": "The courier will try again on the next working day. Make sure someone can receive it "
+    "with their original ID, or call the office if the address needs clarifying.",
+}
+
 REVIEW_NEXT: Text = {
     "id": "Petugas sedang memeriksa bukti penerimaan oleh kurir.",
     "en": "Office staff are checking the courier's proof of delivery.",
@@ -180,6 +190,8 @@ def view(found: applicant.TrackView) -> dict[str, Any]:
     meaning, next_step = STATE_TEXT.get(found.state, STATE_TEXT["needs_attention"])
     if found.state == "shipping" and shipment is not None:
         meaning = STATUS_TEXT.get(shipment.status, meaning)
+    if found.state == "shipping" and shipment is not None and shipment.status == "delivery_failed":
+        next_step = FAILED_NEXT
     if record is not None and record.state == handover.NEEDS_REVIEW:
         next_step = REVIEW_NEXT
     return {
@@ -218,7 +230,9 @@ def view(found: applicant.TrackView) -> dict[str, Any]:
 
 @routes.get("/api/v1/track/{token}")
 async def track(request: web.Request) -> web.Response:
-    found = await applicant.track(context_of(request), request.match_info["token"])
+    ctx = context_of(request)
+    client = client_address(request, ctx.settings.trusted_proxies)
+    found = await applicant.track(ctx, request.match_info["token"], client)
     if found is None:
         raise not_found("no delivery for this tracking link")
     return json_ok(view(found))

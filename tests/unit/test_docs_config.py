@@ -23,8 +23,12 @@ def test_every_configuration_key_and_its_environment_variable_is_documented() ->
         assert f"`{key}`" in block
         if "properties" not in node:  # a section has no variable of its own, its keys do
             assert f"`COURIER_{key.upper()}`" in block
-        for sub in node.get("properties", {}):
-            assert f"`COURIER_{key.upper()}__{sub.upper()}`" in block
+        for sub, sub_node in node.get("properties", {}).items():
+            variable = f"COURIER_{key.upper()}__{sub.upper()}"
+            if "properties" not in sub_node:
+                assert f"`{variable}`" in block
+            for leaf in sub_node.get("properties", {}):  # a nested section ([notify.email])
+                assert f"`{variable}__{leaf.upper()}`" in block
     for code in registry.codes():
         for key in schemas.load(f"couriers/{code}/settings")["properties"]:
             assert f"`couriers.{code}.{key}`" in block

@@ -29,7 +29,7 @@ from core.status import Status
 from courier.db.engine import SessionFactory, transaction
 from courier.db.models import Application, Delivery, Handover, Proof, Shipment, StaffUser
 from courier.domain.exception_kinds import ExceptionKind
-from courier.services import items, pod, staff, tracking
+from courier.services import items, notices, pod, staff, tracking
 from courier.services.intake import hash_passport_no
 from courier.services.staff import ROLES
 
@@ -302,11 +302,13 @@ def _path(site: Site, template: str, office: str, app_no: str) -> str:
         "courier": "jnt",
         "name": "docs.js",
         "rest": "x/y",
-        "code": "en",
+        # /lang/{code} (the console's language) or /api/v1/regions/{code} (a regency)
+        "code": "en" if template.startswith("/lang/") else "35.73",
         "proof": str(o.proof_id),
         "index": "0",
         "id": str(record),
         "delivery_id": str(o.delivery_id),  # not on the manifest: the use case answers 409
+        "stop": notices.optout_token(site.kit.ctx.settings, o.delivery_id),
     }
     path = template
     for name, value in values.items():
@@ -319,6 +321,15 @@ def requests_for(site: Site, method: str, template: str, office: str = "BLT") ->
     app_no = f"2026{(1 if office == 'BLT' else 2):08d}"
     path = _path(site, template, office, app_no)
     key = (method, template)
+    if key == ("POST", "/t/{token}/report"):
+        form = b"problem=not_received&words=belum+sampai&csrf=x.y"
+        return Call(method, path, form, "application/x-www-form-urlencoded")
+    if key == ("POST", "/t/{token}/rate"):
+        return Call(method, path, b"score=4&comment=&csrf=x.y", "application/x-www-form-urlencoded")
+    if key == ("POST", "/opt-in"):
+        return Call(method, path, b"action=refresh&csrf=x.y", "application/x-www-form-urlencoded")
+    if key == ("POST", "/n/stop/{stop}"):
+        return Call(method, path, b"csrf=x.y", "application/x-www-form-urlencoded")
     if key == ("POST", "/t/{token}/confirm"):
         form = b"passport_no=X7654321&csrf=x.y"
         return Call(method, path, form, "application/x-www-form-urlencoded")

@@ -28,8 +28,16 @@ NO_DATABASE = {
     ("GET", "/docs"),
     ("GET", "/docs/assets/{name}"),
     ("GET", "/static/site.css"),
+    ("GET", "/static/optin.js"),
     ("GET", "/t/{rest}"),
     ("POST", "/t/{token}/confirm"),  # our sample has no valid CSRF field: refused before
+    ("POST", "/t/{token}/report"),  # no valid CSRF field: refused before
+    ("POST", "/t/{token}/rate"),  # no valid CSRF field: refused before
+    ("GET", "/api/v1/regions"),  # the bundled dataset
+    ("GET", "/api/v1/regions/{code}"),
+    ("POST", "/opt-in"),  # no valid CSRF field: refused before
+    ("GET", "/n/stop/{stop}"),  # the link is checked by its HMAC: the form needs no database
+    ("POST", "/n/stop/{stop}"),  # no valid CSRF field: refused before
     ("GET", "/metrics"),  # answers, counting the failed database read in its own gauge
     ("GET", "/login"),  # the form: no account is read until it is posted
     ("POST", "/login"),  # our sample has no CSRF field: refused before

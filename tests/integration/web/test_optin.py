@@ -66,7 +66,10 @@ async def test_opt_in_before_ready_is_requested_and_address_can_change(api: Api)
     assert second.status == 200, await second.text()
     data = await second.json()
     assert data["outcome"] == "address_changed"
-    assert data["tracking_token"] != old_token  # the old link stops working
+    assert data["tracking_token"] != old_token
+    # the link the applicant already has keeps working, on the changed delivery
+    for token in (old_token, data["tracking_token"]):
+        assert (await api.client.get(f"/api/v1/track/{token}")).status == 200
     delivery = await _delivery(api)
     assert delivery.address["street"] == "Jl. Ijen No. 7"
     assert delivery.address["village_code"] == "35.73.01.1002"

@@ -1,6 +1,6 @@
 """the dispatch console: name search key, search indexes, session cut-off
 
-Revision ID: 0008_console
+Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-02 12:45:00
 
@@ -18,7 +18,7 @@ from alembic import op
 
 from courier.domain.text import search_key
 
-revision = "0008_console"
+revision = "0008"
 down_revision = "0007"
 branch_labels = None
 depends_on = None

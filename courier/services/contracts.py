@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from sqlalchemy import delete, exists, select, update
@@ -31,8 +31,10 @@ from courier.domain.exception_kinds import ExceptionKind
 from courier.domain.states import DeliveryState
 from courier.services import audit
 from courier.services.errors import Kind, ServiceError, invalid, unique_race
-from courier.services.staff import Caller
 from schemas import FieldError
+
+if TYPE_CHECKING:  # staff imports booking, which routes through this module
+    from courier.services.staff import Caller
 
 log = structlog.get_logger()
 
@@ -426,4 +428,6 @@ async def local_caller(ctx: AppContext, office_code: str, actor: str = "cli") ->
         office_id = await session.scalar(select(Office.id).where(Office.code == office_code))
     if office_id is None:
         raise invalid([FieldError("$.office", "no such office")])
+    from courier.services.staff import Caller
+
     return Caller(office_id=int(office_id), actor=actor, role="admin", token_id=0)

@@ -49,6 +49,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "courier.web.optin",
     "courier.web.dispatch",
     "courier.web.manifests",
+    "courier.web.contracts",
     "courier.web.pages",
     "courier.web.webhooks",
     "courier.web.tracking",

@@ -27,7 +27,7 @@ from courier.db.engine import SessionFactory, transaction
 from courier.db.models import AuditEntry, Delivery, ExceptionItem, Office, Shipment
 from courier.domain.contracts import ContractStatus
 from courier.domain.exception_kinds import NEXT_STEPS, ExceptionKind
-from courier.services import contracts
+from courier.services import contracts, watch
 from courier.services.errors import ServiceError
 from simulators import jnt as jnt_sim
 from simulators import posind as pos_sim
@@ -322,3 +322,21 @@ async def test_an_office_without_contracts_keeps_its_configured_courier(
     await _drain(ctx, "w1")
     [shipment] = await seed.shipments(sessions)
     assert shipment.courier_code == "posind" and shipment.contract_id is None
+
+
+async def test_a_waiting_delivery_settled_otherwise_closes_its_item(
+    ctx: AppContext, sessions: SessionFactory
+) -> None:
+    office = await seed.office(sessions)
+    await contract_seed.contract(ctx, contract_seed.terms("JNT-OLD", valid_to="2026-11-01"))
+    first, second = await seed.deliveries(sessions, office, 2)
+    await _drain(ctx, "w1")
+    assert len(await _no_contract_items(sessions)) == 2
+    # the applicant collects one at the counter; the other's delivery expires meanwhile
+    async with transaction(sessions) as session:
+        await watch.collected_at_counter(session, first, "staff:1", now=seed.T0, office_id=office)
+        row = await session.get(Delivery, second)
+        assert row is not None
+        row.state = "expired"
+    await watch.scan_all(sessions, now=seed.T0)
+    assert all(i.resolved_at is not None for i in await _no_contract_items(sessions))

@@ -158,6 +158,7 @@ class Shipment(Base):
         ),
         Index("ix_shipments_poll", "next_poll_at"),
         Index("ix_shipments_waybill", "courier_code", "waybill"),
+        Index("ix_shipments_booked_at", "booked_at"),  # scorecards choose a period's shipments
     )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id"))

@@ -342,8 +342,8 @@ async def applicants(
 
 
 async def contract_manager(run: Running) -> datetime | None:
-    """The contract manager activates J&T's Surabaya addendum mid-morning: the passport that
-    waited for a contract books by itself (activation wakes it)."""
+    """The contract manager activates J&T's addendum mid-morning: the passports that waited for
+    a contract book by themselves (activation wakes them)."""
     if run.addendum_active:
         return None
     day = run.started.astimezone(WIB).date()
@@ -565,9 +565,9 @@ def banner(run: Running, out: Console) -> None:
     lapsed = ", ".join(registry.name(c) for c in run.sim_urls if c != demo_seed.OFFICE["courier"])
     out.print(
         f"  contracts: {lapsed} {demo_seed.POS_CONTRACT} lapsed yesterday; {routed} "
-        f"{demo_seed.JNT_CONTRACT} in force from today, but not for Kota Surabaya: its addendum "
-        f"{demo_seed.ADDENDUM} is activated at {demo_seed.ADDENDUM_AT:%H:%M} WIB, and until "
-        "then that passport waits (no_contract)"
+        f"{demo_seed.JNT_CONTRACT} in force from today, but not for Kabupaten Kediri and Kota "
+        f"Surabaya: its addendum {demo_seed.ADDENDUM} is activated at "
+        f"{demo_seed.ADDENDUM_AT:%H:%M} WIB, and until then their passports wait (no_contract)"
     )
     out.print(
         f"  service      {run.base_url}  (API docs {run.base_url}/docs, {run.base_url}/readyz)"
@@ -604,7 +604,10 @@ def summary(run: Running, progress: Progress, orders: dict[str, Any], out: Conso
         f"{len(orders.get('orders', []))} · create calls per reference: "
         f"max {max(counts.values(), default=0)}"
     )
-    out.print(f"  contract lapse: {run.waited} passport(s) waited for a contract, all booked since")
+    out.print(
+        f"  contract lapse: {run.waited} passport(s) waited for a contract until "
+        f"{demo_seed.ADDENDUM_AT:%H:%M} WIB (no_contract items, closed when they booked)"
+    )
     verdict = (
         "every delivery settled"
         if progress.settled

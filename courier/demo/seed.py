@@ -13,10 +13,10 @@ regions dataset (courier.domain.regions), so the service's own address checks ac
 opt-in) — never raw SQL — so the demo exercises the same rules.
 
 Contracts (:func:`seed_contracts`): the Pos Indonesia contract lapsed yesterday; J&T's main
-contract starts today and covers every regency of the day's applicants but Kota Surabaya, whose
-addendum is still a draft. The Surabaya passport therefore waits with "no courier contract covers
-KOTA SURABAYA (35.78) today" until the contract manager activates the addendum at
-:data:`ADDENDUM_AT` (courier/demo/run.py), and then books by itself.
+contract starts today and covers every regency of the day's applicants but Kabupaten Kediri and
+Kota Surabaya, whose addendum is still a draft. Their passports therefore wait with "no courier
+contract covers KABUPATEN KEDIRI (35.06) today" until the contract manager activates the
+addendum at :data:`ADDENDUM_AT` (courier/demo/run.py), and then book by themselves.
 """
 
 from __future__ import annotations
@@ -76,8 +76,8 @@ OUT_OF_AREA: tuple[tuple[str, str, int], ...] = (
 
 POS_CONTRACT = "POS/BLT/2025"
 JNT_CONTRACT = "JNT/BLT/2026"
-ADDENDUM = "JNT/BLT/2026-A1"  # Kota Surabaya, activated during the day
-ADDENDUM_REGENCY = "35.78"
+ADDENDUM = "JNT/BLT/2026-A1"  # Kabupaten Kediri and Kota Surabaya, activated during the day
+ADDENDUM_REGENCIES = ("35.06", "35.78")
 ADDENDUM_AT = time(10, 30)  # WIB
 
 DISPATCHER = "dispatch.blt"
@@ -486,9 +486,10 @@ def _contract(
 
 async def seed_contracts(ctx: AppContext, day: date) -> None:
     """Pos Indonesia's contract, lapsed yesterday; J&T's, in force from today for every regency
-    of the day but Kota Surabaya; J&T's Surabaya addendum, a draft (activated during the day)."""
+    of the day but Kabupaten Kediri and Kota Surabaya; J&T's addendum for those two, a draft
+    (activated during the day)."""
     caller = await contracts.local_caller(ctx, OFFICE_CODE, actor="demo:kontrak.blt")
-    regencies = [*HOME_REGENCIES, *(r for r, _, _ in OUT_OF_AREA if r != ADDENDUM_REGENCY)]
+    regencies = [*HOME_REGENCIES, *(r for r, _, _ in OUT_OF_AREA if r not in ADDENDUM_REGENCIES)]
     year = timedelta(days=364)
     yesterday = day - timedelta(days=1)
     everywhere = [*HOME_REGENCIES, *(r for r, _, _ in OUT_OF_AREA)]
@@ -505,7 +506,7 @@ async def seed_contracts(ctx: AppContext, day: date) -> None:
     await contracts.create(
         ctx,
         caller,
-        _contract(ADDENDUM, "jnt", day, day + year, [ADDENDUM_REGENCY], tariff=12_000),
+        _contract(ADDENDUM, "jnt", day, day + year, list(ADDENDUM_REGENCIES), tariff=12_000),
     )
 
 

@@ -247,7 +247,18 @@ def _rows(
     contract_ids: Sequence[int] | None,
     today_ordinal: int,
 ) -> Any:
-    """One row per shipment booked in [start, end): the facts every figure is made of."""
+    """One row per shipment booked in [start, end): the facts every figure is made of. The
+    period's shipments are chosen first (``ix_shipments_booked_at``), and only their events are
+    aggregated (``ix_tracking_events_shipment``): the cost follows the period, not the table."""
+    chosen = select(Shipment.id).join(Delivery, Delivery.id == Shipment.delivery_id)
+    chosen = chosen.where(
+        Shipment.booked_at.is_not(None), Shipment.booked_at >= start, Shipment.booked_at < end
+    )
+    if office_id is not None:
+        chosen = chosen.where(Delivery.office_id == office_id)
+    if contract_ids is not None:
+        chosen = chosen.where(Shipment.contract_id.in_(contract_ids))
+    period = chosen.cte("period")
     te = TrackingEventRow
     events = (
         select(
@@ -259,6 +270,7 @@ def _rows(
             _n(te.status == Status.DELIVERY_FAILED.value).label("failed"),
             _n(te.status.is_(None)).label("unmapped"),
         )
+        .join(period, period.c.id == te.shipment_id)
         .group_by(te.shipment_id)
         .subquery("events")
     )
@@ -308,18 +320,13 @@ def _rows(
             case((delivered, Rating.score)).label("score"),
         )
         .select_from(s)
-        .join(Delivery, Delivery.id == s.delivery_id)
         .outerjoin(events, events.c.shipment_id == s.id)
         .outerjoin(Contract, Contract.id == s.contract_id)
         .outerjoin(held_day, held_day.c.day == _wib_day(dialect, events.c.held_at))
         .outerjoin(done_day, done_day.c.day == _wib_day(dialect, events.c.delivered_at))
         .outerjoin(Rating, Rating.delivery_id == s.delivery_id)
-        .where(s.booked_at.is_not(None), s.booked_at >= start, s.booked_at < end)
+        .join(period, period.c.id == s.id)
     )
-    if office_id is not None:
-        query = query.where(Delivery.office_id == office_id)
-    if contract_ids is not None:
-        query = query.where(s.contract_id.in_(contract_ids))
     return query.cte("facts")
 
 

@@ -86,9 +86,11 @@ def upgrade() -> None:
     with op.batch_alter_table("shipments") as batch:
         batch.add_column(sa.Column("sla_days", sa.Integer(), nullable=True))
     op.create_index("ix_shipments_contract_id", "shipments", ["contract_id"])
+    op.create_index("ix_shipments_booked_at", "shipments", ["booked_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_shipments_booked_at", table_name="shipments")
     op.drop_index("ix_shipments_contract_id", table_name="shipments")
     with op.batch_alter_table("shipments") as batch:
         batch.drop_column("sla_days")

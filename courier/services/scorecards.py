@@ -46,6 +46,8 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
+    tuple_,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -249,83 +251,96 @@ def _rows(
 ) -> Any:
     """One row per shipment booked in [start, end): the facts every figure is made of. The
     period's shipments are chosen first (``ix_shipments_booked_at``), and only their events are
-    aggregated (``ix_tracking_events_shipment``): the cost follows the period, not the table."""
-    chosen = select(Shipment.id).join(Delivery, Delivery.id == Shipment.delivery_id)
-    chosen = chosen.where(
-        Shipment.booked_at.is_not(None), Shipment.booked_at >= start, Shipment.booked_at < end
-    )
+    aggregated (``ix_tracking_events_shipment``; on PostgreSQL a LATERAL look-up per shipment,
+    on SQLite a grouped join): the cost follows the period, not the table."""
+    chosen = select(
+        Shipment.id,
+        Shipment.delivery_id,
+        Shipment.courier_code,
+        Shipment.contract_id,
+        Shipment.sla_days,
+        Shipment.status,
+        Shipment.cost,
+        Shipment.booked_at,
+    ).where(Shipment.booked_at.is_not(None), Shipment.booked_at >= start, Shipment.booked_at < end)
     if office_id is not None:
-        chosen = chosen.where(Delivery.office_id == office_id)
+        chosen = chosen.where(
+            exists().where(Delivery.id == Shipment.delivery_id, Delivery.office_id == office_id)
+        )
     if contract_ids is not None:
         chosen = chosen.where(Shipment.contract_id.in_(contract_ids))
-    period = chosen.cte("period")
+    s = chosen.cte("period")
     te = TrackingEventRow
-    events = (
-        select(
-            te.shipment_id.label("shipment_id"),
-            func.min(case((te.status.in_(_HELD), te.occurred_at))).label("held_at"),
-            func.min(case((te.status == Status.DELIVERED.value, te.occurred_at))).label(
-                "delivered_at"
-            ),
-            _n(te.status == Status.DELIVERY_FAILED.value).label("failed"),
-            _n(te.status.is_(None)).label("unmapped"),
-        )
-        .join(period, period.c.id == te.shipment_id)
-        .group_by(te.shipment_id)
-        .subquery("events")
+    aggregates = (
+        func.min(case((te.status.in_(_HELD), te.occurred_at))).label("held_at"),
+        func.min(case((te.status == Status.DELIVERED.value, te.occurred_at))).label("delivered_at"),
+        _n(te.status == Status.DELIVERY_FAILED.value).label("failed"),
+        _n(te.status.is_(None)).label("unmapped"),
     )
-    s = Shipment
+    if dialect == "postgresql":
+        events: Any = select(*aggregates).where(te.shipment_id == s.c.id).lateral("events")
+        joined: Any = s.join(events, literal(True))
+    else:
+        grouped = (
+            select(te.shipment_id.label("shipment_id"), *aggregates)
+            .join(s, s.c.id == te.shipment_id)
+            .group_by(te.shipment_id)
+            .subquery("events")
+        )
+        events = grouped
+        joined = s.outerjoin(grouped, grouped.c.shipment_id == s.c.id)
     held_day = WorkingDay.__table__.alias("held_day")
     done_day = WorkingDay.__table__.alias("done_day")
-    delivered = s.status == Status.DELIVERED.value
+    delivered = s.c.status == Status.DELIVERED.value
     spent = done_day.c.ordinal - held_day.c.ordinal
-    has_sla = s.sla_days.is_not(None)
-    on_time = and_(delivered, has_sla, spent <= s.sla_days)
-    late_delivered = and_(delivered, has_sla, spent > s.sla_days)
+    has_sla = s.c.sla_days.is_not(None)
+    on_time = and_(delivered, has_sla, spent <= s.c.sla_days)
+    late_delivered = and_(delivered, has_sla, spent > s.c.sla_days)
     overdue = and_(
-        s.status.in_(_UNDERWAY), has_sla, literal(today_ordinal) - held_day.c.ordinal > s.sla_days
+        s.c.status.in_(_UNDERWAY),
+        has_sla,
+        literal(today_ordinal) - held_day.c.ordinal > s.c.sla_days,
     )
-    lost = s.status == Status.LOST.value
+    lost = s.c.status == Status.LOST.value
     failed = func.coalesce(events.c.failed, 0)
+    late = or_(late_delivered, overdue)
     query = (
         select(
-            s.courier_code.label("courier_code"),
-            s.contract_id.label("contract_id"),
+            s.c.courier_code.label("courier_code"),
+            s.c.contract_id.label("contract_id"),
             Contract.number.label("contract_number"),
-            _wib_month(dialect, s.booked_at).label("month"),
+            _wib_month(dialect, s.c.booked_at).label("month"),
             case((delivered, 1), else_=0).label("is_delivered"),
             case((on_time, 1), else_=0).label("is_on_time"),
             case((or_(and_(delivered, has_sla), and_(lost, has_sla), overdue), 1), else_=0).label(
                 "is_decided"
             ),
-            case((or_(late_delivered, overdue), 1), else_=0).label("is_late"),
-            case((or_(late_delivered, overdue), Contract.penalty_late), else_=0).label("p_late"),
+            case((late, 1), else_=0).label("is_late"),
+            case((late, Contract.penalty_late), else_=0).label("p_late"),
             case((lost, Contract.penalty_lost), else_=0).label("p_lost"),
-            _hours(dialect, events.c.held_at, s.booked_at).label("pickup_hours"),
+            _hours(dialect, events.c.held_at, s.c.booked_at).label("pickup_hours"),
             case(
                 (delivered, _hours(dialect, events.c.delivered_at, events.c.held_at)),
             ).label("transit_hours"),
             case((or_(delivered, failed > 0), 1), else_=0).label("is_attempted"),
             case((and_(delivered, failed == 0), 1), else_=0).label("is_first_ok"),
             failed.label("failed"),
-            case((s.status.in_((Status.RETURNING.value, Status.RETURNED.value)), 1), else_=0).label(
-                "is_return"
-            ),
+            case(
+                (s.c.status.in_((Status.RETURNING.value, Status.RETURNED.value)), 1), else_=0
+            ).label("is_return"),
             case((lost, 1), else_=0).label("is_lost"),
             func.coalesce(events.c.unmapped, 0).label("unmapped"),
-            case((and_(delivered, ~exists().where(Proof.shipment_id == s.id)), 1), else_=0).label(
+            case((and_(delivered, ~exists().where(Proof.shipment_id == s.c.id)), 1), else_=0).label(
                 "no_pod"
             ),
-            func.coalesce(s.cost, 0).label("cost"),
+            func.coalesce(s.c.cost, 0).label("cost"),
             case((delivered, Rating.score)).label("score"),
         )
-        .select_from(s)
-        .outerjoin(events, events.c.shipment_id == s.id)
-        .outerjoin(Contract, Contract.id == s.contract_id)
+        .select_from(joined)
+        .outerjoin(Contract, Contract.id == s.c.contract_id)
         .outerjoin(held_day, held_day.c.day == _wib_day(dialect, events.c.held_at))
         .outerjoin(done_day, done_day.c.day == _wib_day(dialect, events.c.delivered_at))
-        .outerjoin(Rating, Rating.delivery_id == s.delivery_id)
-        .join(period, period.c.id == s.id)
+        .outerjoin(Rating, Rating.delivery_id == s.c.delivery_id)
     )
     return query.cte("facts")
 
@@ -405,22 +420,53 @@ def _percentile_sqlite(facts: Any, keys: Sequence[str], column: str, p: float) -
     return select(*[r[k] for k in keys], picked.label("value")).group_by(*[r[k] for k in keys])
 
 
-async def _figures(session: AsyncSession, facts: Any, level: str) -> list[Figures]:
+_KEYS = ("courier_code", "contract_id", "contract_number", "month")
+
+
+async def _levels(session: AsyncSession, facts: Any) -> dict[str, list[Figures]]:
+    """Figures per courier, per contract and per courier and month. PostgreSQL: one statement
+    with GROUPING SETS (the facts computed once); SQLite: one statement per level and
+    percentile."""
     dialect = session.get_bind().dialect.name
-    keys = _GROUPS[level]
-    rows = [dict(r._mapping) for r in (await session.execute(_aggregate(dialect, facts, keys)))]
     if dialect != "postgresql":
-        for name, column, p in (
-            ("pickup_median", "pickup_hours", 0.5),
-            ("transit_median", "transit_hours", 0.5),
-            ("transit_p90", "transit_hours", 0.9),
-        ):
-            found = {
-                tuple(r[:-1]): r[-1]
-                for r in (await session.execute(_percentile_sqlite(facts, keys, column, p)))
-            }
-            for row in rows:
-                row[name] = found.get(tuple(row[k] for k in keys))
+        return {level: await _figures_sqlite(session, facts, level) for level in _GROUPS}
+    c = facts.c
+    sets = func.grouping_sets(*(tuple_(*(c[k] for k in keys)) for keys in _GROUPS.values()))
+    query = _aggregate(dialect, facts, _KEYS).group_by(None).group_by(sets)
+    query = query.add_columns(
+        func.grouping(c.contract_id).label("g_contract"), func.grouping(c.month).label("g_month")
+    )
+    out: dict[str, list[Figures]] = {level: [] for level in _GROUPS}
+    for row in await session.execute(query):
+        data = dict(row._mapping)
+        level = (
+            "contract"
+            if data["g_contract"] == 0
+            else "month"
+            if data["g_month"] == 0
+            else "courier"
+        )
+        for key in _KEYS:
+            if key not in _GROUPS[level]:
+                data[key] = None
+        out[level].append(_as_figures(data))
+    return out
+
+
+async def _figures_sqlite(session: AsyncSession, facts: Any, level: str) -> list[Figures]:
+    keys = _GROUPS[level]
+    rows = [dict(r._mapping) for r in (await session.execute(_aggregate("sqlite", facts, keys)))]
+    for name, column, p in (
+        ("pickup_median", "pickup_hours", 0.5),
+        ("transit_median", "transit_hours", 0.5),
+        ("transit_p90", "transit_hours", 0.9),
+    ):
+        found = {
+            tuple(r[:-1]): r[-1]
+            for r in (await session.execute(_percentile_sqlite(facts, keys, column, p)))
+        }
+        for row in rows:
+            row[name] = found.get(tuple(row[k] for k in keys))
     return [_as_figures(row) for row in rows]
 
 
@@ -494,7 +540,7 @@ async def recent_on_time(
         contract_ids=contract_ids,
         today_ordinal=calendar.ordinal(today),
     )
-    figures = await _figures(session, facts, "contract")
+    figures = (await _levels(session, facts))["contract"]
     return {
         f.contract_id: f.on_time_rate
         for f in figures
@@ -523,17 +569,19 @@ async def scorecard(
             contract_ids=None if chosen.contract_id is None else [chosen.contract_id],
             today_ordinal=calendar.ordinal(today),
         )
+        if session.get_bind().dialect.name == "postgresql":
+            # compiling this one statement to machine code costs more than running it
+            await session.execute(text("SET LOCAL jit = off"))
+        levels = await _levels(session, facts)
         return Scorecard(
             period=chosen.label,
             office_code=office.code,
             first=chosen.first,
             last=chosen.last,
             as_of=now,
-            couriers=_sorted(await _figures(session, facts, "courier")),
-            contracts=_sorted(
-                [f for f in await _figures(session, facts, "contract") if f.contract_id]
-            ),
-            months=_sorted(await _figures(session, facts, "month")),
+            couriers=_sorted(levels["courier"]),
+            contracts=_sorted([f for f in levels["contract"] if f.contract_id]),
+            months=_sorted(levels["month"]),
         )
 
 

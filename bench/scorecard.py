@@ -66,7 +66,7 @@ _SEED = [
               CASE g % 20 WHEN 17 THEN 'in_transit' WHEN 18 THEN 'returned'
                           WHEN 19 THEN 'lost' ELSE 'delivered' END,
               1, 0, true, 9000,
-              timestamptz '2026-01-01 01:00+00' + ((g * 7919) % 365) * interval '1 day'
+              timestamptz '2026-01-01 01:00+00' + ((g::bigint * 7919) % 365) * interval '1 day'
                 + (g % 8) * interval '1 hour'
        , now(), now()
        FROM generate_series(1, $1) g""",

@@ -189,24 +189,33 @@ def _start(day: date) -> datetime:
 # The working-day calendar
 
 
-async def ensure_calendar(session: AsyncSession, first_year: int, last_year: int) -> None:
-    """Fill the ``working_days`` rows of these years where missing (idempotent: concurrent
-    fillers insert the same rows and the primary key keeps one)."""
+def _years(first_year: int, last_year: int) -> range:
     years = range(max(first_year, calendar.EPOCH.year), last_year + 1)
     if len(years) > MAX_CALENDAR_YEARS:
         years = range(last_year - MAX_CALENDAR_YEARS + 1, last_year + 1)
-    for year in years:
+    return years
+
+
+async def _missing_years(session: AsyncSession, first_year: int, last_year: int) -> list[int]:
+    missing = []
+    for year in _years(first_year, last_year):
         have = await session.scalar(
             select(func.count())
             .select_from(WorkingDay)
             .where(WorkingDay.day >= date(year, 1, 1), WorkingDay.day <= date(year, 12, 31))
         )
-        rows = calendar.year_rows(year)
-        if have == len(rows):
-            continue
-        dialect = session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        values = [{"day": d, "ordinal": o, "working": w} for d, o, w in rows]
+        if have != len(calendar.year_rows(year)):
+            missing.append(year)
+    return missing
+
+
+async def ensure_calendar(session: AsyncSession, first_year: int, last_year: int) -> None:
+    """Fill the ``working_days`` rows of these years where missing (idempotent: concurrent
+    fillers insert the same rows and the primary key keeps one)."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    for year in await _missing_years(session, first_year, last_year):
+        values = [{"day": d, "ordinal": o, "working": w} for d, o, w in calendar.year_rows(year)]
         await session.execute(insert(WorkingDay).values(values).on_conflict_do_nothing())
 
 
@@ -552,43 +561,50 @@ async def scorecard(
     ctx: AppContext, caller: Caller, *, period: str, office_code: str | None = None
 ) -> Scorecard:
     """The scorecard of the caller's office (``office_code`` must be it when given) for
-    ``period``: ``2026-10``, ``2026Q4`` or ``contract:<number>`` (that contract's term)."""
+    ``period``: ``2026-10``, ``2026Q4`` or ``contract:<number>`` (that contract's term). Reads
+    only, except the first time a year's calendar is needed (a short write of its rows)."""
     now = ctx.clock.now()
-    async with transaction(ctx.sessions) as session:
+    today = now.astimezone(WIB).date()
+    async with ctx.sessions() as session:
         office = await session.get(Office, caller.office_id)
         if office is None or (office_code is not None and office_code != office.code):
             raise ServiceError(Kind.NOT_FOUND, "unknown_office", "no such office")
         chosen = await _period(session, caller, period)
-        today = now.astimezone(WIB).date()
-        await ensure_calendar(session, chosen.first.year, max(today.year, chosen.last.year))
+        years = (chosen.first.year, max(today.year, chosen.last.year))
+        missing = await _missing_years(session, *years)
+    if missing:
+        async with transaction(ctx.sessions) as session:
+            await ensure_calendar(session, *years)
+    async with ctx.sessions() as session:
+        dialect = session.get_bind().dialect.name
         facts = _rows(
-            session.get_bind().dialect.name,
+            dialect,
             office_id=office.id,
             start=_start(chosen.first),
             end=_start(chosen.last + timedelta(days=1)),
             contract_ids=None if chosen.contract_id is None else [chosen.contract_id],
             today_ordinal=calendar.ordinal(today),
         )
-        if session.get_bind().dialect.name == "postgresql":
+        if dialect == "postgresql":
             # compiling this one statement to machine code costs more than running it
             await session.execute(text("SET LOCAL jit = off"))
         levels = await _levels(session, facts)
-        return Scorecard(
-            period=chosen.label,
-            office_code=office.code,
-            first=chosen.first,
-            last=chosen.last,
-            as_of=now,
-            couriers=_sorted(levels["courier"]),
-            contracts=_sorted([f for f in levels["contract"] if f.contract_id]),
-            months=_sorted(levels["month"]),
-        )
+    return Scorecard(
+        period=chosen.label,
+        office_code=office.code,
+        first=chosen.first,
+        last=chosen.last,
+        as_of=now,
+        couriers=_sorted(levels["courier"]),
+        contracts=_sorted([f for f in levels["contract"] if f.contract_id]),
+        months=_sorted(levels["month"]),
+    )
 
 
-async def _period(session: AsyncSession, caller: Caller, text: str) -> Period:
-    if not text.startswith("contract:"):
-        return parse_period(text)
-    number = text.removeprefix("contract:")
+async def _period(session: AsyncSession, caller: Caller, label: str) -> Period:
+    if not label.startswith("contract:"):
+        return parse_period(label)
+    number = label.removeprefix("contract:")
     row = await session.scalar(
         select(Contract).where(
             Contract.number == number,
@@ -600,4 +616,4 @@ async def _period(session: AsyncSession, caller: Caller, text: str) -> Period:
     )
     if row is None:
         raise invalid([FieldError("url.period", "no contract with this number serves the office")])
-    return Period(text, row.valid_from, row.valid_to, contract_id=row.id)
+    return Period(label, row.valid_from, row.valid_to, contract_id=row.id)

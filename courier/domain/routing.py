@@ -48,6 +48,12 @@ class Route:
     expected_cost: int  # rupiah
 
 
+@dataclass(frozen=True)
+class NoRoute:
+    regency_code: str
+    reason: str  # Bahasa Indonesia first, English second (:func:`no_route_reason`)
+
+
 def eligible(
     candidate: Candidate,
     *,

@@ -88,14 +88,15 @@ from courier.domain.booking_decision import (
 )
 from courier.domain.exception_kinds import ExceptionKind
 from courier.domain.references import client_reference
+from courier.domain.routing import NoRoute
 from courier.domain.states import DeliveryState
-from courier.services import audit, items, lifecycle, routing
+from courier.services import audit, items, lifecycle
 
 log = structlog.get_logger()
 
 CRASH_ENV = "COURIER_TEST_CRASH_AT"
-DEFAULT_WEIGHT_KG = routing.DEFAULT_WEIGHT_KG
-DEFAULT_DECLARED_VALUE = routing.DEFAULT_DECLARED_VALUE
+DEFAULT_WEIGHT_KG = Decimal("0.2")  # a passport in a padded envelope
+DEFAULT_DECLARED_VALUE = 650_000  # rupiah: the fee of a 10-year e-passport, what it costs to redo
 
 FIRST_RETRY_DELAY = 30.0
 MAX_RETRY_DELAY = 3600.0
@@ -585,9 +586,12 @@ async def _commit_intent(ctx: AppContext, delivery_id: int, worker_id: str) -> _
             select(func.max(Shipment.attempt_no)).where(Shipment.delivery_id == delivery.id)
         )
         attempt_no = int(previous or 0) + 1
-        # the contract in force now (or the office's configured courier when it has none)
+        # the contract in force now (or the office's configured courier when it has none);
+        # imported here: staff imports booking, and routing's use cases take staff's Caller
+        from courier.services import routing
+
         choice = await routing.route(ctx, session, office, delivery, now)
-        if isinstance(choice, routing.NoRoute):
+        if isinstance(choice, NoRoute):
             return await _wait_for_contract(session, ctx, delivery, choice, attempt_no, now, actor)
         courier_code = choice.courier_code
         problem = None
@@ -688,7 +692,7 @@ async def _wait_for_contract(
     session: AsyncSession,
     ctx: AppContext,
     delivery: Delivery,
-    no_route: routing.NoRoute,
+    no_route: NoRoute,
     attempt_no: int,
     now: datetime,
     actor: str,

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 from sqlalchemy import delete, exists, select, update
@@ -31,10 +31,8 @@ from courier.domain.exception_kinds import ExceptionKind
 from courier.domain.states import DeliveryState
 from courier.services import audit
 from courier.services.errors import Kind, ServiceError, invalid, unique_race
+from courier.services.staff import Caller
 from schemas import FieldError
-
-if TYPE_CHECKING:  # staff imports booking, which routes through this module
-    from courier.services.staff import Caller
 
 log = structlog.get_logger()
 

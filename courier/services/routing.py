@@ -26,12 +26,11 @@ from courier.db.models import Contract, ContractOffice, Delivery, Office
 from courier.domain import regions, routing
 from courier.domain.contracts import ContractStatus, expected_cost
 from courier.services import scorecards
+from courier.services.booking import DEFAULT_DECLARED_VALUE, DEFAULT_WEIGHT_KG
 from courier.services.contracts import office_codes, terms_of
 
 log = structlog.get_logger()
 
-DEFAULT_WEIGHT_KG = Decimal("0.2")  # a passport in a padded envelope
-DEFAULT_DECLARED_VALUE = 650_000  # rupiah: the fee of a 10-year e-passport, what it costs to redo
 RECENT_DAYS = 90  # "recent" on-time rate: shipments booked in the last 90 days
 
 _warned: set[int] = set()  # offices whose no-contract fallback was logged by this process
@@ -46,12 +45,6 @@ class Choice:
     contract_id: int | None = None
     sla_days: int | None = None
     expected_cost: int | None = None
-
-
-@dataclass(frozen=True)
-class NoRoute:
-    regency_code: str
-    reason: str  # Bahasa Indonesia first, English second
 
 
 def parcel(ctx: AppContext, courier_code: str) -> routing.Parcel:
@@ -87,7 +80,7 @@ async def candidates(session: AsyncSession, office_id: int) -> list[routing.Cand
 
 async def route(
     ctx: AppContext, session: AsyncSession, office: Office, delivery: Delivery, now: datetime
-) -> Choice | NoRoute:
+) -> Choice | routing.NoRoute:
     """The contract (and courier) this delivery is booked under now, or why none may carry it."""
     found = await candidates(session, office.id)
     if found is None:
@@ -119,7 +112,7 @@ async def route(
         on_time=on_time,
     )
     if chosen is None:
-        return NoRoute(regency, routing.no_route_reason(regency_label(regency)))
+        return routing.NoRoute(regency, routing.no_route_reason(regency_label(regency)))
     return Choice(
         courier_code=chosen.courier_code,
         contract_id=chosen.contract_id,

@@ -32,7 +32,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, time, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import (
     Date,
@@ -70,10 +70,8 @@ from courier.db.models import (
 )
 from courier.domain import calendar
 from courier.services.errors import Kind, ServiceError, invalid
+from courier.services.staff import Caller
 from schemas import FieldError
-
-if TYPE_CHECKING:  # staff imports booking, which routes through this module
-    from courier.services.staff import Caller
 
 # the first scan that shows the courier holds the parcel
 _HELD = (

@@ -56,7 +56,8 @@ _SEED = [
        created_at, updated_at)
        SELECT g, g, 1, '{}', '35.73', now(), 'v1', md5(g::text), 'shipping', 0, 0, now(), now()
        FROM generate_series(1, $1) g""",
-    # booked across 2026, between 08:00 and 16:00 WIB; status by g % 20: 16 delivered,
+    # booked across 2026 in id order, as rows are written (between 08:00 and 16:00 WIB);
+    # status by g % 20: 16 delivered,
     # 1 in transit, 1 returned, 1 lost, 1 delivered after a failed attempt
     """INSERT INTO shipments (id, delivery_id, attempt_no, courier_code, contract_id, sla_days,
        client_reference, status, claim_count, reconcile_count, create_may_exist, cost,
@@ -66,7 +67,7 @@ _SEED = [
               CASE g % 20 WHEN 17 THEN 'in_transit' WHEN 18 THEN 'returned'
                           WHEN 19 THEN 'lost' ELSE 'delivered' END,
               1, 0, true, 9000,
-              timestamptz '2026-01-01 01:00+00' + ((g::bigint * 7919) % 365) * interval '1 day'
+              timestamptz '2026-01-01 01:00+00' + ((g - 1) * 365 / $1) * interval '1 day'
                 + (g % 8) * interval '1 hour'
        , now(), now()
        FROM generate_series(1, $1) g""",

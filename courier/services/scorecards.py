@@ -271,9 +271,12 @@ def _rows(
         Shipment.booked_at,
     ).where(Shipment.booked_at.is_not(None), Shipment.booked_at >= start, Shipment.booked_at < end)
     if office_id is not None:
-        chosen = chosen.where(
-            exists().where(Delivery.id == Shipment.delivery_id, Delivery.office_id == office_id)
+        # a scalar look-up per shipment (the primary key), not a semi-join: the planner would
+        # hash every delivery of the table to keep one month's
+        office_of = (
+            select(Delivery.office_id).where(Delivery.id == Shipment.delivery_id).scalar_subquery()
         )
+        chosen = chosen.where(office_of == office_id)
     if contract_ids is not None:
         chosen = chosen.where(Shipment.contract_id.in_(contract_ids))
     s = chosen.cte("period")

@@ -35,7 +35,7 @@ from typing import Any
 from rich.console import Console
 from sqlalchemy.engine import make_url
 
-from bench import api, baselines, booking, machine, reconcile
+from bench import api, baselines, booking, machine, reconcile, scorecard
 from bench.common import admin_url, fresh_pg_db, scratch_pg_db
 from bench.verdict import Row, Target, markdown, table
 from courier.config import Settings
@@ -52,6 +52,7 @@ class Plan:
     jobs: int  # queued per drain, pgqueuer's and ours alike
     drain_seconds: float  # the most any one drain may take
     pgbench: baselines.PgbenchSetup
+    scorecard_shipments: int = 1_000_000  # 0: skip the scorecard (its seeding takes minutes)
 
 
 class Unreachable(RuntimeError):
@@ -128,6 +129,11 @@ async def measure(pg_url: str, plan: Plan, say: Console) -> dict[str, Any]:
             say.print(f"ours: booking by {code}, every variation on, 20% create faults")
             async with fresh_pg_db(pg_url, f"reconcile_{code}") as url:
                 out["reconcile"][code] = await reconcile.measure(url, courier=code, quiet=True)
+
+        if plan.scorecard_shipments:
+            say.print(f"ours: a month's scorecard over {plan.scorecard_shipments:,} shipments")
+            async with fresh_pg_db(pg_url, "scorecard") as url:
+                out["scorecard"] = await scorecard.measure(url, plan.scorecard_shipments)
     out["pgqueuer"] = {str(b): f for b, f in pgq.items()}
     out["claim_complete"] = {str(b): f for b, f in ours.items()}
     return out
@@ -181,6 +187,17 @@ def rows(m: dict[str, Any]) -> list[Row]:
                 target=Target(max_value=3),
                 note=f"{faulty['deliveries']} bookings, {faulty['duplicate_orders']} duplicate "
                 f"orders, {faulty['in_booking_without_item']} in booking without an item",
+            )
+        )
+    card = m.get("scorecard")
+    if card is not None:
+        out.append(
+            Row(
+                f"monthly scorecard, all couriers, {card['shipments']:,} shipments",
+                card["seconds_median"],
+                "s",
+                target=Target(max_value=2),
+                note=f"{card['month_shipments']:,} that month at one office; median of 5",
             )
         )
     intake, pushed = serve["intake"], serve["push"]
@@ -285,6 +302,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drain-seconds", type=float, default=10.0, help="most per drain")
     parser.add_argument("--pgbench-clients", type=int, default=8)
     parser.add_argument("--pgbench-seconds", type=int, default=10)
+    parser.add_argument(
+        "--scorecard-shipments",
+        type=int,
+        default=1_000_000,
+        help="shipments behind the monthly scorecard (default 1,000,000; 0 skips it)",
+    )
     args = parser.parse_args(argv)
     pg_url = os.environ.get("COURIER_BENCH_PG_URL") or DEFAULT_PG_URL
     plan = Plan(
@@ -293,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
         jobs=args.jobs,
         drain_seconds=args.drain_seconds,
         pgbench=baselines.PgbenchSetup(clients=args.pgbench_clients, seconds=args.pgbench_seconds),
+        scorecard_shipments=args.scorecard_shipments,
     )
     say = Console(stderr=True, highlight=False)
     try:

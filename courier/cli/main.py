@@ -15,6 +15,7 @@ COMMANDS = (
     "courier.cli.import_csv",
     "courier.cli.migrate",
     "courier.cli.staff",
+    "courier.cli.contracts",
 )
 
 

@@ -69,7 +69,15 @@ def _register_office(sub: Sub) -> None:
         "--courier",
         default=registry.default_code(),
         choices=registry.codes(),
-        help=f"the office's courier (default {registry.default_code()})",
+        help=f"the office's courier while it has no contract (default {registry.default_code()})",
+    )
+    add.add_argument(
+        "--prefer",
+        action="append",
+        default=[],
+        dest="courier_preference",
+        choices=registry.codes(),
+        help="routing: a preferred courier among contracts in force (repeat, most preferred first)",
     )
     sender = add.add_argument_group(
         "sender block",
@@ -265,6 +273,7 @@ def _office_add(args: argparse.Namespace) -> int:
         "pickup_slots": args.pickup_slots,
         "collect_days": args.collect_days,
         "courier": args.courier,
+        "courier_preference": args.courier_preference,
     }
     sender = {
         key: getattr(args, f"sender_{key}")

@@ -108,6 +108,10 @@ class Office(Base):
     courier_code: Mapped[str] = mapped_column(String(16))
     sender: Mapped[dict[str, Any]] = mapped_column(JSON)  # the office as courier sender
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # routing policy: courier codes, most preferred first (courier/domain/routing.py)
+    courier_preference: Mapped[list[Any]] = mapped_column(
+        JSON, default=list, server_default=text("'[]'")
+    )
 
 
 def _search_name_default(context: DefaultExecutionContext) -> str:
@@ -225,12 +229,15 @@ class Shipment(Base):
             postgresql_where=text(_OPEN_SQL),
             sqlite_where=text(_OPEN_SQL),
         ),
+        Index("ix_shipments_booked_at", "booked_at"),  # scorecards choose a period's shipments
     )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id"))
     attempt_no: Mapped[int] = mapped_column(Integer)
     courier_code: Mapped[str] = mapped_column(String(16))
-    contract_id: Mapped[int | None] = mapped_column(Id)
+    contract_id: Mapped[int | None] = mapped_column(Id, index=True)
+    # the contract's service level for this destination, in working days, pinned at booking
+    sla_days: Mapped[int | None] = mapped_column(Integer)
     client_reference: Mapped[str] = mapped_column(String(20))
     waybill: Mapped[str | None] = mapped_column(String(40))
     status: Mapped[str] = mapped_column(String(24))
@@ -524,3 +531,49 @@ class CourierLimit(Base):
     used: Mapped[int] = mapped_column(Integer)
     daily_quota: Mapped[int | None] = mapped_column(Integer)  # as last configured; /metrics
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Contract(Base):
+    """A courier contract (courier/domain/contracts.py): who may carry passports where, on what
+    terms. Only ``draft`` terms change; afterwards only the status moves."""
+
+    __tablename__ = "contracts"
+    __table_args__ = (Index("ix_contracts_courier_status", "courier_code", "status"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    number: Mapped[str] = mapped_column(String(64), unique=True)
+    courier_code: Mapped[str] = mapped_column(String(16))
+    parties: Mapped[list[Any]] = mapped_column(JSON)  # the signatories' names
+    valid_from: Mapped[date] = mapped_column(Date)  # WIB days, both inclusive
+    valid_to: Mapped[date] = mapped_column(Date)
+    all_regencies: Mapped[bool] = mapped_column(Boolean)
+    regency_codes: Mapped[list[Any]] = mapped_column(JSON)  # when not all_regencies
+    # [{name, regencies: [codes] | "*", sla_days, tariff_per_kg}]
+    zones: Mapped[list[Any]] = mapped_column(JSON)
+    declared_value_cap: Mapped[int] = mapped_column(BigInteger)  # rupiah
+    insurance_cover: Mapped[int] = mapped_column(BigInteger)  # rupiah per shipment, 0: none
+    penalty_late: Mapped[int] = mapped_column(BigInteger)  # rupiah per late shipment
+    penalty_lost: Mapped[int] = mapped_column(BigInteger)  # rupiah per lost shipment
+    status: Mapped[str] = mapped_column(String(16))  # draft | active | suspended | ended
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ContractOffice(Base):
+    """The offices a contract serves."""
+
+    __tablename__ = "contract_offices"
+    contract_id: Mapped[int] = mapped_column(ForeignKey("contracts.id"), primary_key=True)
+    office_id: Mapped[int] = mapped_column(ForeignKey("offices.id"), primary_key=True, index=True)
+
+
+class WorkingDay(Base):
+    """The working-day calendar the scorecards count SLAs with (courier/services/calendar.py):
+    ``ordinal`` is the number of working days up to and including ``day``, so the working days
+    in ``(a, b]`` are ``ordinal(b) - ordinal(a)``, one join in SQL."""
+
+    __tablename__ = "working_days"
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    ordinal: Mapped[int] = mapped_column(Integer)
+    working: Mapped[bool] = mapped_column(Boolean)

@@ -58,6 +58,7 @@ from core.clock import WIB, ManualClock, SystemClock, WaitingClock
 from core.status import Status
 from courier import config, metrics
 from courier import logging as courier_logging
+from courier.cli.contracts import scorecard_table
 from courier.context import AppContext
 from courier.db.engine import SessionFactory, make_engine, make_sessions, transaction
 from courier.db.migrate import upgrade
@@ -74,8 +75,10 @@ from courier.db.models import (
 )
 from courier.demo import mailbox as mailbox_
 from courier.demo import seed as demo_seed
+from courier.domain.contracts import ContractStatus
+from courier.domain.exception_kinds import ExceptionKind
 from courier.domain.states import FINAL_DELIVERY_STATES, DeliveryState
-from courier.services import handover, watch
+from courier.services import contracts, handover, scorecards, watch
 from courier.web.app import create_app
 from simulators.orders import SimState
 
@@ -169,6 +172,8 @@ class Running:
     confirmed: set[str] = field(default_factory=set)
     pending_ready: list[demo_seed.Applicant] = field(default_factory=list)
     reviewer: tuple[int, int] | None = None  # the dispatcher's user id and office id
+    addendum_active: bool = False
+    waited: int = 0  # deliveries that had a no_contract item
     busy_since: float | None = None  # wall time work was first seen due without the clock moving
     mailbox: mailbox_.Mailbox | None = None  # the SMTP sink the applicants' e-mails reach
 
@@ -356,6 +361,25 @@ async def applicants(
             await resp.read()
             log.info("demo.applicant_confirmed", status=resp.status)
     return min(later, default=None)
+
+
+async def contract_manager(run: Running) -> datetime | None:
+    """The contract manager activates J&T's addendum mid-morning: the passports that waited for
+    a contract book by themselves (activation wakes them)."""
+    if run.addendum_active:
+        return None
+    day = run.started.astimezone(WIB).date()
+    due = datetime.combine(day, demo_seed.ADDENDUM_AT, tzinfo=WIB).astimezone(UTC)
+    if run.clock.now() < due:
+        return due
+    caller = await contracts.local_caller(run.ctx, demo_seed.OFFICE_CODE, actor="demo:kontrak.blt")
+    found = await contracts.contract_by_number(run.ctx, caller, demo_seed.ADDENDUM)
+    if found.status == "draft":
+        await contracts.set_status(
+            run.ctx, caller, found.id, ContractStatus.ACTIVE, "addendum signed"
+        )
+    run.addendum_active = True
+    return None
 
 
 async def dispatcher(run: Running) -> datetime | None:
@@ -562,8 +586,10 @@ def banner(run: Running, out: Console) -> None:
     routed = registry.name(demo_seed.OFFICE["courier"])
     lapsed = ", ".join(registry.name(c) for c in run.sim_urls if c != demo_seed.OFFICE["courier"])
     out.print(
-        f"  routing: {routed} (contract in force); {lapsed} contract lapsed, not routed "
-        "— contracts come with a later issue: recorded as the office's courier routing"
+        f"  contracts: {lapsed} {demo_seed.POS_CONTRACT} lapsed yesterday; {routed} "
+        f"{demo_seed.JNT_CONTRACT} in force from today, but not for Kabupaten Kediri and Kota "
+        f"Surabaya: its addendum {demo_seed.ADDENDUM} is activated at "
+        f"{demo_seed.ADDENDUM_AT:%H:%M} WIB, and until then their passports wait (no_contract)"
     )
     out.print(
         f"  service      {run.base_url}  (API docs {run.base_url}/docs, {run.base_url}/readyz)"
@@ -601,6 +627,10 @@ def summary(run: Running, progress: Progress, orders: dict[str, Any], out: Conso
         f"{len(orders.get('orders', []))} · create calls per reference: "
         f"max {max(counts.values(), default=0)}"
     )
+    out.print(
+        f"  contract lapse: {run.waited} passport(s) waited for a contract until "
+        f"{demo_seed.ADDENDUM_AT:%H:%M} WIB (no_contract items, closed when they booked)"
+    )
     verdict = (
         "every delivery settled"
         if progress.settled
@@ -618,6 +648,26 @@ def summary(run: Running, progress: Progress, orders: dict[str, Any], out: Conso
 
 # --------------------------------------------------------------------------------------------
 # The whole thing
+
+
+async def _waited_for_contract(sessions: SessionFactory) -> int:
+    async with sessions() as session:
+        found = await session.scalar(
+            select(func.count(func.distinct(ExceptionItem.delivery_id))).where(
+                ExceptionItem.kind == ExceptionKind.NO_CONTRACT.value
+            )
+        )
+    return int(found or 0)
+
+
+async def print_scorecard(run: Running, out: Console) -> None:
+    """The scorecard of the simulated day's month, as `courier report` prints it."""
+    day = run.started.astimezone(WIB).date()
+    caller = await contracts.local_caller(run.ctx, demo_seed.OFFICE_CODE, actor="demo")
+    card = await scorecards.scorecard(run.ctx, caller, period=f"{day:%Y-%m}")
+    columns = [(f.contract_number or f.courier_code, f) for f in card.contracts]
+    title = f"scorecard {card.office_code} {card.period} (courier report --period {card.period})"
+    out.print(scorecard_table(title, columns or [(f.courier_code, f) for f in card.couriers]))
 
 
 def _log_stream(opts: DemoOptions) -> tuple[TextIO, Path | None]:
@@ -772,6 +822,7 @@ async def _step_clock(
     marker = await _activity(run.ctx.sessions)
     events = [
         await office_intake(run),
+        await contract_manager(run),
         await applicants(run, opts, http),
         await dispatcher(run),
     ]
@@ -833,7 +884,9 @@ async def _drive(
         await asyncio.gather(worker, return_exceptions=True)
     progress = await read_progress(run.ctx)
     routed_sim = run.sim_urls.get(demo_seed.OFFICE["courier"], "")
+    run.waited = await _waited_for_contract(run.ctx.sessions)
     summary(run, progress, await _sim_orders(routed_sim) if routed_sim else {}, out)
+    await print_scorecard(run, out)
     if opts.headless:
         return 0 if progress.settled else 1
     return 0

@@ -12,8 +12,11 @@ regions dataset (courier.domain.regions), so the service's own address checks ac
 :func:`seed` writes the day through the service functions the API uses (staff, intake,
 opt-in) — never raw SQL — so the demo exercises the same rules.
 
-Contracts are a later issue: the J&T contract "in force" is recorded as the office's courier
-routing (``courier = "jnt"``), and the lapsed Pos Indonesia contract as Pos not being routed.
+Contracts (:func:`seed_contracts`): the Pos Indonesia contract lapsed yesterday; J&T's main
+contract starts today and covers every regency of the day's applicants but Kabupaten Kediri and
+Kota Surabaya, whose addendum is still a draft. Their passports therefore wait with "no courier
+contract covers KABUPATEN KEDIRI (35.06) today" until the contract manager activates the
+addendum at :data:`ADDENDUM_AT` (courier/demo/run.py), and then book by themselves.
 """
 
 from __future__ import annotations
@@ -30,9 +33,10 @@ from courier.config import Settings
 from courier.context import AppContext
 from courier.db.engine import SessionFactory, transaction
 from courier.domain import deadlines, regions
+from courier.domain.contracts import ContractStatus
 from courier.domain.eligibility import check_eligibility
 from courier.domain.phones import to_e164
-from courier.services import intake, optin, staff
+from courier.services import contracts, intake, optin, staff
 from courier.services.errors import ServiceError
 
 ACTOR = "demo"
@@ -45,7 +49,7 @@ OFFICE: dict[str, Any] = {
     "home_regency_codes": list(HOME_REGENCIES),
     "pickup_slots": ["10:00", "15:00"],
     "collect_days": 30,
-    "courier": "jnt",  # the J&T contract in force (contracts come with a later issue)
+    "courier": "jnt",  # used only while the office has no contract; contracts route it
     "sender": {
         "contact": "Seksi Dokumen Perjalanan",
         "phone": "0342-801344",
@@ -69,6 +73,12 @@ OUT_OF_AREA: tuple[tuple[str, str, int], ...] = (
     ("35.06", "Kabupaten Kediri", 3),
     ("35.78", "Kota Surabaya", 1),
 )
+
+POS_CONTRACT = "POS/BLT/2025"
+JNT_CONTRACT = "JNT/BLT/2026"
+ADDENDUM = "JNT/BLT/2026-A1"  # Kabupaten Kediri and Kota Surabaya, activated during the day
+ADDENDUM_REGENCIES = ("35.06", "35.78")
+ADDENDUM_AT = time(10, 30)  # WIB
 
 DISPATCHER = "dispatch.blt"
 # username, role, password (demo only: printed on start)
@@ -446,6 +456,62 @@ async def opt_in(ctx: AppContext, applicant: Applicant) -> str | None:
     return result.tracking_token
 
 
+def _contract(
+    number: str, courier: str, first: date, last: date, regencies: list[str], *, tariff: int
+) -> dict[str, Any]:
+    """Terms in the API's form: the home area in a day, the rest of East Java in two."""
+    zones: list[dict[str, Any]] = []
+    if set(HOME_REGENCIES) <= set(regencies):
+        home = list(HOME_REGENCIES)
+        zones.append(
+            {"name": "Blitar Raya", "regencies": home, "sla_days": 1, "tariff_per_kg": tariff}
+        )
+    zones.append(
+        {"name": "Jawa Timur", "regencies": "*", "sla_days": 2, "tariff_per_kg": tariff + 3_000}
+    )
+    party = "PT Global Jet Express" if courier == "jnt" else "PT Pos Indonesia"
+    return {
+        "number": number,
+        "courier": courier,
+        "parties": [OFFICE_NAME, party],
+        "offices": [OFFICE_CODE],
+        "valid_from": first.isoformat(),
+        "valid_to": last.isoformat(),
+        "regencies": regencies,
+        "zones": zones,
+        "declared_value_cap": 1_000_000,
+        "insurance_cover": 650_000,
+        "penalty_late": 25_000,
+        "penalty_lost": 1_000_000,
+    }
+
+
+async def seed_contracts(ctx: AppContext, day: date) -> None:
+    """Pos Indonesia's contract, lapsed yesterday; J&T's, in force from today for every regency
+    of the day but Kabupaten Kediri and Kota Surabaya; J&T's addendum for those two, a draft
+    (activated during the day)."""
+    caller = await contracts.local_caller(ctx, OFFICE_CODE, actor="demo:kontrak.blt")
+    regencies = [*HOME_REGENCIES, *(r for r, _, _ in OUT_OF_AREA if r not in ADDENDUM_REGENCIES)]
+    year = timedelta(days=364)
+    yesterday = day - timedelta(days=1)
+    everywhere = [*HOME_REGENCIES, *(r for r, _, _ in OUT_OF_AREA)]
+    lapsed = await contracts.create(
+        ctx,
+        caller,
+        _contract(POS_CONTRACT, "posind", yesterday - year, yesterday, everywhere, tariff=8_000),
+    )
+    main = await contracts.create(
+        ctx, caller, _contract(JNT_CONTRACT, "jnt", day, day + year, regencies, tariff=9_000)
+    )
+    for found in (lapsed, main):
+        await contracts.set_status(ctx, caller, found.id, ContractStatus.ACTIVE)
+    await contracts.create(
+        ctx,
+        caller,
+        _contract(ADDENDUM, "jnt", day, day + year, list(ADDENDUM_REGENCIES), tariff=12_000),
+    )
+
+
 async def seed(ctx: AppContext, plan: DemoDay) -> Seeded:
     """Office, staff, the day's applications; passports printed this morning marked ready;
     every applicant who wants delivery opted in (express ones before their passport is ready).
@@ -453,6 +519,7 @@ async def seed(ctx: AppContext, plan: DemoDay) -> Seeded:
     sessions, settings = ctx.sessions, ctx.settings
     now = ctx.clock.now()
     out = Seeded(api_tokens=await seed_office(sessions, now=now))
+    await seed_contracts(ctx, now.astimezone(WIB).date())
     # one applicant per core at a time: hashing a passport number (argon2) is most of the work
     # and runs outside the event loop, so the day is seeded in about 1/cores of the time
     cores = asyncio.Semaphore(max(1, os.cpu_count() or 1))

@@ -23,6 +23,7 @@ class ExceptionKind(enum.StrEnum):
     BOOKING_FAULT = "booking_fault"
     COURIER_AUTH = "courier_auth"
     ROUTING = "routing"
+    NO_CONTRACT = "no_contract"
     ADDRESS_INCOMPLETE = "address_incomplete"
     UNMAPPED_CODE = "unmapped_code"
     DELIVERY_FAILED = "delivery_failed"
@@ -103,6 +104,16 @@ NEXT_STEPS: dict[ExceptionKind, Text] = {
         "atau minta pemohon mengambil di kantor.",
         "No courier can carry to this destination: check the office's courier configuration, "
         "or ask the applicant to collect at the counter.",
+    ),
+    ExceptionKind.NO_CONTRACT: Text(
+        "Pengiriman menunggu: tidak ada kontrak kurir yang berlaku untuk tujuan ini hari ini. "
+        "Item ini tertutup sendiri dan paket dipesan begitu sebuah kontrak mencakupnya; minta "
+        "pengelola kontrak mengaktifkan kontrak, atau minta pemohon mengambil di kantor bila "
+        "batas waktu pengambilan dekat.",
+        "The delivery waits: no courier contract is in force for this destination today. The "
+        "item closes by itself and the parcel is booked as soon as a contract covers it; ask "
+        "the contract manager to activate one, or ask the applicant to collect at the counter "
+        "if the collect-by deadline is near.",
     ),
     ExceptionKind.ADDRESS_INCOMPLETE: Text(
         "Minta pemohon melengkapi alamat pengiriman, lalu antrekan ulang.",

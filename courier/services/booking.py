@@ -88,6 +88,7 @@ from courier.domain.booking_decision import (
 )
 from courier.domain.exception_kinds import ExceptionKind
 from courier.domain.references import client_reference
+from courier.domain.routing import NoRoute
 from courier.domain.states import DeliveryState
 from courier.services import audit, items, lifecycle, notices
 
@@ -583,12 +584,18 @@ async def _commit_intent(ctx: AppContext, delivery_id: int, worker_id: str) -> _
         application = await session.get(Application, delivery.application_id)
         office = await session.get(Office, delivery.office_id)
         assert application is not None and office is not None
-        # Routing until contracts exist: the office's configured courier.
-        courier_code = office.courier_code
         previous = await session.scalar(
             select(func.max(Shipment.attempt_no)).where(Shipment.delivery_id == delivery.id)
         )
         attempt_no = int(previous or 0) + 1
+        # the contract in force now (or the office's configured courier when it has none);
+        # imported here: staff imports booking, and routing's use cases take staff's Caller
+        from courier.services import routing
+
+        choice = await routing.route(ctx, session, office, delivery, now)
+        if isinstance(choice, NoRoute):
+            return await _wait_for_contract(session, ctx, delivery, choice, attempt_no, now, actor)
+        courier_code = choice.courier_code
         problem = None
         kind = ExceptionKind.ROUTING
         if courier_code not in ctx.couriers:
@@ -628,6 +635,9 @@ async def _commit_intent(ctx: AppContext, delivery_id: int, worker_id: str) -> _
             delivery_id=delivery.id,
             attempt_no=attempt_no,
             courier_code=courier_code,
+            contract_id=choice.contract_id,
+            sla_days=choice.sla_days,
+            cost=choice.expected_cost,
             client_reference=reference,
             status=Status.BOOKING.value,
             lease_owner=worker_id,
@@ -656,8 +666,18 @@ async def _commit_intent(ctx: AppContext, delivery_id: int, worker_id: str) -> _
                 "client_reference": reference,
                 "attempt_no": attempt_no,
                 "courier": courier_code,
+                "contract_id": choice.contract_id,
             },
         )
+        if choice.contract_id is not None:
+            await items.resolve_exceptions(
+                session,
+                delivery_id=delivery.id,
+                kinds=(ExceptionKind.NO_CONTRACT.value,),
+                by=actor,
+                resolution=f"booked under contract {choice.contract_id}",
+                now=now,
+            )
         shipment_id = shipment.id
     log.info(
         "booking.intent",
@@ -668,6 +688,57 @@ async def _commit_intent(ctx: AppContext, delivery_id: int, worker_id: str) -> _
         attempt=attempt_no,
     )
     return _Intent(shipment_id, reference, courier_code, order, started_at=now)
+
+
+async def _wait_for_contract(
+    session: AsyncSession,
+    ctx: AppContext,
+    delivery: Delivery,
+    no_route: NoRoute,
+    attempt_no: int,
+    now: datetime,
+    actor: str,
+) -> Outcome:
+    """No contract may carry this passport today: nothing is booked. The delivery stays
+    ``queued`` and is looked at again after a backoff (30 s doubling to an hour; activating a
+    contract wakes it at once), with one ``no_contract`` item in the exceptions queue saying
+    why; the booking that follows once a contract covers it closes the item
+    (docs/decisions.md §28)."""
+    delivery.lease_owner = None
+    delivery.lease_until = None
+    delivery.next_attempt_at = now + timedelta(
+        seconds=retry_delay(max(0, delivery.claim_count - 1))
+    )
+    delivery.state_reason = no_route.reason
+    delivery.updated_at = now
+    opened = await items.open_exception(
+        session,
+        now=now,
+        office_id=delivery.office_id,
+        delivery_id=delivery.id,
+        kind=ExceptionKind.NO_CONTRACT,
+        detail=no_route.reason,
+        dedupe_key=f"no_contract:{delivery.id}:{attempt_no}",
+    )
+    if opened is not None:
+        audit.record(
+            session,
+            at=now,
+            actor=actor,
+            action="delivery.waiting_for_contract",
+            entity="delivery",
+            entity_id=delivery.id,
+            office_id=delivery.office_id,
+            after={"regency": no_route.regency_code},
+            reason=no_route.reason,
+        )
+    log.info(
+        "booking.no_contract",
+        delivery_id=delivery.id,
+        regency=no_route.regency_code,
+        next_attempt_at=delivery.next_attempt_at.isoformat(),
+    )
+    return Outcome("retry")
 
 
 async def _load_for_reconcile(ctx: AppContext, shipment_id: int, worker_id: str) -> _Intent | None:

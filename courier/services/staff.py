@@ -68,6 +68,7 @@ def _office_fields(spec: Mapping[str, Any]) -> dict[str, Any]:
         "pickup_slots": list(spec.get("pickup_slots", [])),
         "collect_days": int(spec.get("collect_days", DEFAULT_COLLECT_DAYS)),
         "courier_code": spec.get("courier") or registry.default_code(),
+        "courier_preference": list(spec.get("courier_preference", [])),
         "sender": dict(spec.get("sender", {})),
     }
 

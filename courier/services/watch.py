@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.status import Status
@@ -437,7 +437,7 @@ async def collected_at_counter(
     await items.resolve_exceptions(
         session,
         delivery_id=delivery.id,
-        kinds=("returned", "deadline_warning"),
+        kinds=("returned", "deadline_warning", ExceptionKind.NO_CONTRACT.value),
         by=actor,
         resolution="collected at the counter",
         now=now,
@@ -621,7 +621,27 @@ async def scan_unconfirmed(
     return opened
 
 
+async def close_settled_waits(sessions: SessionFactory, *, now: datetime) -> int:
+    """Close the ``no_contract`` items of deliveries that stopped waiting for a contract some
+    other way (cancelled, expired, collected at the counter): one set-based statement. A
+    delivery that books closes its own item (courier/services/booking.py)."""
+    waiting = select(Delivery.id).where(Delivery.state == DeliveryState.QUEUED.value)
+    async with transaction(sessions) as session:
+        result = await session.execute(
+            update(ExceptionItem)
+            .where(
+                ExceptionItem.kind == ExceptionKind.NO_CONTRACT.value,
+                ExceptionItem.resolved_at.is_(None),
+                ExceptionItem.delivery_id.not_in(waiting),
+            )
+            .values(resolved_at=now, resolved_by="watch", resolution="no longer waiting")
+            .execution_options(synchronize_session=False)
+        )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 async def scan_all(sessions: SessionFactory, *, now: datetime) -> int:
+    await close_settled_waits(sessions, now=now)
     total = await scan_deadlines(sessions, now=now)
     total += await scan_stuck(sessions, now=now)
     total += await scan_unconfirmed(sessions, now=now)

@@ -54,6 +54,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "courier.web.actions",
     "courier.web.console_api",
     "courier.web.console",
+    "courier.web.contracts",
     "courier.web.pages",
     "courier.web.optin_page",
     "courier.web.webhooks",

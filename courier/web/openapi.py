@@ -97,6 +97,7 @@ TAGS = {
     "pickup": "The day's pickup manifest: sealed passports handed over to the courier",
     "packing": "Packing at the office: find the passport in hand, seal it, print its label",
     "console": "The dispatch console's board, search and exceptions queue, as JSON",
+    "contracts": "Contract managers keep the courier contracts and read the couriers' scorecards",
 }
 
 APPLICATION_NO = Param("application_no", "application_no")
@@ -129,6 +130,15 @@ FIND_PARAMS = tuple(
 _OFFICE_SCOPED = "Another office's ids answer 404, exactly like ids that do not exist."
 _PACKING = "api/packing_parameters"
 DELIVERY_ID = Param("delivery_id", "id", source=_DISPATCH_PARAMS)
+CONTRACTS = ("contract_manager",)
+SCORECARD_PARAMS = tuple(
+    Param(name, name, where="query", required=name == "period", source="api/scorecard_parameters")
+    for name in ("period", "office")
+)
+_CONTRACT_SCOPED = (
+    "Only contracts serving the caller's office; any other answers 404, like one that does "
+    "not exist."
+)
 
 CATALOGUE: tuple[Operation, ...] = (
     Operation(
@@ -700,8 +710,109 @@ CATALOGUE: tuple[Operation, ...] = (
         "audit log. 409 when the item is closed already (by a person, or by itself when its "
         "cause went away). " + _OFFICE_SCOPED,
     ),
+    Operation(
+        "GET",
+        "/api/v1/contracts",
+        "listContracts",
+        "The courier contracts serving the office, newest period first",
+        "contracts",
+        auth="staff",
+        roles=CONTRACTS,
+        response="api/contract_list",
+        errors=(422,),
+        description="Each with its terms, status and whether it is in force today (WIB).",
+    ),
+    Operation(
+        "POST",
+        "/api/v1/contracts",
+        "createContract",
+        "Register a courier contract (a draft)",
+        "contracts",
+        auth="staff",
+        roles=CONTRACTS,
+        request="api/contract_terms",
+        response="api/contract_view",
+        status=201,
+        errors=(409,),
+        description="Contradictory terms are refused naming the field (422); a number already "
+        "used is 409. The offices must include the caller's. Audited.",
+    ),
+    Operation(
+        "GET",
+        "/api/v1/contracts/{id}",
+        "getContract",
+        "One courier contract",
+        "contracts",
+        auth="staff",
+        roles=CONTRACTS,
+        response="api/contract_view",
+        params=(RECORD_ID,),
+        errors=(404,),
+        description=_CONTRACT_SCOPED,
+    ),
+    Operation(
+        "PUT",
+        "/api/v1/contracts/{id}",
+        "updateContract",
+        "New terms for a draft contract",
+        "contracts",
+        auth="staff",
+        roles=CONTRACTS,
+        request="api/contract_terms",
+        response="api/contract_view",
+        params=(RECORD_ID,),
+        errors=(404, 409),
+        description="Only a draft's terms change (409 contract_not_draft otherwise). Audited. "
+        + _CONTRACT_SCOPED,
+    ),
+    Operation(
+        "POST",
+        "/api/v1/contracts/{id}/status",
+        "setContractStatus",
+        "Activate, suspend or end a contract",
+        "contracts",
+        auth="staff",
+        roles=CONTRACTS,
+        request="api/contract_status",
+        response="api/contract_view",
+        params=(RECORD_ID,),
+        errors=(404, 409),
+        description="draft → active ⇄ suspended → ended. Activation is refused (409 "
+        "contract_overlaps, naming the other contract) while a live contract of the same courier "
+        "serves a same office for a same regency over an overlapping period. Suspending or "
+        "ending stops new bookings at once; shipments under it continue. Audited. "
+        + _CONTRACT_SCOPED,
+    ),
+    Operation(
+        "GET",
+        "/api/v1/scorecards",
+        "getScorecards",
+        "Courier scorecards for a period: per courier, per contract and month by month",
+        "contracts",
+        auth="staff",
+        roles=CONTRACTS,
+        response="api/scorecard",
+        params=SCORECARD_PARAMS,
+        errors=(404, 422),
+        description="Computed in the database from every shipment booked in the period (WIB). "
+        "On time against the contract's SLA in working days (weekends, public holidays and "
+        "cuti bersama excluded); definitions in the scorecard schema's description.",
+    ),
+    Operation(
+        "GET",
+        "/api/v1/scorecards.csv",
+        "getScorecardsCsv",
+        "The scorecards as CSV (text/csv)",
+        "contracts",
+        auth="staff",
+        roles=CONTRACTS,
+        params=SCORECARD_PARAMS,
+        errors=(404, 422),
+        description="One line per courier, per contract and per courier and month (column "
+        "level), the same figures as the JSON; cells a spreadsheet would run as a formula are "
+        "neutralised.",
+    ),
 )
-
 _ERROR_DESCRIPTIONS = {
     400: "Malformed request (the body is not JSON, or not an object)",
     401: "No usable credential (missing, malformed, unknown or revoked token)",

@@ -63,6 +63,10 @@ def test_demo_settles_every_delivery_and_logs_no_pii(tmp_path: Path) -> None:
     moving = {"requested", "queued", "shipping"} & set(counts)
     assert not moving, summary
     assert re.search(r"create calls per reference: max 1\b", summary), summary  # invariant 1
+    # a contract lapse: passports waited for a contract, then booked by themselves
+    lapse = re.search(r"contract lapse: (\d+) passport", summary)
+    assert lapse is not None and int(lapse.group(1)) > 0, summary
+    assert "scorecard BLT" in summary and "JNT/BLT/2026-A1" in summary, summary
 
     # the applicants of that day (the banner says which day the demo played)
     banner = re.search(r"(\d{2})-(\d{2})-(\d{4}) \d{2}:\d{2} WIB", out)

@@ -5,6 +5,7 @@ loopback. No figure is asserted: only that what is measured is counted and judge
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,9 +14,10 @@ import pytest
 from aiohttp import web
 from rich.console import Console
 
-from bench import hello, machine, reconcile
+from bench import hello, machine, reconcile, scorecard
 from bench.__main__ import rows
 from bench.baselines import parse_pgbench
+from bench.common import fresh_pg_db
 from bench.load import Request, drive, percentile, summarise
 from bench.procs import server
 from bench.verdict import NO_TARGET, Row, Target, markdown, met, table
@@ -213,3 +215,19 @@ async def test_the_faulty_courier_figure_counts_calls_at_the_simulator(
     [row] = [r for r in rows(faulty) if r.figure.startswith("courier calls per booking")]
     assert courier in row.figure
     assert row.ours == figures["calls_per_booking"] and row.met is (row.ours <= 3)
+
+
+@pytest.mark.skipif(
+    not os.environ.get("COURIER_TEST_PG_URL"),
+    reason="the scorecard history is written by PostgreSQL",
+)
+async def test_the_scorecard_figure_times_a_month_of_a_written_history() -> None:
+    # small: the history's shape and the timing, not the 1,000,000-shipment figure
+    async with fresh_pg_db(os.environ["COURIER_TEST_PG_URL"], "scorecard_test") as url:
+        figures = await scorecard.measure(url, 2_400)
+    assert figures["shipments"] == 2_400 and figures["couriers"] == 2
+    assert 0 < figures["month_shipments"] < 2_400  # one month of the year's history
+    assert figures["seconds_median"] > 0
+    card = {**_measured(), "scorecard": figures}
+    [row] = [r for r in rows(card) if r.figure.startswith("monthly scorecard")]
+    assert row.ours == figures["seconds_median"] and row.met is (row.ours <= 2)

@@ -48,6 +48,7 @@ class Office:
     manifest_id: int | None = None
     item_id: int = 0  # an open exception item of the delivery
     proof_id: int = 0  # the delivery's proof, with one stored photo (artefact 0)
+    contract_id: int | None = None
 
 
 @dataclass
@@ -176,6 +177,33 @@ async def _open_manifest(site: Site, office: Office) -> None:
         office.manifest_id = int((await resp.json())["id"])
 
 
+def contract_terms(office: str) -> dict[str, Any]:
+    """A valid draft contract serving ``office``."""
+    return {
+        "number": f"{office}-JNT-2026",
+        "courier": "jnt",
+        "parties": ["Kantor Imigrasi", "PT Global Jet Express"],
+        "offices": [office],
+        "valid_from": "2026-11-01",
+        "valid_to": "2027-10-31",
+        "regencies": "all",
+        "zones": [{"name": "Jawa", "regencies": "*", "sla_days": 2, "tariff_per_kg": 9000}],
+        "declared_value_cap": 1_000_000,
+        "insurance_cover": 650_000,
+        "penalty_late": 25_000,
+        "penalty_lost": 1_000_000,
+    }
+
+
+async def _draft_contract(site: Site, office: Office) -> None:
+    headers = {"Authorization": f"Bearer {office.tokens['contract_manager']}"}
+    async with site.kit.http.post(
+        site.url("/api/v1/contracts"), json=contract_terms(office.code), headers=headers
+    ) as resp:
+        assert resp.status == 201, await resp.text()
+        office.contract_id = int((await resp.json())["id"])
+
+
 @asynccontextmanager
 async def make_site(
     engine: AsyncEngine, sessions: SessionFactory, tmp_path: Path
@@ -186,6 +214,7 @@ async def make_site(
         site.offices["KDR"] = await _office(kit, "KDR", 2)
         for office in site.offices.values():
             await _open_manifest(site, office)
+            await _draft_contract(site, office)
         yield site
 
 
@@ -277,6 +306,10 @@ def _bodies(office: str, app_no: str) -> dict[tuple[str, str], Any]:
         ("POST", "/api/v1/deliveries/{id}/returned-to-office"): {"seal_intact": True},
         ("POST", "/api/v1/manifests"): {"courier": "jnt"},
         ("POST", "/api/v1/exceptions/{id}/resolve"): {"note": "sudah ditangani"},
+        ("POST", "/api/v1/contracts"): contract_terms(office),
+        ("PUT", "/api/v1/contracts/{id}"): contract_terms("BLT"),
+        # a draft cannot be suspended: 409, and nothing changes for the routes after it
+        ("POST", "/api/v1/contracts/{id}/status"): {"status": "suspended"},
         ("POST", "/api/v1/manifests/{id}/seals"): {
             "items": [{"shipment_id": 1, "seal_number": "SEAL-0001"}]
         },
@@ -296,6 +329,10 @@ def _path(site: Site, template: str, office: str, app_no: str) -> str:
         record = o.manifest_id or 999_999
     elif template.startswith(("/api/v1/exceptions/", "/exceptions/")):
         record = o.item_id
+    elif template.startswith("/api/v1/contracts/"):
+        record = o.contract_id or 999_999
+    elif template.startswith("/api/v1/scorecards"):
+        return f"{template}?period=2026-11"
     values = {
         "application_no": app_no,
         "token": o.tracking_token,

@@ -39,6 +39,7 @@ class Rule:
 
 
 DISPATCH = ("dispatcher",)
+CONTRACTS = ("contract_manager",)
 ANY = frozenset(range(200, 500)) - {401}
 MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/healthz"): Rule("public", statuses=frozenset({200})),
@@ -106,6 +107,13 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/deliveries/{id}/pod/{proof}/{index}"): Rule("console", DISPATCH, True),
     ("GET", "/exceptions"): Rule("console", DISPATCH),
     ("POST", "/exceptions/{id}/resolve"): Rule("console", DISPATCH, True),
+    ("GET", "/api/v1/contracts"): Rule("staff", CONTRACTS),
+    ("POST", "/api/v1/contracts"): Rule("staff", CONTRACTS),
+    ("GET", "/api/v1/contracts/{id}"): Rule("staff", CONTRACTS, True),
+    ("PUT", "/api/v1/contracts/{id}"): Rule("staff", CONTRACTS, True),
+    ("POST", "/api/v1/contracts/{id}/status"): Rule("staff", CONTRACTS, True),
+    ("GET", "/api/v1/scorecards"): Rule("staff", CONTRACTS),
+    ("GET", "/api/v1/scorecards.csv"): Rule("staff", CONTRACTS),
 }
 
 

@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -262,6 +263,15 @@ class InboxItem(Base):
     """Verified courier pushes, stored before they are processed."""
 
     __tablename__ = "inbox"
+    __table_args__ = (
+        # the claim (courier/db/queue.py take_inbox) walks only rows still to apply
+        Index(
+            "ix_inbox_unprocessed",
+            "id",
+            postgresql_where=text("processed_at IS NULL"),
+            sqlite_where=text("processed_at IS NULL"),
+        ),
+    )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     courier_code: Mapped[str] = mapped_column(String(16))
     dedupe_key: Mapped[str] = mapped_column(String(64), unique=True)
@@ -394,3 +404,14 @@ class CourierLimit(Base):
     used: Mapped[int] = mapped_column(Integer)
     daily_quota: Mapped[int | None] = mapped_column(Integer)  # as last configured; /metrics
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class StoredArtefact(Base):
+    """An artefact's bytes kept in the database (``storage.artefacts = "database"``:
+    courier/services/artefacts.py), by their sha256: immutable, written once."""
+
+    __tablename__ = "artefacts"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

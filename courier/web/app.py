@@ -48,6 +48,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "courier.web.intake",
     "courier.web.optin",
     "courier.web.dispatch",
+    "courier.web.artefacts",
     "courier.web.manifests",
     "courier.web.pages",
     "courier.web.webhooks",

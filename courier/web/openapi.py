@@ -57,6 +57,7 @@ class Operation:
     roles: tuple[str, ...] = ()
     request: str | None = None  # schema name of the JSON body
     response: str | None = None  # schema name of the success body
+    binary: tuple[str, ...] = ()  # media types of a success body that is a file, not JSON
     status: int = 200
     also_status: tuple[int, ...] = ()  # other success statuses with the same body (201 on create)
     errors: tuple[int, ...] = ()  # error statuses beyond those implied by body and auth
@@ -255,6 +256,22 @@ CATALOGUE: tuple[Operation, ...] = (
         description="State and reason, shipments, tracking events with the couriers' raw codes, "
         "custody chain, handover and open items, with the applicant's name and phone. "
         + _OFFICE_SCOPED,
+    ),
+    Operation(
+        "GET",
+        "/api/v1/deliveries/{id}/artefacts/{sha256}",
+        "getDeliveryArtefact",
+        "A proof-of-delivery photo or signature the courier sent",
+        "dispatch",
+        auth="staff",
+        roles=("dispatcher",),
+        params=(RECORD_ID, Param("sha256", "artefact_sha256")),
+        errors=(404,),
+        description="The file as the worker kept it (JPEG, PNG, WebP or PDF, with its type), "
+        'from the configured artefact store: with `storage.artefacts = "database"` any '
+        "process shows what any worker fetched. 404 for a digest the delivery's proof does not "
+        "name or bytes not kept (yet). " + _OFFICE_SCOPED,
+        binary=("image/jpeg", "image/png", "image/webp", "application/pdf"),
     ),
     Operation(
         "POST",
@@ -529,6 +546,8 @@ def _success(op: Operation) -> dict[str, Any]:
     body: dict[str, Any] = {"description": "Success"}
     if op.response is not None:
         body["content"] = {"application/json": {"schema": _schema_ref(op.response)}}
+    if op.binary:
+        body["content"] = {t: {"schema": {"type": "string", "format": "binary"}} for t in op.binary}
     return body
 
 

@@ -27,8 +27,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from adapters.jnt.codec import jms_digest
 from core.status import Status
 from courier.db.engine import SessionFactory, transaction
-from courier.db.models import Application, Delivery, Handover, Shipment, StaffUser
-from courier.services import staff, tracking
+from courier.db.models import Application, Delivery, Handover, Proof, Shipment, StaffUser
+from courier.services import artefacts, staff, tracking
 from courier.services.intake import hash_passport_no
 from courier.services.staff import ROLES
 
@@ -44,6 +44,7 @@ class Office:
     tracking_token: str
     handover_id: int
     manifest_id: int | None = None
+    artefact_sha256: str = ""  # the courier's photo on the delivered delivery's proof
 
 
 @dataclass
@@ -124,11 +125,32 @@ async def _office(kit: kit_.Kit, code: str, start: int) -> Office:
             select(Handover.id).where(Handover.delivery_id == delivery_id)
         )
     assert handover_id is not None
+    # the courier's photo, fetched and kept as the worker would
+    photo = base64.b64decode(PNG_B64)
+    digest = await artefacts.store(kit.ctx).put(photo)
+    async with transaction(sessions) as session:
+        proof = await session.scalar(select(Proof).where(Proof.shipment_id == shipment_id))
+        assert proof is not None
+        proof.artefacts = [
+            {
+                "kind": "photo",
+                "state": "stored",
+                "sha256": digest,
+                "size": len(photo),
+                "content_type": "image/png",
+            }
+        ]
     # a second passport, booked and waiting for pickup: the day's manifest lists it
     [waiting] = await seed.deliveries(sessions, office_id, 1, start=start + 10)
     await kit_.booked_shipment(sessions, waiting, waybill=f"JO{start + 10:010d}")
     return Office(
-        code, office_id, tokens, delivery_id, kit_.token(office_id, start), int(handover_id)
+        code,
+        office_id,
+        tokens,
+        delivery_id,
+        kit_.token(office_id, start),
+        int(handover_id),
+        artefact_sha256=digest,
     )
 
 
@@ -235,6 +257,7 @@ def _path(site: Site, template: str, office: str, app_no: str) -> str:
         "name": "docs.js",
         "rest": "x/y",
         "id": str(record),
+        "sha256": o.artefact_sha256,
     }
     path = template
     for name, value in values.items():

@@ -264,7 +264,8 @@ class InboxItem(Base):
 
     __tablename__ = "inbox"
     __table_args__ = (
-        # the claim (courier/db/queue.py take_inbox) walks only rows still to apply
+        # the claim (courier/db/queue.py take_inbox) and the inbox lag (courier/metrics.py)
+        # read only rows still to apply
         Index(
             "ix_inbox_unprocessed",
             "id",
@@ -277,11 +278,12 @@ class InboxItem(Base):
     dedupe_key: Mapped[str] = mapped_column(String(64), unique=True)
     body: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    # both found through ix_inbox_unprocessed only: see migration 0012_perf
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
     # when the inbox loop may try this row again (None: at once); due rows are found in SQL
-    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class OutboxItem(Base):

@@ -20,7 +20,12 @@ UNPROCESSED = "processed_at IS NULL"
 
 def upgrade() -> None:
     # the inbox claim walks only rows still to apply, in id order: its cost no longer grows
-    # with the history of applied pushes
+    # with the history of applied pushes. The full indexes on processed_at and next_attempt_at
+    # go: every applied row stays in them with a NULL next_attempt_at, and a planner with stale
+    # statistics combined that index with this one, reading the whole history on each claim
+    with op.batch_alter_table("inbox") as batch_op:
+        batch_op.drop_index("ix_inbox_next_attempt_at")
+        batch_op.drop_index("ix_inbox_processed_at")
     op.create_index(
         "ix_inbox_unprocessed",
         "inbox",
@@ -41,3 +46,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("artefacts")
     op.drop_index("ix_inbox_unprocessed", table_name="inbox")
+    with op.batch_alter_table("inbox") as batch_op:
+        batch_op.create_index("ix_inbox_processed_at", ["processed_at"], unique=False)
+        batch_op.create_index("ix_inbox_next_attempt_at", ["next_attempt_at"], unique=False)

@@ -18,7 +18,7 @@ from adapters.http import TransportPolicy
 from courier import config, logging
 from courier.config import Settings
 from courier.context import AppContext
-from courier.db.engine import POOL_SIZE, is_sqlite, make_engine, make_sessions
+from courier.db.engine import is_sqlite, make_engine, make_sessions, pool_size_for
 from courier.db.limits import DatabaseGate
 from courier.metrics import PrometheusObserver
 
@@ -70,18 +70,6 @@ def pepper_error(settings: Settings) -> str | None:
     )
 
 
-def pool_size(settings: Settings, *, worker: bool) -> int:
-    """Connections this process keeps (``database.pool_size`` when set). A worker runs every
-    booking of its batch at once, each with its own transaction, beside its renewer, the rate
-    gate and the track, inbox, watch and outbox loops: fewer connections than that would make
-    jobs wait for one another at the pool instead of at the courier."""
-    if settings.db_pool_size is not None:
-        return settings.db_pool_size
-    if not worker:
-        return POOL_SIZE
-    return settings.concurrency_per_courier * max(1, len(settings.couriers)) + 6
-
-
 def build_context(settings: Settings, *, worker: bool = False) -> AppContext:
     """Engine, sessions, the clock and one adapter per configured courier, its calls counted in
     the process's metrics. ``serve`` needs the adapters for the push receivers' signature checks,
@@ -89,7 +77,7 @@ def build_context(settings: Settings, *, worker: bool = False) -> AppContext:
     clock = settings.clock()
     engine = make_engine(
         settings.database_url,
-        pool_size=pool_size(settings, worker=worker),
+        pool_size=pool_size_for(settings, worker=worker),
         max_overflow=settings.db_max_overflow,
     )
     observer = PrometheusObserver()

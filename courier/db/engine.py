@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import ExceptionContext, make_url
@@ -37,6 +37,9 @@ from sqlalchemy.ext.asyncio import (
 
 from courier.db.outage import is_db_outage
 
+if TYPE_CHECKING:
+    from courier.config import Settings
+
 SessionFactory = async_sessionmaker[AsyncSession]
 
 
@@ -44,8 +47,20 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-POOL_SIZE = 10  # serve's default; `courier work` sizes its pool to its batch (courier/cli/base.py)
+POOL_SIZE = 10  # serve's default; `courier work` sizes its pool to its batch (pool_size_for)
 POOL_TIMEOUT = 30.0  # seconds a checkout waits for a free connection before it is an outage
+
+
+def pool_size_for(settings: Settings, *, worker: bool) -> int:
+    """Connections this process keeps (``database.pool_size`` when set). A worker runs every
+    booking of its batch at once, each with its own transaction, beside its renewer, the rate
+    gate and the track, inbox, watch and outbox loops: fewer connections than that would make
+    jobs wait for one another at the pool instead of at the courier."""
+    if settings.db_pool_size is not None:
+        return settings.db_pool_size
+    if not worker:
+        return POOL_SIZE
+    return settings.concurrency_per_courier * max(1, len(settings.couriers)) + 6
 
 
 def make_engine(

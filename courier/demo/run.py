@@ -59,7 +59,14 @@ from core.status import Status
 from courier import config, metrics
 from courier import logging as courier_logging
 from courier.context import AppContext
-from courier.db.engine import SessionFactory, make_engine, make_sessions, transaction
+from courier.db.engine import (
+    POOL_SIZE,
+    SessionFactory,
+    make_engine,
+    make_sessions,
+    pool_size_for,
+    transaction,
+)
 from courier.db.migrate import upgrade
 from courier.db.models import (
     OPEN_SHIPMENT_STATUSES,
@@ -656,7 +663,10 @@ async def run_demo(opts: DemoOptions, out: Console, run_worker: WorkerRunner) ->
         for code, module in sim_modules.items()
     }
     settings = build_settings(opts, port=port, epoch=epoch, couriers=couriers)
-    engine = make_engine(settings.database_url)
+    # one process serves and works: the worker's pool plus serve's
+    engine = make_engine(
+        settings.database_url, pool_size=pool_size_for(settings, worker=True) + POOL_SIZE
+    )
     sessions = make_sessions(engine)
     adapters: dict[str, CourierAdapter] = {}
     stopping = asyncio.Event()

@@ -48,6 +48,7 @@ def is_sqlite(url: str) -> bool:
 
 
 POOL_SIZE = 10  # serve's default; `courier work` sizes its pool to its batch (pool_size_for)
+WORKER_POOL_CAP = 40  # the most a worker opens unless database.pool_size says otherwise
 POOL_TIMEOUT = 30.0  # seconds a checkout waits for a free connection before it is an outage
 
 
@@ -60,7 +61,9 @@ def pool_size_for(settings: Settings, *, worker: bool) -> int:
         return settings.db_pool_size
     if not worker:
         return POOL_SIZE
-    return settings.concurrency_per_courier * max(1, len(settings.couriers)) + 6
+    wanted = settings.concurrency_per_courier * max(1, len(settings.couriers)) + 6
+    # capped: PostgreSQL allows 100 connections by default, shared by every process
+    return min(wanted, WORKER_POOL_CAP)
 
 
 def make_engine(

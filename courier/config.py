@@ -137,7 +137,7 @@ def _overlay(data: dict[str, Any], environ: Mapping[str, str]) -> list[str]:
     for name, value in sorted(environ.items()):
         if not name.startswith(ENV_PREFIX) or name == "COURIER_CONFIG":
             continue
-        if name.startswith(("COURIER_TEST_",)):
+        if name.startswith(("COURIER_TEST_", "COURIER_BENCH_")):  # harness variables, not keys
             continue
         path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
         node = data

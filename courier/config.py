@@ -110,6 +110,11 @@ class Settings:
     metrics_bearer_token: str | None = None
     metrics_listen: str | None = None
     metrics_db_refresh_seconds: float = 30.0
+    #: PostgreSQL connections per process (None: sized for the process, courier/cli/base.py)
+    db_pool_size: int | None = None
+    db_max_overflow: int = 0
+    #: where artefacts are kept: "local" (files under pod_store) or "database"
+    artefact_store: str = "local"
     pod_store: str = "var/pod"
     pod_max_bytes: int = 5 * 1024 * 1024
     clock_epoch: datetime | None = None
@@ -185,7 +190,7 @@ def _overlay(data: dict[str, Any], environ: Mapping[str, str]) -> list[str]:
     for name, value in sorted(environ.items()):
         if not name.startswith(ENV_PREFIX) or name == "COURIER_CONFIG":
             continue
-        if name.startswith(("COURIER_TEST_",)):
+        if name.startswith(("COURIER_TEST_", "COURIER_BENCH_")):  # harness variables, not keys
             continue
         path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
         node = data
@@ -263,6 +268,9 @@ def from_mapping(data: Mapping[str, Any], source: str = "mapping") -> Settings:
         metrics_db_refresh_seconds=float(
             met.get("db_refresh_seconds", defaults.metrics_db_refresh_seconds)
         ),
+        db_pool_size=data.get("database", {}).get("pool_size"),
+        db_max_overflow=data.get("database", {}).get("max_overflow", defaults.db_max_overflow),
+        artefact_store=data.get("storage", {}).get("artefacts", defaults.artefact_store),
         pod_store=data.get("pod_store", defaults.pod_store),
         pod_max_bytes=data.get("pod_max_bytes", defaults.pod_max_bytes),
         clock_epoch=datetime.fromisoformat(epoch) if epoch else None,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 
 from courier.context import AppContext
-from courier.services import inbox, pod
+from courier.services import artefacts, inbox, pod
 from worker.loop import poll_interval, run_periodic
 
 MAX_PER_CYCLE = 200
@@ -26,7 +26,7 @@ async def once(ctx: AppContext, worker_id: str) -> int:
     if done:
         await pod.fetch_pending(
             ctx.sessions,
-            ctx.settings.pod_store,
+            artefacts.store(ctx),
             now=ctx.clock.now(),
             origins=pod.allowed_origins(ctx.settings.couriers),
             max_bytes=ctx.settings.pod_max_bytes,

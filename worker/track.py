@@ -21,7 +21,7 @@ from adapters.base import CourierAdapter, CourierError, RateLimited, TrackingEve
 from courier.context import AppContext
 from courier.db import queue
 from courier.db.queue import ClaimedPoll
-from courier.services import pod, polls
+from courier.services import artefacts, pod, polls
 from worker.loop import poll_interval, run_periodic
 
 log = structlog.get_logger()
@@ -107,7 +107,7 @@ async def once(ctx: AppContext, worker_id: str) -> int:
                 await queue.release_shipments(ctx.sessions, [i.id for i in group], owner=worker_id)
     await pod.fetch_pending(
         ctx.sessions,
-        ctx.settings.pod_store,
+        artefacts.store(ctx),
         now=ctx.clock.now(),
         origins=pod.allowed_origins(ctx.settings.couriers),
         max_bytes=ctx.settings.pod_max_bytes,

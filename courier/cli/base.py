@@ -18,7 +18,7 @@ from adapters.http import TransportPolicy
 from courier import config, logging
 from courier.config import Settings
 from courier.context import AppContext
-from courier.db.engine import is_sqlite, make_engine, make_sessions
+from courier.db.engine import is_sqlite, make_engine, make_sessions, pool_size_for
 from courier.db.limits import DatabaseGate
 from courier.metrics import PrometheusObserver
 
@@ -70,12 +70,16 @@ def pepper_error(settings: Settings) -> str | None:
     )
 
 
-def build_context(settings: Settings) -> AppContext:
+def build_context(settings: Settings, *, worker: bool = False) -> AppContext:
     """Engine, sessions, the clock and one adapter per configured courier, its calls counted in
     the process's metrics. ``serve`` needs the adapters for the push receivers' signature checks,
-    ``work`` for everything else."""
+    ``work`` (``worker=True``) for everything else."""
     clock = settings.clock()
-    engine = make_engine(settings.database_url)
+    engine = make_engine(
+        settings.database_url,
+        pool_size=pool_size_for(settings, worker=worker),
+        max_overflow=settings.db_max_overflow,
+    )
     observer = PrometheusObserver()
     # one account's rate and daily quota for every process of the deployment, kept across
     # restarts (courier/db/limits.py)

@@ -59,7 +59,7 @@ async def _main(settings: Settings, loops: list[str], worker_id: str, once: bool
     # imported here: courier/ never imports worker/ except through the composition root
     from worker.runner import run_once, run_worker
 
-    ctx = build_context(settings)
+    ctx = build_context(settings, worker=True)
     try:
         if once:
             done = await run_once(ctx, worker_id=worker_id, loops=loops)

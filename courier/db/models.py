@@ -20,6 +20,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -344,16 +345,27 @@ class InboxItem(Base):
     """Verified courier pushes, stored before they are processed."""
 
     __tablename__ = "inbox"
+    __table_args__ = (
+        # the claim (courier/db/queue.py take_inbox) and the inbox lag (courier/metrics.py)
+        # read only rows still to apply
+        Index(
+            "ix_inbox_unprocessed",
+            "id",
+            postgresql_where=text("processed_at IS NULL"),
+            sqlite_where=text("processed_at IS NULL"),
+        ),
+    )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     courier_code: Mapped[str] = mapped_column(String(16))
     dedupe_key: Mapped[str] = mapped_column(String(64), unique=True)
     body: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    # both found through ix_inbox_unprocessed only: see migration 0011_perf
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
     # when the inbox loop may try this row again (None: at once); due rows are found in SQL
-    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class OutboxItem(Base):
@@ -577,3 +589,12 @@ class WorkingDay(Base):
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     ordinal: Mapped[int] = mapped_column(Integer)
     working: Mapped[bool] = mapped_column(Boolean)
+class StoredArtefact(Base):
+    """An artefact's bytes kept in the database (``storage.artefacts = "database"``:
+    courier/services/artefacts.py), by their sha256: immutable, written once."""
+
+    __tablename__ = "artefacts"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

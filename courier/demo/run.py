@@ -60,7 +60,14 @@ from courier import config, metrics
 from courier import logging as courier_logging
 from courier.cli.contracts import scorecard_table
 from courier.context import AppContext
-from courier.db.engine import SessionFactory, make_engine, make_sessions, transaction
+from courier.db.engine import (
+    POOL_SIZE,
+    SessionFactory,
+    make_engine,
+    make_sessions,
+    pool_size_for,
+    transaction,
+)
 from courier.db.migrate import upgrade
 from courier.db.models import (
     OPEN_SHIPMENT_STATUSES,
@@ -740,7 +747,10 @@ async def run_demo(opts: DemoOptions, out: Console, run_worker: WorkerRunner) ->
     settings = build_settings(
         opts, port=port, epoch=epoch, couriers=couriers, smtp_port=mailbox.port
     )
-    engine = make_engine(settings.database_url)
+    # one process serves and works: the worker's pool plus serve's
+    engine = make_engine(
+        settings.database_url, pool_size=pool_size_for(settings, worker=True) + POOL_SIZE
+    )
     sessions = make_sessions(engine)
     adapters: dict[str, CourierAdapter] = {}
     stopping = asyncio.Event()

@@ -40,7 +40,11 @@ from courier.services import items, tracking
 log = structlog.get_logger()
 
 MAX_ATTEMPTS = 16  # tries of one row in all; a poisoned row is set straight to this
-BATCH = 5  # rows taken per transaction: small, so other workers take the next ones
+# rows taken per transaction (each in its own savepoint): the claim, BEGIN and COMMIT are
+# shared by the batch, and a transaction still holds its shipments' locks only briefly. Several
+# transactions of one worker at once were tried and dropped: two of them locking the same two
+# shipments in opposite order deadlock, and a deadlocked row waits a minute for its retry
+BATCH = 10
 # waits between tries (clock seconds): 1, 2, 4 … minutes (plus up to a minute), at most a day
 RETRY_FIRST = 60.0
 RETRY_CAP = 24 * 3600.0

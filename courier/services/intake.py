@@ -277,17 +277,19 @@ async def delivery_of(session: AsyncSession, application_id: int) -> Delivery | 
     return (await session.execute(query)).scalar_one_or_none()
 
 
+# built once per dialect, the values bound per request (every PUT runs it)
+_INSERT_APPLICATION = {
+    name: dialect.insert(Application)
+    .on_conflict_do_nothing(index_elements=["office_id", "application_no"])
+    .returning(Application.id)
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
+
+
 async def _insert_application(session: AsyncSession, values: dict[str, Any]) -> int | None:
     """INSERT … ON CONFLICT (office_id, application_no) DO NOTHING; the new id or None."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = (
-        insert(Application)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["office_id", "application_no"])
-        .returning(Application.id)
-    )
-    new_id = (await session.execute(stmt)).scalar_one_or_none()
+    stmt = _INSERT_APPLICATION[session.get_bind().dialect.name]
+    new_id = (await session.execute(stmt, values)).scalar_one_or_none()
     return int(new_id) if new_id is not None else None
 
 

@@ -18,7 +18,6 @@ caller's office and finds nothing outside it (invariant 5).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,7 +31,7 @@ from courier.context import AppContext
 from courier.db.engine import transaction
 from courier.db.models import Application, Delivery, Manifest, ManifestItem, Office, Shipment
 from courier.domain import envelopes
-from courier.services import audit, lifecycle, pod
+from courier.services import artefacts, audit, lifecycle, pod
 from courier.services.dispatch import Destination, acting_person, destination
 from courier.services.errors import Kind, ServiceError, invalid, unique_race
 from courier.services.staff import Caller
@@ -440,13 +439,13 @@ async def hand_over(
     signature_png: bytes,
 ) -> ManifestView:
     """Both sides sign. The courier agent's signature image is kept in the proof-of-delivery
-    store first, outside the transaction (writing a file is slow and need not hold a lock)."""
+    store first, outside the transaction (writing it is slow and need not hold a lock)."""
     now = ctx.clock.now()
     async with ctx.sessions() as session:
         # not found before anything is written for another office's manifest
         await _manifest_of_office(session, caller.office_id, manifest_id, lock=False)
     # content-addressed and idempotent: kept even if the handover is then refused, harmlessly
-    digest = await asyncio.to_thread(pod.store_bytes, ctx.settings.pod_store, signature_png)
+    digest = await artefacts.store(ctx).put(signature_png)
     async with transaction(ctx.sessions) as session:
         signer = await acting_person(
             session,

@@ -7,8 +7,9 @@ Two steps, so that a crash between them loses nothing:
    courier wrote it and its category, and each artefact link marked ``pending``.
 2. :func:`fetch_pending` (called by the tracking and inbox loops) downloads pending artefacts
    while their signed links still work, stores each file content-addressed by sha256 under
-   ``settings.pod_store`` (written to a temporary file, then renamed: a reader never sees half a
-   file, and storing the same bytes twice is a no-op), and replaces the link by the digest.
+   the configured artefact store (courier/services/artefacts.py: the local folder
+   ``settings.pod_store`` or the database; storing the same bytes twice is a no-op), and
+   replaces the link by the digest.
 
 A link that fails is tried again later, each artefact on its own schedule (the next try time
 is kept in the artefact's JSON as ``next_try_at``; delays grow exponentially: the one backoff
@@ -38,12 +39,9 @@ and in the office's ``pod_missing`` exception item; the worker carries on.
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import ipaddress
 import os
 import socket
-import tempfile
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -67,6 +65,7 @@ from courier.db.models import Delivery, Proof, Shipment
 from courier.domain.exception_kinds import ExceptionKind
 from courier.domain.handover import classify_relation
 from courier.services import items
+from courier.services.artefacts import ArtefactStore, LocalArtefacts, artefact_path, store_bytes
 
 log = structlog.get_logger()
 
@@ -117,32 +116,10 @@ async def record_proof(
 
 
 # --------------------------------------------------------------------------------------------
-# Content-addressed store
+# Content-addressed store: courier/services/artefacts.py (``artefact_path`` and ``store_bytes``
+# are the local folder's, kept here by name for their callers)
 
-
-def artefact_path(root: str | os.PathLike[str], sha256: str) -> Path:
-    """``<root>/ab/abcdef…``: two-level fan-out keeps directories small."""
-    return Path(root) / sha256[:2] / sha256
-
-
-def store_bytes(root: str | os.PathLike[str], data: bytes) -> str:
-    """Write ``data`` under its sha256 (atomically, once); return the digest."""
-    digest = hashlib.sha256(data).hexdigest()
-    path = artefact_path(root, digest)
-    if path.exists():
-        return digest
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return digest
+__all__ = ["artefact_path", "store_bytes"]
 
 
 @dataclass(frozen=True)
@@ -391,7 +368,7 @@ async def _pending(sessions: SessionFactory, now: datetime, limit: int) -> list[
 
 async def fetch_pending(
     sessions: SessionFactory,
-    store: str | os.PathLike[str],
+    store: ArtefactStore | str | os.PathLike[str],
     *,
     now: datetime,
     origins: Mapping[str, Collection[PodOrigin]],
@@ -404,6 +381,8 @@ async def fetch_pending(
     pending = await _pending(sessions, now, limit)
     if not pending:
         return 0
+    if isinstance(store, str | os.PathLike):
+        store = LocalArtefacts(Path(store))
     clients: dict[str, aiohttp.ClientSession] = {}  # one per courier: its own private-address rule
     stored = 0
     try:
@@ -447,7 +426,7 @@ def _failed(artefact: dict[str, Any], error: str, attempts: int) -> dict[str, An
 
 async def _fetch_one(
     client: aiohttp.ClientSession,
-    store: str | os.PathLike[str],
+    store: ArtefactStore,
     artefact: dict[str, Any],
     *,
     allowed: Collection[PodOrigin],
@@ -495,7 +474,7 @@ async def _fetch_one(
             "error": str(err),
             "next_try_at": retry_at.isoformat(),
         }
-    digest = await asyncio.to_thread(store_bytes, store, fetched.data)
+    digest = await store.put(fetched.data)
     return {
         "kind": artefact["kind"],
         "state": "stored",

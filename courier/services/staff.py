@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import schemas
 from adapters import registry
 from courier.context import AppContext
-from courier.db.engine import transaction
+from courier.db.engine import one_statement
 from courier.db.models import ApiToken, Office, StaffUser
 from courier.domain.deadlines import DEFAULT_COLLECT_DAYS
 from courier.services import audit, hashing
@@ -41,6 +41,22 @@ _USERNAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789._-")
 # last_used_at is a hint for audits of stale tokens, not a log: refresh it at most this often so
 # a busy token does not turn every read into a write
 _TOUCH_EVERY = timedelta(minutes=5)
+# built once: every API request looks its token up (authenticate)
+_TOKEN_LOOKUP = (
+    select(
+        ApiToken.id,
+        ApiToken.office_id,
+        ApiToken.role,
+        ApiToken.staff_user_id,
+        ApiToken.revoked_at,
+        ApiToken.expires_at,
+        ApiToken.created_at,
+        ApiToken.last_used_at,
+        StaffUser.active.label("user_active"),
+    )
+    .outerjoin(StaffUser, StaffUser.id == ApiToken.staff_user_id)
+    .where(ApiToken.token_hash == bindparam("token_hash"))
+)
 MAX_TOKEN_LIFETIME = timedelta(days=3650)
 DEFAULT_TOKEN_LIFETIME = timedelta(days=90)  # as security.token_lifetime_days' default
 
@@ -477,18 +493,27 @@ class Caller:
 async def authenticate(ctx: AppContext, plaintext: str) -> Caller | None:
     """The caller an API token stands for, or None for an unknown, revoked or expired token or
     one whose staff account is disabled (the answer does not say which). Refreshes the token's
-    ``last_used_at`` when it is stale."""
+    ``last_used_at`` when it is stale.
+
+    Every API request runs this before its use case, so it is a single Core statement on a
+    connection of its own (:func:`courier.db.engine.one_statement`: no BEGIN and COMMIT on
+    PostgreSQL, no ORM session); the rare refresh is one more statement, atomic on its own."""
     now = ctx.clock.now()
     lifetime = timedelta(days=ctx.settings.token_lifetime_days)
-    async with transaction(ctx.sessions) as session:
-        token = await find_active_token(session, plaintext, now=now, default_lifetime=lifetime)
-        if token is None:
+    async with one_statement(ctx.engine) as conn:
+        row = (
+            await conn.execute(_TOKEN_LOOKUP, {"token_hash": hashing.hash_token(plaintext)})
+        ).first()
+        if row is None or row.revoked_at is not None:
             return None
-        if token.last_used_at is None or now - token.last_used_at > _TOUCH_EVERY:
-            token.last_used_at = now
+        if now >= (row.expires_at or row.created_at + lifetime):
+            return None
+        if row.staff_user_id is not None and not row.user_active:
+            return None
+        if row.last_used_at is None or now - row.last_used_at > _TOUCH_EVERY:
+            await conn.execute(
+                update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now)
+            )
         return Caller(
-            office_id=token.office_id,
-            actor=f"token:{token.id}",
-            role=token.role,
-            token_id=token.id,
+            office_id=row.office_id, actor=f"token:{row.id}", role=row.role, token_id=row.id
         )

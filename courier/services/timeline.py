@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import or_, select
@@ -25,7 +24,7 @@ from courier.db.models import (
     Shipment,
     StaffUser,
 )
-from courier.services import pod
+from courier.services import artefacts
 from courier.services.dispatch import DeliveryView, _delivery_view
 from courier.services.errors import Kind, ServiceError
 from courier.services.staff import Caller
@@ -72,7 +71,7 @@ class DeliveryPage:
 
 @dataclass(frozen=True, slots=True)
 class StoredArtefact:
-    path: Path
+    data: bytes
     content_type: str
 
 
@@ -253,12 +252,15 @@ async def stored_artefact(
     if not (0 <= index < len(found)) or found[index].get("state") != "stored":
         raise ServiceError(Kind.NOT_FOUND, "unknown_artefact", "no such artefact")
     artefact = found[index]
-    path = pod.artefact_path(ctx.settings.pod_store, str(artefact["sha256"]))
+    # from whichever store this deployment keeps artefacts in (storage.artefacts)
+    data = await artefacts.store(ctx).get(str(artefact["sha256"]))
+    if data is None:
+        raise ServiceError(Kind.NOT_FOUND, "unknown_artefact", "no such artefact")
     # only the types the store accepted are served as such (the file was sniffed when kept)
     content_type = str(artefact.get("content_type", "")).split(";")[0].strip().lower()
     if content_type not in _SERVED_TYPES:
         content_type = "application/octet-stream"
-    return StoredArtefact(path, content_type)
+    return StoredArtefact(data, content_type)
 
 
 _SERVED_TYPES = frozenset({"image/jpeg", "image/png", "image/webp", "application/pdf"})

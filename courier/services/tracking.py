@@ -130,6 +130,16 @@ async def apply_events(
     """Store ``events`` (this shipment's) and move the shipment forward; see the module doc."""
     before = Status(shipment.status)
     applied = Applied(before=before, after=before)
+    # one round trip for the delivery, its office and its application: the gets below (and
+    # items.personal_values) then find them in the session
+    (
+        await session.execute(
+            select(Delivery, Office, Application)
+            .join(Office, Office.id == Delivery.office_id)
+            .outerjoin(Application, Application.id == Delivery.application_id)
+            .where(Delivery.id == shipment.delivery_id)
+        )
+    ).all()
     delivery = await session.get(Delivery, shipment.delivery_id)
     if delivery is None:  # pragma: no cover - a foreign key guarantees it
         raise LookupError(f"shipment {shipment.id} has no delivery")

@@ -50,6 +50,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "courier.web.optin",
     "courier.web.regions",
     "courier.web.dispatch",
+    "courier.web.artefacts",
     "courier.web.manifests",
     "courier.web.actions",
     "courier.web.console_api",

@@ -387,10 +387,8 @@ async def pod_artefact(request: web.Request) -> web.StreamResponse:
     found = await timeline.stored_artefact(
         context_of(request), caller, delivery_id, numbers["id"], int(index_text)
     )
-    if not found.path.is_file():
-        return error_page(request, 404)
-    response = web.FileResponse(
-        found.path,
+    response = web.Response(
+        body=found.data,
         headers={
             "Content-Type": found.content_type,
             "Cache-Control": "private, no-store",

@@ -58,6 +58,7 @@ class Operation:
     roles: tuple[str, ...] = ()
     request: str | None = None  # schema name of the JSON body
     response: str | None = None  # schema name of the success body
+    binary: tuple[str, ...] = ()  # media types of a success body that is a file, not JSON
     status: int = 200
     also_status: tuple[int, ...] = ()  # other success statuses with the same body (201 on create)
     errors: tuple[int, ...] = ()  # error statuses beyond those implied by body and auth
@@ -68,7 +69,6 @@ class Operation:
     description: str = ""
     request_type: str = "application/json"
     uses_database: bool = True  # 503 when the database cannot be reached
-    response_type: str = "application/json"  # application/pdf: a printed document
     extra: Mapping[str, Any] = field(default_factory=dict)
     alt_content: Mapping[str, Any] = field(default_factory=dict)  # other success media types
 
@@ -316,6 +316,22 @@ CATALOGUE: tuple[Operation, ...] = (
         description="State and reason, shipments, tracking events with the couriers' raw codes, "
         "custody chain, handover and open items, with the applicant's name and phone. "
         + _OFFICE_SCOPED,
+    ),
+    Operation(
+        "GET",
+        "/api/v1/deliveries/{id}/artefacts/{sha256}",
+        "getDeliveryArtefact",
+        "A proof-of-delivery photo or signature the courier sent",
+        "dispatch",
+        auth="staff",
+        roles=("dispatcher",),
+        params=(RECORD_ID, Param("sha256", "artefact_sha256")),
+        errors=(404,),
+        description="The file as the worker kept it (JPEG, PNG, WebP or PDF, with its type), "
+        'from the configured artefact store: with `storage.artefacts = "database"` any '
+        "process shows what any worker fetched. 404 for a digest the delivery's proof does not "
+        "name or bytes not kept (yet). " + _OFFICE_SCOPED,
+        binary=("image/jpeg", "image/png", "image/webp", "application/pdf"),
     ),
     Operation(
         "POST",
@@ -611,7 +627,7 @@ CATALOGUE: tuple[Operation, ...] = (
         roles=("dispatcher",),
         params=(RECORD_ID,),
         errors=(404, 409),
-        response_type="application/pdf",
+        binary=("application/pdf",),
         description="Rendered by us for both couriers (neither gives a label to print): "
         "sender, receiver, weight, service, waybill and reference; no application number, "
         "passport data or tracking link. 409 when nothing is booked. " + _OFFICE_SCOPED,
@@ -626,7 +642,7 @@ CATALOGUE: tuple[Operation, ...] = (
         roles=("dispatcher",),
         params=(Param("date", "date", where="query", required=False, source=_PACKING),),
         errors=(422,),
-        response_type="application/pdf",
+        binary=("application/pdf",),
         description="Every shipment of the office booked that day (WIB; today by default) and "
         "still waiting for pickup.",
     ),
@@ -640,7 +656,7 @@ CATALOGUE: tuple[Operation, ...] = (
         roles=("dispatcher",),
         params=(RECORD_ID,),
         errors=(404,),
-        response_type="application/pdf",
+        binary=("application/pdf",),
         description="Application numbers, masked names, seals, waybills and destination "
         "regencies; the pickup slot; signature lines for the office and the courier's agent. "
         + _OFFICE_SCOPED,
@@ -894,8 +910,8 @@ def _parameter(param: Param) -> dict[str, Any]:
 
 def _success(op: Operation) -> dict[str, Any]:
     body: dict[str, Any] = {"description": "Success"}
-    if op.response_type != "application/json":
-        body["content"] = {op.response_type: {"schema": {"type": "string", "format": "binary"}}}
+    if op.binary:  # a file: a photo, a printed PDF
+        body["content"] = {t: {"schema": {"type": "string", "format": "binary"}} for t in op.binary}
     elif op.response is not None:
         body["content"] = {"application/json": {"schema": _schema_ref(op.response)}}
         body["content"].update(op.alt_content)

@@ -21,6 +21,7 @@ import structlog
 from aiohttp import web
 
 from adapters.base import CourierAdapter, CourierError, PushReply
+from courier import logging as courier_logging
 from courier.services import pushes
 from courier.web.errors import ApiError, not_found
 from courier.web.keys import context_of
@@ -72,11 +73,8 @@ async def receive(request: web.Request) -> web.Response:
         log.warning("webhook.unparseable", courier=code, error=type(err).__name__)
         return _reply(adapter.push_ack(False))
     stored = await pushes.store_push(ctx, courier_code=code, raw=raw)
-    log.info(
-        "webhook.accepted",
-        courier=code,
-        inbox_id=stored.inbox_id,
-        duplicate=stored.duplicate,
-        events=len(events),
+    # said on the request's own log line (courier/web/app.py): one line per push
+    courier_logging.bind(
+        courier=code, inbox_id=stored.inbox_id, duplicate=stored.duplicate, events=len(events)
     )
     return _reply(adapter.push_ack(True))

@@ -29,7 +29,7 @@ from core.status import Status
 from courier.db.engine import SessionFactory, transaction
 from courier.db.models import Application, Delivery, Handover, Proof, Shipment, StaffUser
 from courier.domain.exception_kinds import ExceptionKind
-from courier.services import items, notices, pod, staff, tracking
+from courier.services import artefacts, items, notices, staff, tracking
 from courier.services.intake import hash_passport_no
 from courier.services.staff import ROLES
 
@@ -49,6 +49,7 @@ class Office:
     item_id: int = 0  # an open exception item of the delivery
     proof_id: int = 0  # the delivery's proof, with one stored photo (artefact 0)
     contract_id: int | None = None
+    artefact_sha256: str = ""  # the courier's photo on the delivered delivery's proof
 
 
 @dataclass
@@ -129,6 +130,7 @@ async def _office(kit: kit_.Kit, code: str, start: int) -> Office:
             select(Handover.id).where(Handover.delivery_id == delivery_id)
         )
     assert handover_id is not None
+    digest = await artefacts.store(kit.ctx).put(PNG)  # the courier's photo, as the worker keeps it
     async with transaction(sessions) as session:  # an open item; a stored proof photo
         item_id = await items.open_exception(
             session,
@@ -140,7 +142,6 @@ async def _office(kit: kit_.Kit, code: str, start: int) -> Office:
             delivery_id=delivery_id,
         )
         assert item_id is not None
-        digest = pod.store_bytes(kit.pod_store, PNG)
         proof = await session.scalar(select(Proof).where(Proof.shipment_id == shipment_id))
         assert proof is not None
         proof.artefacts = [
@@ -165,6 +166,7 @@ async def _office(kit: kit_.Kit, code: str, start: int) -> Office:
         int(handover_id),
         item_id=item_id,
         proof_id=proof_id,
+        artefact_sha256=digest,
     )
 
 
@@ -346,6 +348,7 @@ def _path(site: Site, template: str, office: str, app_no: str) -> str:
         "id": str(record),
         "delivery_id": str(o.delivery_id),  # not on the manifest: the use case answers 409
         "stop": notices.optout_token(site.kit.ctx.settings, o.delivery_id),
+        "sha256": o.artefact_sha256,
     }
     path = template
     for name, value in values.items():

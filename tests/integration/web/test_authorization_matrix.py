@@ -70,6 +70,7 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/applications/{application_no}/ready"): Rule("staff", ("intake",), True),
     ("GET", "/api/v1/exceptions"): Rule("staff", DISPATCH),
     ("GET", "/api/v1/deliveries/{id}"): Rule("staff", DISPATCH, True),
+    ("GET", "/api/v1/deliveries/{id}/artefacts/{sha256}"): Rule("staff", DISPATCH, True),
     ("POST", "/api/v1/handovers/{id}/review"): Rule("staff", DISPATCH, True),
     ("POST", "/api/v1/deliveries/{id}/reship"): Rule("staff", DISPATCH, True),
     ("POST", "/api/v1/deliveries/{id}/collected"): Rule("staff", DISPATCH, True),

@@ -589,6 +589,8 @@ class WorkingDay(Base):
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     ordinal: Mapped[int] = mapped_column(Integer)
     working: Mapped[bool] = mapped_column(Boolean)
+
+
 class StoredArtefact(Base):
     """An artefact's bytes kept in the database (``storage.artefacts = "database"``:
     courier/services/artefacts.py), by their sha256: immutable, written once."""

@@ -31,7 +31,7 @@ from courier.context import AppContext
 from courier.db.engine import transaction
 from courier.db.models import Application, Delivery, Manifest, ManifestItem, Office, Shipment
 from courier.domain import envelopes
-from courier.services import artefacts, audit, lifecycle, pod
+from courier.services import artefacts, audit, lifecycle
 from courier.services.dispatch import Destination, acting_person, destination
 from courier.services.errors import Kind, ServiceError, invalid, unique_race
 from courier.services.staff import Caller

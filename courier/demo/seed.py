@@ -301,10 +301,11 @@ def plan_day(day: date, *, seed: int = 2026, count: int = 110) -> DemoDay:
     """The day's applicants, drawn from ``seed`` (same seed, same day)."""
     rng = random.Random(f"{seed}:{day.isoformat()}")
     homes: list[str] = []
+    scale = min(1.0, count / 110)
     for regency, _, n in OUT_OF_AREA:
-        homes += [regency] * n
-    scale = count / 110
-    homes = homes[: max(1, round(len(homes) * scale))]
+        # a smaller day keeps every out-of-area regency (the contract lapse needs its two)
+        homes += [regency] * max(1, round(n * scale))
+    homes = homes[:count]
     while len(homes) < count:
         homes.append(rng.choice(HOME_REGENCIES))
     rng.shuffle(homes)

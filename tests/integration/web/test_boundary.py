@@ -326,9 +326,12 @@ async def test_two_manifests_sealed_with_one_number_at_once_is_a_409(
     async def blocked_on_our_write() -> None:
         """Until another transaction waits on a lock: the second request, past its check, is
         writing the same seal number and waits for ours to commit (PostgreSQL)."""
+        # waiting on the seal write itself (the UNIQUE index), not on any other lock a busy
+        # request may meet first (a token's last use, a counter)
         query = text(
             "SELECT count(*) FROM pg_stat_activity "
-            "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            "WHERE wait_event_type = 'Lock' AND datname = current_database() "
+            "AND query ILIKE '%manifest_items%'"
         )
         for _ in range(200):
             async with site.kit.ctx.engine.connect() as conn:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -30,28 +31,59 @@ def parse(argv: list[str] | None = None) -> Options:
         "duplicate order, no delivery lost, no status regression, no silent shipment past its "
         "limit without an item, every audit and custody record, no personal data in any log.",
     )
-    p.add_argument("--backend", choices=("postgresql", "sqlite"), default="postgresql",
-                   help="postgresql (default; COURIER_BENCH_PG_URL or --pg-url names a server "
-                   "whose user may create databases) or sqlite (one worker: one writer)")
-    p.add_argument("--pg-url", default=os.environ.get("COURIER_BENCH_PG_URL", DEFAULT_PG),
-                   help=f"PostgreSQL server to create the run's database on (default {DEFAULT_PG})")
-    p.add_argument("--deliveries", type=int, default=1000, help="deliveries (default 1000; at most 1200)")
-    p.add_argument("--workers", type=int, default=3, help="worker processes on PostgreSQL (default 3)")
+    p.add_argument(
+        "--backend",
+        choices=("postgresql", "sqlite"),
+        default="postgresql",
+        help="postgresql (default; COURIER_BENCH_PG_URL or --pg-url names a server "
+        "whose user may create databases) or sqlite (one worker: one writer)",
+    )
+    p.add_argument(
+        "--pg-url",
+        default=os.environ.get("COURIER_BENCH_PG_URL", DEFAULT_PG),
+        help=f"PostgreSQL server to create the run's database on (default {DEFAULT_PG})",
+    )
+    p.add_argument(
+        "--deliveries", type=int, default=1000, help="deliveries (default 1000; at most 1200)"
+    )
+    p.add_argument(
+        "--workers", type=int, default=3, help="worker processes on PostgreSQL (default 3)"
+    )
     p.add_argument("--kills", type=int, default=30, help="at least this many SIGKILLs (default 30)")
-    p.add_argument("--kill-every", type=float, default=3.0,
-                   help="mean wall seconds between kills (default 3)")
-    p.add_argument("--outage-seconds", type=float, default=5.0,
-                   help="wall seconds every database connection is cut (PostgreSQL; 0: none)")
-    p.add_argument("--speed", type=float, default=3000.0,
-                   help="service-clock seconds per wall second (default 3000: a day in ~29 s)")
-    p.add_argument("--fast-outcomes", action="store_true",
-                   help="only parcels that are delivered (returns and losses take ~9 days)")
+    p.add_argument(
+        "--kill-every", type=float, default=3.0, help="mean wall seconds between kills (default 3)"
+    )
+    p.add_argument(
+        "--outage-seconds",
+        type=float,
+        default=5.0,
+        help="wall seconds every database connection is cut (PostgreSQL; 0: none)",
+    )
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=3000.0,
+        help="service-clock seconds per wall second (default 3000: a day in ~29 s)",
+    )
+    p.add_argument(
+        "--fast-outcomes",
+        action="store_true",
+        help="only parcels that are delivered (returns and losses take ~9 days)",
+    )
     p.add_argument("--seed", type=int, default=14, help="seed of applicants, outcomes and kills")
-    p.add_argument("--timeout", type=float, default=900.0,
-                   help="wall seconds to wait for every delivery to come to rest (default 900)")
-    p.add_argument("--keep", type=Path, default=None,
-                   help="keep the configuration and every process's log in this folder")
-    a = p.parse_args(argv)  # fmt: skip
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=900.0,
+        help="wall seconds to wait for every delivery to come to rest (default 900)",
+    )
+    p.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        help="keep the configuration and every process's log in this folder",
+    )
+    a = p.parse_args(argv)
     if not 1 <= a.deliveries <= 1200 or not 1 <= a.workers <= 8 or a.speed <= 0:
         p.error("--deliveries 1..1200, --workers 1..8 and a positive --speed, please")
     return Options(
@@ -87,9 +119,14 @@ def table(opts: Options, outcome: Outcome, tally: Tally) -> Table:
     return t
 
 
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM too: the run's processes, proxy and database are removed
+
+
 def main(argv: list[str] | None = None) -> int:
     opts = parse(argv)
-    console = Console(highlight=False, soft_wrap=True)
+    signal.signal(signal.SIGTERM, _interrupted)
+    console = Console(highlight=False, soft_wrap=True, force_terminal=False)
     opts = Options(**{**opts.__dict__, "progress": console.print})
     outcome, tally = asyncio.run(run(opts))
     console.print(table(opts, outcome, tally))

@@ -147,6 +147,10 @@ async def verify(
     out.count("status regressions", _regressions(audit))
     out.count("unattended past limit", _unattended(ships, items, offices, deliveries, now))
     out.count("missing audit or custody", _records(ships, audit, custody, handovers, proofs))
+    logs = list(logs)
+    out.figures["error log lines"] = ", ".join(
+        f"{k} {v}" for k, v in sorted(_error_lines(logs).items())
+    )
     out.count("personal data in logs", _personal_data(people, logs))
     return out
 
@@ -286,6 +290,18 @@ def _personal_data(people: Sequence[Applicant], logs: Iterable[Path]) -> list[st
             application = needles.get(match.group(0).lower())
             if application is not None:
                 found.append(f"{path.name}: {match.group(0)!r} (application {application})")
+    return found
+
+
+ERROR_LINE = re.compile(r'"event": "([^"]+)"[^\n]*"level": "error"')
+
+
+def _error_lines(logs: Iterable[Path]) -> Counter[str]:
+    """Error-level log lines by event: not violations in themselves (a courier's 5xx is logged
+    as an error), but where to look first."""
+    found: Counter[str] = Counter()
+    for path in logs:
+        found.update(ERROR_LINE.findall(path.read_text(encoding="utf-8", errors="replace")))
     return found
 
 

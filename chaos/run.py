@@ -39,14 +39,16 @@ from typing import Any
 
 import tomli_w
 from aiohttp import web
+from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from bench.common import fresh_pg_db
 from chaos import checks
 from chaos.seed import Applicant, applicants, seed
 from core.clock import ScaledClock
-from courier.db.engine import make_engine, make_sessions
+from courier.db.engine import SessionFactory, make_engine, make_sessions
 from courier.db.migrate import upgrade
+from courier.db.models import AuditEntry, Shipment
 from simulators import jnt as jnt_sim
 from simulators import posind as pos_sim
 from simulators.lifecycle import OUTCOME_WEIGHTS, OUTCOMES
@@ -144,9 +146,7 @@ class Processes:
         env["COURIER_CONFIG"] = str(self.config)
         path = self.folder / f"{self.n:03d}-{name}.log"
         with open(path, "wb") as log:
-            proc = subprocess.Popen(
-                [COURIER, *args], env=env, stdout=log, stderr=subprocess.STDOUT
-            )
+            proc = subprocess.Popen([COURIER, *args], env=env, stdout=log, stderr=subprocess.STDOUT)
         self.all.append(proc)
         self.log_of[proc.pid] = path
         return proc
@@ -163,8 +163,9 @@ class Processes:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + within
-        while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
+        await _until(
+            lambda: all(p.poll() is not None for p in procs) or time.monotonic() > deadline
+        )
         for proc in procs:
             if proc.poll() is None:
                 proc.kill()
@@ -180,14 +181,26 @@ class Processes:
 @contextlib.asynccontextmanager
 async def _database(opts: Options, folder: Path) -> AsyncIterator[str]:
     if opts.backend == "sqlite":
-        for old in folder.glob("chaos.db*"):  # a kept folder's earlier run
-            old.unlink()
+        await asyncio.to_thread(_forget_earlier_run, folder)
         url = f"sqlite+aiosqlite:///{folder / 'chaos.db'}"
         await asyncio.to_thread(upgrade, url)
         yield url
     else:
         async with fresh_pg_db(opts.pg_url, "chaos") as url:
             yield url
+
+
+def _forget_earlier_run(folder: Path) -> None:
+    for old in folder.glob("chaos.db*"):  # a kept folder's SQLite file
+        old.unlink()
+
+
+async def _until(done: Callable[[], bool], every: float = 0.2) -> None:
+    """Wait (polling) until ``done()``: processes and log files have no event to await."""
+    while True:
+        if done():
+            return
+        await asyncio.sleep(every)
 
 
 async def _simulator(app: web.Application) -> tuple[web.AppRunner, str]:
@@ -213,7 +226,7 @@ def _config(
             # six wall seconds: a killed worker's work is free again soon, and no call with
             # its retries (a few wall seconds at worst) outlives its lease
             "lease_seconds": math.ceil(6 * opts.speed),
-            "poll_seconds": 0.1,
+            "poll_seconds": 0.5,  # wall: due work wakes PostgreSQL workers at once (LISTEN)
             "grace_seconds": 5,
             "concurrency_per_courier": 4,
             # a minute of wall time: an outage and a killed worker's lease fit in it
@@ -311,9 +324,13 @@ async def _run(
         config.write_bytes(tomli_w.dumps(_config(opts, folder, served_url, urls, clock)).encode())
         procs = Processes(folder, config)
         serve = procs.spawn(["serve", "--host", "127.0.0.1", "--port", str(serve_port)], "serve")
-        live = [procs.spawn(["work", "--worker-id", f"w{i}"], f"worker-w{i}") for i in range(workers)]
+        live = [
+            procs.spawn(["work", "--worker-id", f"w{i}"], f"worker-w{i}") for i in range(workers)
+        ]
         await _up(serve_port, serve)
-        say(f"serve on :{serve_port}, {workers} worker(s), simulators at {urls['jnt']} and {urls['posind']}")
+        say(
+            f"serve on :{serve_port}, {workers} worker(s), simulators at {', '.join(urls.values())}"
+        )
 
         stop = asyncio.Event()
         jnt = jnt_app[jnt_sim.SIM_KEY]
@@ -360,7 +377,9 @@ async def _up(port: int, serve: subprocess.Popen[bytes], within: float = 60.0) -
         await asyncio.sleep(0.2)
 
 
-async def _push(jnt: jnt_sim.JntSimulator, opts: Options, tally: Tally, stop: asyncio.Event) -> None:
+async def _push(
+    jnt: jnt_sim.JntSimulator, opts: Options, tally: Tally, stop: asyncio.Event
+) -> None:
     """J&T pushes what is new every ``push_every`` wall seconds; some batches twice, some with
     parcels and scans in reverse order."""
     rng = random.Random(opts.seed + 1)
@@ -378,7 +397,7 @@ async def _push(jnt: jnt_sim.JntSimulator, opts: Options, tally: Tally, stop: as
 
 async def _kill(
     procs: Processes,
-    sessions: Any,
+    sessions: SessionFactory,
     live: list[subprocess.Popen[bytes]],
     opts: Options,
     tally: Tally,
@@ -393,10 +412,11 @@ async def _kill(
     rng = random.Random(opts.seed + 2)
     moments = sorted(rng.uniform(0.3, 6.0) * opts.deliveries for _ in range(opts.kills))
     while not stop.is_set():
-        while not stop.is_set() and not any(procs.working(proc) for proc in live):
-            await asyncio.sleep(0.2)
+        await _until(lambda: stop.is_set() or any(procs.working(proc) for proc in live))
         if moments:
-            while not stop.is_set() and await _audited(sessions) < moments[0]:
+            while not stop.is_set():
+                if await _audited(sessions) >= moments[0]:
+                    break
                 await asyncio.sleep(0.3)
             moments.pop(0)
         with contextlib.suppress(TimeoutError):
@@ -413,11 +433,7 @@ async def _kill(
         tally.restarts += 1
 
 
-async def _audited(sessions: Any) -> int:
-    from sqlalchemy import func, select
-
-    from courier.db.models import AuditEntry
-
+async def _audited(sessions: SessionFactory) -> int:
     with contextlib.suppress(Exception):  # the database may be cut off just now: ask again
         async with sessions() as session:
             return int(await session.scalar(select(func.count()).select_from(AuditEntry)) or 0)
@@ -425,11 +441,13 @@ async def _audited(sessions: Any) -> int:
 
 
 async def _outage(
-    proxy: TcpProxy, sessions: Any, total: int, opts: Options, tally: Tally
+    proxy: TcpProxy, sessions: SessionFactory, total: int, opts: Options, tally: Tally
 ) -> None:
     """Once a third of the deliveries are booked (work of every kind is in flight), cut every
     database connection for ``outage_seconds``."""
-    while await _booked(sessions) < total / 3:
+    while True:
+        if await _booked(sessions) >= total / 3:
+            break
         await asyncio.sleep(0.5)
     connected = proxy.connections
     began = time.monotonic()
@@ -442,11 +460,7 @@ async def _outage(
         tally.outage_connections_cut = connected
 
 
-async def _booked(sessions: Any) -> int:
-    from sqlalchemy import func, select
-
-    from courier.db.models import Shipment
-
+async def _booked(sessions: SessionFactory) -> int:
     async with sessions() as session:
         return int(
             await session.scalar(
@@ -457,7 +471,7 @@ async def _booked(sessions: Any) -> int:
 
 
 async def _until_rest(
-    sessions: Any,
+    sessions: SessionFactory,
     opts: Options,
     tally: Tally,
     outage: asyncio.Task[None] | None,

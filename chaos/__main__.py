@@ -23,9 +23,9 @@ def parse(argv: list[str] | None = None) -> Options:
     p = argparse.ArgumentParser(
         prog="python -m chaos",
         description="Run `courier work` processes and a `courier serve` on a database created "
-        "for the run (and dropped after) against both courier simulators with faults (10 %% "
-        "5xx, 5 %% timeouts, 3 %% 429, 5 %% lost replies on every endpoint; 5 %% duplicated "
-        "and 5 %% reordered J&T push batches; proof-of-delivery links that expire) and every "
+        "for the run (and dropped after) against both courier simulators with faults (10 % "
+        "5xx, 5 % timeouts, 3 % 429, 5 % lost replies on every endpoint; 5 % duplicated "
+        "and 5 % reordered J&T push batches; proof-of-delivery links that expire) and every "
         "real-world variation on; SIGKILL random workers at random moments (each restarted) "
         "and, on PostgreSQL, cut every database connection for some seconds. Then check: no "
         "duplicate order, no delivery lost, no status regression, no silent shipment past its "

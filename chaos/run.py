@@ -406,21 +406,25 @@ async def _kill(
     """SIGKILL a random working worker at a random moment, start a new one in its place, and
     again. The moments are drawn over the run's progress (audited moves: bookings, status
     changes; about eight per delivery), not over wall time, so a slow machine sees its kills
-    spread over the same work as a fast one; once the draws are used up and kills are still
-    owed, one every ``kill_every`` wall seconds. Only a worker that has started its loops is
-    killed: start-up takes seconds on a busy machine, and killing it then proves nothing."""
+    spread over the same work as a fast one; should the moments not all come (a run with fewer
+    moves than expected) the kills still owed come every ``kill_every`` wall seconds. Only a
+    worker that has started its loops is killed: start-up takes seconds on a busy machine, and
+    killing it then proves nothing."""
     rng = random.Random(opts.seed + 2)
     moments = sorted(rng.uniform(0.3, 6.0) * opts.deliveries for _ in range(opts.kills))
     while not stop.is_set():
+        if not moments and tally.kills >= opts.kills:
+            return  # every kill owed is done
         await _until(lambda: stop.is_set() or any(procs.working(proc) for proc in live))
-        if moments:
+        by_progress = bool(moments)
+        if by_progress:
             while not stop.is_set():
                 if await _audited(sessions) >= moments[0]:
                     break
                 await asyncio.sleep(0.3)
             moments.pop(0)
         with contextlib.suppress(TimeoutError):
-            delay = rng.uniform(0.0, 0.5) if moments else opts.kill_every * rng.uniform(0.5, 1.5)
+            delay = rng.uniform(0, 0.5) if by_progress else opts.kill_every * rng.uniform(0.5, 1.5)
             await asyncio.wait_for(stop.wait(), delay)
         working = [i for i, proc in enumerate(live) if procs.working(proc)]
         if stop.is_set() or not working:

@@ -25,7 +25,7 @@ KILLS = 6  # per database: twelve in all
 PG_URL = os.environ.get("COURIER_BENCH_PG_URL") or os.environ.get("COURIER_TEST_PG_URL")
 
 
-@pytest.mark.timeout(400)
+@pytest.mark.timeout(900)  # a hang guard only: a busy machine is slow, not wrong
 @pytest.mark.parametrize(
     "backend",
     [
@@ -51,7 +51,7 @@ async def test_short_chaos_run_keeps_every_invariant(backend: str, tmp_path: Pat
         speed=3000.0,
         fast_outcomes=True,
         pg_url=PG_URL or "",
-        timeout=300.0,
+        timeout=600.0,
         keep=tmp_path,
         progress=lines.append,
     )

@@ -61,13 +61,14 @@ class Outcome:
 
 
 def resting(state: str, open_kinds: set[str]) -> bool:
-    """Final, delivered (waiting for the applicant), with a person (an open item), or on its
-    way back with an item saying so (a return that never gets its final scan stays
-    ``shipping``: only a person at the office can tell the envelope is back)."""
+    """Final, delivered (waiting for the applicant), with a person (an open item), or silent
+    on its way with an item saying so: a return that never gets its final scan, or a parcel
+    Pos Indonesia lost (Pos shows no scan for a loss), stays ``shipping`` for good, and only a
+    person can find the envelope."""
     if state == "needs_attention":
         return bool(open_kinds)
     if state == "shipping":
-        return "return_overdue" in open_kinds
+        return bool(open_kinds & {"return_overdue", "stuck"})
     return state in AT_REST
 
 

@@ -78,5 +78,6 @@ def test_at_rest_means_final_delivered_or_with_a_person() -> None:
     assert checks.resting("needs_attention", {"booking_unknown"})
     assert not checks.resting("needs_attention", set())
     assert checks.resting("shipping", {"return_overdue"})
-    assert not checks.resting("shipping", {"stuck"})
+    assert checks.resting("shipping", {"stuck"})  # e.g. lost at Pos: no scan will ever come
+    assert not checks.resting("shipping", {"delivery_failed"})
     assert not checks.resting("queued", set())

@@ -221,6 +221,10 @@ def _config(
     return {
         "database_url": db_url,
         "log": {"level": "info", "format": "json"},
+        # The simulator pushes every unacknowledged scan in one batch: with hundreds of parcels
+        # on the move that passes the default 64 KiB, is refused with 413, grows, and J&T's
+        # pushes stop for good (found by this run; see the README). Room for the run's batches.
+        "http": {"max_body_bytes": 8 * 1024 * 1024},
         "pod_store": str(folder / "pod"),
         "clock": {"epoch": EPOCH.isoformat(), "speed": opts.speed, "started": clock.started},
         "worker": {

@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # two cores this suite is sized for. PYTEST_ARGS= (empty) runs them in one process.
 PYTEST_ARGS ?= -n 2
 
-.PHONY: install browser test test-fast lint typecheck unit demo bench clean
+.PHONY: install browser test test-fast lint typecheck unit demo bench chaos clean
 
 install: $(STAMP)
 
@@ -54,6 +54,13 @@ demo: install
 # names a server whose user may create databases. About 2 minutes; BENCH_ARGS=--help for the knobs.
 bench: install
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# The whole system under faults: `courier work` processes (3) and `courier serve` on a database
+# created for the run on COURIER_BENCH_PG_URL (as for bench) and dropped after, both simulators
+# with faults and every variation, 30+ SIGKILLs, a database outage; exits 1 on any violated
+# invariant. Several minutes (1,000 deliveries); CHAOS_ARGS=--help for the knobs.
+chaos: install
+	$(BIN)/python -m chaos $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache

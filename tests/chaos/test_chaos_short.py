@@ -1,0 +1,66 @@
+"""`make chaos`, short (issue 14): 200 deliveries and 12 SIGKILLs in all, half on each database:
+on each, 100 deliveries through real `courier work` and `courier serve` processes against both
+faulty simulators with every variation on, six SIGKILLs of working workers (each restarted),
+and on PostgreSQL a database outage through the run's own proxy. Every invariant `make chaos`
+checks must hold.
+
+SQLite runs ONE worker process: SQLite has a single writer, and one worker is what the
+service supports on it (`courier work --help`); PostgreSQL runs two. Only parcels that are
+delivered are drawn (returns and losses take ~9 days of service time; the full `make chaos`
+draws them). How long it takes depends on the machine; what it checks does not.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from chaos.run import Options, run
+
+pytestmark = pytest.mark.slow
+
+KILLS = 6  # per database: twelve in all
+PG_URL = os.environ.get("COURIER_BENCH_PG_URL") or os.environ.get("COURIER_TEST_PG_URL")
+
+
+@pytest.mark.timeout(900)  # a hang guard only: a busy machine is slow, not wrong
+@pytest.mark.parametrize(
+    "backend",
+    [
+        "sqlite",
+        pytest.param(
+            "postgresql",
+            marks=[
+                pytest.mark.pg,
+                pytest.mark.skipif(not PG_URL, reason="needs PostgreSQL (COURIER_TEST_PG_URL)"),
+            ],
+        ),
+    ],
+)
+async def test_short_chaos_run_keeps_every_invariant(backend: str, tmp_path: Path) -> None:
+    lines: list[str] = []
+    opts = Options(
+        backend=backend,
+        deliveries=100,
+        workers=2,
+        kills=KILLS,
+        kill_every=2.0,
+        outage_seconds=3.0,
+        speed=3000.0,
+        fast_outcomes=True,
+        pg_url=PG_URL or "",
+        timeout=600.0,
+        keep=tmp_path,
+        progress=lines.append,
+    )
+    outcome, tally = await run(opts)
+    report = "\n".join([*lines, *(f"{k}: {v}" for k, v in outcome.examples.items())])
+    assert outcome.figures["deliveries"] == 100
+    assert tally.kills >= KILLS, report
+    if backend == "postgresql":
+        assert tally.outage_seconds >= 3.0, report
+        assert tally.outage_connections_cut > 0, "nothing went through the proxy"
+    assert tally.pushes > 0, report
+    assert outcome.violations == dict.fromkeys(outcome.violations, 0), report

@@ -24,7 +24,7 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.base import CourierError, TrackingEvent
@@ -32,7 +32,7 @@ from core.backoff import exponential_backoff
 from courier.context import AppContext
 from courier.db import queue
 from courier.db.engine import transaction
-from courier.db.models import InboxItem, Office
+from courier.db.models import InboxItem, Office, Shipment
 from courier.db.outage import is_db_outage
 from courier.domain.exception_kinds import ExceptionKind
 from courier.services import items, tracking
@@ -60,20 +60,56 @@ def retry_at(attempts: int, now: datetime) -> datetime:
     return now + timedelta(seconds=delay)
 
 
-async def _process(ctx: AppContext, session: AsyncSession, item: InboxItem, now: datetime) -> None:
+Parsed = list[TrackingEvent] | CourierError | None  # None: no adapter for the courier
+
+
+def _parse(ctx: AppContext, item: InboxItem) -> Parsed:
     adapter = ctx.couriers.get(item.courier_code)
     if adapter is None:
+        return None
+    try:
+        return list(adapter.parse_push(item.body.encode("utf-8")))
+    except CourierError as err:
+        return err
+
+
+async def _lock_in_order(
+    session: AsyncSession, taken: list[InboxItem], parsed: list[Parsed]
+) -> None:
+    """Lock every shipment the batch will touch, in id order, before touching any. Two workers
+    whose batches share parcels would otherwise lock them in the order their rows list them and
+    deadlock (found by `make chaos`); in one order, the second simply waits for the first."""
+    pairs = {
+        (item.courier_code, event.waybill)
+        for item, events in zip(taken, parsed, strict=True)
+        if isinstance(events, list)
+        for event in events
+    }
+    if len(pairs) < 2:
+        return  # one shipment: nothing to order
+    await session.execute(
+        select(Shipment.id)
+        .where(tuple_(Shipment.courier_code, Shipment.waybill).in_(sorted(pairs)))
+        .order_by(Shipment.id)
+        .with_for_update()
+    )
+
+
+async def _process(
+    ctx: AppContext, session: AsyncSession, item: InboxItem, now: datetime, parsed: Parsed
+) -> None:
+    if parsed is None:
         item.attempts += 1
         item.error = f"no adapter configured for {item.courier_code}"
         item.next_attempt_at = retry_at(item.attempts, now)
         return
-    try:
-        events = adapter.parse_push(item.body.encode("utf-8"))
-    except CourierError as err:
+    if isinstance(parsed, CourierError):
+        err = parsed
         item.attempts = MAX_ATTEMPTS  # the body will not change: retrying cannot help
         log.warning("inbox.unparseable", inbox_id=item.id, courier=item.courier_code)
         await _give_up(session, item, now, f"not a push we can read: {err.message}"[:500])
         return
+    events = parsed
     per_waybill: dict[str, list[TrackingEvent]] = defaultdict(list)
     for event in events:
         per_waybill[event.waybill].append(event)
@@ -150,13 +186,17 @@ async def apply_due_pushes(ctx: AppContext) -> int:
     """Apply up to :data:`BATCH` due inbox rows in one transaction; the number taken."""
     now = ctx.clock.now()
     async with transaction(ctx.sessions) as session:
-        taken = await queue.take_inbox(session, now=now, limit=BATCH, max_attempts=MAX_ATTEMPTS)
-        for item in taken:
+        taken = list(
+            await queue.take_inbox(session, now=now, limit=BATCH, max_attempts=MAX_ATTEMPTS)
+        )
+        parsed = [_parse(ctx, item) for item in taken]
+        await _lock_in_order(session, taken, parsed)
+        for item, events in zip(taken, parsed, strict=True):
             item_id, attempts = item.id, item.attempts
             with structlog.contextvars.bound_contextvars(job="inbox", inbox_id=item_id):
                 try:
                     async with session.begin_nested():
-                        await _process(ctx, session, item, now)
+                        await _process(ctx, session, item, now, events)
                 except Exception as err:
                     if is_db_outage(err):
                         raise

@@ -4,16 +4,19 @@ and a forged or altered push is refused with 401 and leaves nothing behind."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import tracking_kit as kit_
-from sqlalchemy import func, select
+import worker_seed as seed
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from tracking_kit import Kit, make_kit, seed_delivery
 
+from adapters.base import TrackingEvent
 from adapters.jnt import codec, push
+from core.status import Status
 from courier.db.engine import SessionFactory, transaction
 from courier.db.models import InboxItem, Proof, Shipment, TrackingEventRow
 from courier.services import inbox as applying
@@ -303,3 +306,34 @@ async def test_a_signed_push_we_cannot_read_is_closed_and_reported(
         [item] = await kit_.exceptions(kit, "inbox_unprocessable")
         assert item.office_id == jnt_office and f"inbox row {row.id}" in item.detail
         assert await inbox.once(kit.ctx, "w1") == 0  # closed: never taken again
+
+
+async def test_a_batch_locks_every_shipment_it_touches_before_applying_any(
+    backend: str, sessions: SessionFactory, engine: AsyncEngine
+) -> None:
+    """Two workers whose batches share parcels deadlocked when each locked them in the order
+    its rows listed them (found by `make chaos`). A batch now locks all of its shipments, in id
+    order, before applying any: another transaction can take none of them meanwhile."""
+    office_id = await seed.office(sessions)
+    first, second = await seed.deliveries(sessions, office_id, 2)
+    a = await kit_.booked_shipment(sessions, first, waybill="JO0000000101")
+    b = await kit_.booked_shipment(sessions, second, waybill="JO0000000102")
+    at = datetime(2026, 12, 2, 3, 0, tzinfo=UTC)
+    # one row lists B before A, as a push may
+    events = [
+        TrackingEvent(waybill, at, "10", "Pickup scan", Status.PICKED_UP)
+        for waybill in ("JO0000000102", "JO0000000101")
+    ]
+    async with transaction(sessions) as session:
+        row = InboxItem(
+            courier_code="jnt", dedupe_key="lock-order", body="{}", received_at=at, attempts=0
+        )
+        await applying._lock_in_order(session, [row], [events])
+        if backend == "postgresql":  # SQLite has one writer: there is nothing to race
+            async with engine.connect() as other:
+                for shipment_id in (a, b):
+                    locked = await other.execute(
+                        text("SELECT id FROM shipments WHERE id = :id FOR UPDATE SKIP LOCKED"),
+                        {"id": shipment_id},
+                    )
+                    assert locked.first() is None, f"shipment {shipment_id} was not locked"

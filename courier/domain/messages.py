@@ -188,6 +188,19 @@ TEMPLATES: dict[str, Template] = {
         ),
         sms=Text("Pengingat: konfirmasi terima paspor.", "Reminder: please confirm receipt."),
     ),
+    "applicant_passport_lost": T(
+        urgent=True,
+        essential=True,
+        subject=Text("Paspor dilaporkan hilang", "Passport reported lost"),
+        body=Text(
+            "Kurir {courier} melaporkan paspor Anda hilang dalam pengiriman. Mohon maaf. "
+            "Hubungi kantor {office_phone} untuk langkah penggantian; tautan pelacakan Anda "
+            "tetap menunjukkan riwayatnya.",
+            "{courier} reported your passport lost in delivery. We are sorry. Call the office "
+            "at {office_phone} about a replacement; your tracking link keeps its history.",
+        ),
+        sms=Text("Paspor dilaporkan hilang. Hubungi kantor {office_phone}.", "Passport lost."),
+    ),
     "applicant_handover_verified": T(
         urgent=False,
         essential=False,

@@ -16,13 +16,14 @@ from datetime import date
 import structlog
 from sqlalchemy import select
 
+from adapters import registry
 from core.status import Status
 from courier.context import AppContext
 from courier.db.engine import transaction
 from courier.db.models import OPEN_SHIPMENT_STATUSES, Delivery, Shipment
 from courier.domain.exception_kinds import ExceptionKind
 from courier.domain.states import RETURNABLE_BY_STAFF, DeliveryState, check_status_move
-from courier.services import audit, items, lifecycle
+from courier.services import audit, items, lifecycle, notices
 from courier.services.errors import Kind, ServiceError
 from courier.services.staff import Caller
 
@@ -151,13 +152,13 @@ async def mark_lost(
             resolution=f"marked lost with the courier's report {report.number}",
             now=now,
         )
-        await items.queue_outbox(
+        await notices.queue(
             session,
-            kind="applicant_passport_lost",
-            delivery_id=delivery.id,
-            payload={"delivery_id": delivery.id, "report_number": report.number},
-            dedupe_key=f"passport_lost:{delivery.id}",
+            "applicant_passport_lost",
+            delivery,
             now=now,
+            key=shipment.id,
+            facts={"courier": registry.name(shipment.courier_code)},
         )
         log.info("shipment.marked_lost", delivery_id=delivery.id, shipment_id=shipment.id)
         return MarkedLost(delivery.id, shipment.id, shipment.status, delivery.state, resolved)
